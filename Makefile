@@ -1,0 +1,46 @@
+# lineside — the two commands: `make demo` and `make test`.
+#
+# CPU machines (CI, tests, demo) get the small CPU build of torch pinned below.
+# On an NVIDIA machine install the CUDA build instead, e.g.
+#   make install TORCH="torch==2.13.0" TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu130"
+# (see README, Install).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+EXTRAS ?= dev
+DEMO_DATA ?= data/demo
+SURFACE ?= brick
+RUN := runs/$(SURFACE)
+ART := artifacts/$(SURFACE)
+REPORT := reports/$(SURFACE)
+
+.PHONY: install test demo clean
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/edge-data demo --out $(DEMO_DATA)
+	$(BIN)/edge-train classify --data $(DEMO_DATA)/$(SURFACE) --out $(RUN)
+	$(BIN)/edge-export $(RUN) --out $(ART) --precision fp32,int8
+	$(BIN)/edge-eval --model $(ART)/model.int8.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.int8.json
+	$(BIN)/edge-eval --model $(ART)/model.fp32.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.fp32.json
+	rm -f $(REPORT)/verdicts.jsonl
+	$(BIN)/edge-run --source $(DEMO_DATA)/line_clip.mp4 --roi 512,232,256,256 --jsonl $(REPORT)/verdicts.jsonl \
+		--model $(ART)/model.$$($(BIN)/python -m benchmarks.demo_summary --recommended $(ART)).onnx
+	$(BIN)/edge-bench model --checkpoint $(RUN) --artifacts $(ART) --out $(REPORT)
+	$(BIN)/python -m benchmarks.demo_summary --data $(DEMO_DATA) --artifacts $(ART) --report $(REPORT)
+
+clean:
+	rm -rf data runs artifacts reports

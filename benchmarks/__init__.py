@@ -1,0 +1,1 @@
+"""lineside benchmarks: torch vs ONNX Runtime latency, reports and `edge-bench`."""

@@ -1,0 +1,61 @@
+"""`edge-bench`: measure torch against ONNX Runtime on this machine and write a report."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from edge_runtime.cli_support import run_cli
+from edge_runtime.errors import LinesideError
+
+
+class BenchmarkFailed(LinesideError):
+    exit_code = 4
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def edge_bench():
+    """Latency benchmarks against the torch baseline (same inputs, machine and run)."""
+
+
+@edge_bench.command()
+@click.option("--checkpoint", "run", required=True, type=click.Path(), help="Training run folder (edge-train --out).")
+@click.option("--artifacts", required=True, type=click.Path(), help="Export folder (edge-export --out).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for torch and ORT (default: all cores).")
+@click.option("--batch", "batches", default="1,32", show_default=True, help="Comma list of batch sizes.")
+@click.option("--iters", type=click.IntRange(min=10), default=300, show_default=True, help="Timed iterations at batch 1.")
+@click.option("--data", default=None, type=click.Path(), help="Training data folder, if it moved since training.")
+def model(run, artifacts, out, threads, batches, iters, data):
+    """torch eager vs ONNX Runtime fp32 vs INT8: p50/p90/p99, throughput, agreement.
+
+    \b
+    Example:
+      edge-bench model --checkpoint runs/brick --artifacts artifacts/brick --out reports/brick
+    """
+    from benchmarks.model_bench import bench_model
+    from benchmarks.report import variants_table, write_report
+
+    try:
+        batch_sizes = tuple(int(b) for b in batches.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{batches!r} is not a comma list of integers", param_hint="--batch") from None
+    report = bench_model(run, artifacts, threads or os.cpu_count(), batch_sizes, iters=iters, data=data,
+                         echo=lambda m: click.echo(m, err=True))
+    folder = write_report(report, out)
+    click.echo(variants_table(report["variants"]))
+    click.echo(f"report: {Path(folder) / 'report.md'} and report.json")
+    failed = [v["name"] for v in report["variants"] if "error" in v]
+    if failed:
+        raise BenchmarkFailed(f"variants failed: {', '.join(failed)} (errors are in the report)")
+
+
+def main() -> None:
+    run_cli(edge_bench)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

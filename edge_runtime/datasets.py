@@ -1,0 +1,52 @@
+"""Finding labelled images in the folder layouts people already have.
+
+- MVTec AD: `train/good`, `test/good`, `test/<defect>` (+ `ground_truth/`). lineside's
+  demo extends it with `train/<defect>` so a supervised classifier can learn.
+- Class folders: `<root>/<class>/*.png`, one folder per class.
+
+Labels are the folder names; "good" is the good class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_runtime.errors import DatasetLayoutError, InputFileError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+GOOD = "good"
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def class_folders(root: Path) -> dict[str, list[Path]]:
+    """{class name: images} for every sub-folder of `root` that holds images."""
+    return {d.name: files for d in sorted(root.iterdir()) if d.is_dir() and (files := image_files(d))}
+
+
+def labeled_images(root: str | Path, split: str) -> list[tuple[Path, str]]:
+    """(image, label) pairs of `split` ("train" or "test") under `root`.
+
+    `root/<split>/<class>/` is used when it exists; otherwise `root/<class>/`
+    (class-folder layout, the whole folder is the split).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError(f"data folder {root} does not exist: make one with `edge-data demo --out {root}`")
+    base = root / split if (root / split).is_dir() else root
+    classes = class_folders(base)
+    if not classes:
+        raise DatasetLayoutError(
+            f"{base} holds no class folders with images: expected {root}/{split}/<class>/*.png "
+            f"(MVTec: {split}/good, {split}/<defect>) or {root}/<class>/*.png"
+        )
+    return [(path, label) for label, files in classes.items() for path in files]
+
+
+def ordered_labels(labels: set[str] | list[str]) -> list[str]:
+    """Class names with "good" first, then the rest alphabetically — a stable label order."""
+    names = set(labels)
+    return ([GOOD] if GOOD in names else []) + sorted(names - {GOOD})

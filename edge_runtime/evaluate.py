@@ -1,0 +1,38 @@
+"""Metrics of a deployed artifact on a labelled data set, through the runtime itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.datasets import labeled_images
+from edge_runtime.errors import DatasetLayoutError, InputFileError
+from edge_runtime.metrics import classification_metrics
+from edge_runtime.model import EdgeModel
+
+
+def evaluate(model: EdgeModel, data: str | Path, split: str = "test", batch: int = 32, progress=None) -> dict:
+    """Per-class accuracy, confusion matrix and line rates of `model` on `data`'s `split`."""
+    pairs = labeled_images(data, split)
+    foreign = sorted({label for _, label in pairs} - set(model.info.labels))
+    if foreign:
+        raise DatasetLayoutError(
+            f"{data} has classes {', '.join(foreign)} that the model does not know "
+            f"(it knows {', '.join(model.info.labels)}): evaluate on data of the same classes"
+        )
+    predicted: list[str] = []
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start : start + batch]
+        inputs = []
+        for path, _ in chunk:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise InputFileError(f"cannot read image {path}: remove or replace it")
+            inputs.append(model.prepare(image))
+        predicted += [d.label for d in model.decide(model.infer(np.stack(inputs)))]
+        if progress:
+            progress(len(chunk))
+    metrics = classification_metrics([label for _, label in pairs], predicted, model.info.labels, model.info.good_label)
+    return {"model": model.describe(), "data": str(data), "split": split, **metrics}

@@ -1,0 +1,61 @@
+"""Evaluation metrics that need nothing but numpy (shared by training and edge-eval)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(true: list[int], pred: list[int], n_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(true, dtype=np.int64), np.asarray(pred, dtype=np.int64)), 1)
+    return matrix
+
+
+def classification_metrics(true: list[str], pred: list[str], labels: list[str], good: str = "good") -> dict:
+    """Accuracy, per-class accuracy (recall), the confusion matrix, and the line's two rates.
+
+    `false_reject_rate`: good parts rejected; `escape_rate`: defective parts passed as good.
+    """
+    index = {name: i for i, name in enumerate(labels)}
+    matrix = confusion_matrix([index[t] for t in true], [index[p] for p in pred], len(labels))
+    support = matrix.sum(axis=1)
+    per_class = {
+        name: {"accuracy": float(matrix[i, i] / support[i]) if support[i] else None, "support": int(support[i])}
+        for i, name in enumerate(labels)
+    }
+    result = {
+        "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "per_class": per_class,
+        "labels": labels,
+        "confusion_matrix": matrix.tolist(),
+        "count": int(matrix.sum()),
+    }
+    if good in index:
+        g = index[good]
+        good_total, bad_total = int(support[g]), int(support.sum() - support[g])
+        result["false_reject_rate"] = float((support[g] - matrix[g, g]) / good_total) if good_total else None
+        result["escape_rate"] = float(matrix[:, g].sum() - matrix[g, g]) / bad_total if bad_total else None
+    return result
+
+
+def format_table(metrics: dict) -> str:
+    """Per-class accuracy and the confusion matrix as plain text for a terminal."""
+    labels = metrics["labels"]
+    width = max(8, *(len(n) for n in labels)) + 2
+    lines = [f"accuracy {metrics['accuracy']:.4f} on {metrics['count']} images"]
+    for key in ("false_reject_rate", "escape_rate"):
+        if metrics.get(key) is not None:
+            lines.append(f"{key.replace('_', ' ')} {metrics[key]:.4f}")
+    lines.append("")
+    lines.append("class".ljust(width) + "accuracy  support")
+    for name in labels:
+        row = metrics["per_class"][name]
+        acc = "   -    " if row["accuracy"] is None else f"{row['accuracy']:.4f}  "
+        lines.append(name.ljust(width) + acc + f"{row['support']:7d}")
+    lines.append("")
+    lines.append("confusion (rows true, columns predicted)")
+    lines.append("".ljust(width) + "".join(n[:width - 1].rjust(width) for n in labels))
+    for name, row in zip(labels, metrics["confusion_matrix"]):
+        lines.append(name.ljust(width) + "".join(str(v).rjust(width) for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Creating an ONNX Runtime session on the provider the user asked for — and proving it.
+
+ONNX Runtime silently falls back to CPU when a GPU provider cannot load (missing
+CUDA or cuDNN, wrong versions). We never trust the list we asked for: we read
+`session.get_providers()` afterwards and fail loudly when a demanded provider
+is not the one running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+from edge_runtime.errors import ModelFileError, ProviderError
+
+# Provider chains per --device; the first entry is the one the user demands.
+DEVICE_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    "openvino": ["OpenVINOExecutionProvider", "CPUExecutionProvider"],
+}
+DEVICES = ("auto", *DEVICE_PROVIDERS)
+_AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
+
+
+def _requested(device: str) -> list[str]:
+    if device == "auto":
+        available = set(ort.get_available_providers())
+        for name in _AUTO_ORDER:
+            if DEVICE_PROVIDERS[name][0] in available:
+                return DEVICE_PROVIDERS[name]
+    return DEVICE_PROVIDERS[device]
+
+
+def create_session(path: str | Path, device: str = "cpu", threads: int | None = None) -> ort.InferenceSession:
+    """Open `path` on `device` with `threads` intra-op threads (None: ORT's default).
+
+    Raises ModelFileError for a file that is not a loadable ONNX model and
+    ProviderError when `device` is not auto and its provider is not active.
+    """
+    if device not in DEVICES:
+        raise ProviderError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist: pass the .onnx written by edge-export")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: fallbacks are checked below, not logged
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    requested = _requested(device)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=requested)
+    except Exception as exc:  # ORT raises several types for a bad file
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path} is not a loadable ONNX model ({reason}): re-export it with edge-export") from exc
+    active = session.get_providers()
+    if device != "auto" and active[0] != requested[0]:
+        raise ProviderError(
+            f"--device {device} asked for {requested[0]} but ONNX Runtime is running {active[0]}: "
+            "install the matching onnxruntime package and drivers (see README, Install), or use --device cpu"
+        )
+    return session

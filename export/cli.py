@@ -1,0 +1,54 @@
+"""`edge-export`: a training run → self-contained ONNX artifacts that passed the parity gate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from edge_runtime.cli_support import run_cli
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the artifacts and reports.")
+@click.option("--precision", default="fp32,int8", show_default=True, help="Comma list of fp32, int8.")
+@click.option("--data", default=None, type=click.Path(), help="Training data folder, if it moved since training.")
+@click.option("--calib", default=None, type=click.Path(), help="Folder of calibration images (default: training sample).")
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--calib-count", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--target", type=click.Choice(["auto", "vnni", "avx2", "arm"]), default="auto", show_default=True,
+              help="INT8 format for this CPU (auto) or for another device.")
+@click.option("--opset", type=int, default=18, show_default=True)
+@click.option("--threads", type=int, default=None, help="Threads for parity and speed checks (default: all cores).")
+@click.option("--force", is_flag=True, help="Write artifacts that fail the gate, stamped as failed.")
+def edge_export(run, out, precision, data, calib, calib_method, calib_count, target, opset, threads, force):
+    """Export RUN (from edge-train) to OUT/model.<precision>.onnx with a parity report.
+
+    \b
+    Example:
+      edge-export runs/brick --out artifacts/brick --precision fp32,int8
+    """
+    from export.report import write_export_report
+    from export.run_export import GateError, run_export
+
+    precisions = tuple(p.strip() for p in precision.split(",") if p.strip())
+    report = run_export(run, out, precisions, data=data, calib=calib, calib_method=calib_method,
+                        calib_count=calib_count, target=target, opset=opset, threads=threads, force=force,
+                        echo=lambda m: click.echo(m, err=True))
+    write_export_report(report, Path(out))
+    for name, art in report["artifacts"].items():
+        click.echo(f"{Path(out) / art['file']}  {art['gate']}")
+    click.echo(f"report: {Path(out) / 'export_report.md'}; recommended: {report['recommended']}")
+    if report["gate_failures"] and not force:
+        raise GateError("export gate failed; failing artifacts were not written (--force writes them stamped): "
+                        + " | ".join(report["gate_failures"]))
+
+
+def main() -> None:
+    run_cli(edge_export)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

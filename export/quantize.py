@@ -1,0 +1,71 @@
+"""Static INT8 (QDQ) quantization in the format the target CPU runs fastest.
+
+ONNX Runtime's x86 INT8 kernels multiply unsigned activations by signed weights
+(U8S8). Without VNNI they use VPMADDUBSW, whose 16-bit intermediate can
+saturate, so weights are quantized to 7 bits (`reduce_range`) there. With VNNI
+or AMX there is no saturation and full range is both exact and fast. ARM's dot
+product kernels take signed activations.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edge_runtime.cpu import int8_target
+
+INT8_FORMATS = {
+    "vnni": {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8, "reduce_range": False},
+    "avx2": {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8, "reduce_range": True},
+    "arm": {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8, "reduce_range": False},
+}
+CALIB_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}
+# Compute-heavy ops only: quantizing cheap element-wise ops adds Q/DQ pairs that cost more than they save.
+OPS_TO_QUANTIZE = ["Conv", "Gemm", "MatMul"]
+
+
+class _Batches(CalibrationDataReader):
+    def __init__(self, input_name: str, images: np.ndarray, batch: int = 16):
+        self._items = iter([{input_name: images[i : i + batch]} for i in range(0, len(images), batch)])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def resolve_target(target: str) -> str:
+    return int8_target() if target == "auto" else target
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, input_name: str = "image",
+                  target: str = "auto", method: str = "minmax") -> dict:
+    """Quantize `fp32_path` into `out_path`; returns what was done, for the report and metadata."""
+    target = resolve_target(target)
+    fmt = INT8_FORMATS[target]
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        partial = out_path.with_name(out_path.name + ".tmp")
+        quantize_static(
+            str(prepared), str(partial), _Batches(input_name, calibration),
+            quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=OPS_TO_QUANTIZE,
+            calibrate_method=CALIB_METHODS[method], use_external_data_format=False, **fmt,
+        )
+    os.replace(partial, out_path)
+    return {
+        "format": "QDQ",
+        "target": target,
+        "activation_type": fmt["activation_type"].name,
+        "weight_type": fmt["weight_type"].name,
+        "reduce_range": fmt["reduce_range"],
+        "per_channel": True,
+        "ops": OPS_TO_QUANTIZE,
+        "calibration_method": method,
+        "calibration_count": int(len(calibration)),
+    }

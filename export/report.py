@@ -1,0 +1,47 @@
+"""The export report (JSON + Markdown) and the manifest a line PC verifies its files against."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from edge_runtime.cpu import cpu_info
+
+
+def write_export_report(report: dict, out_dir: Path) -> None:
+    report = {"written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_info(),
+              **report}
+    (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "export_report.md").write_text(_markdown(report))
+    manifest = {"artifacts": [{"file": a["file"], "sha256": a["sha256"], "bytes": a["bytes"], "precision": p,
+                               "gate": a["gate"]} for p, a in report["artifacts"].items()],
+                "recommended": report["recommended"]}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _markdown(report: dict) -> str:
+    cpu = report["cpu"]
+    lines = [
+        f"# Export report — {report['run']}",
+        "",
+        f"{report['written_at']} · {cpu['model']} ({cpu['arch']}, {cpu['logical_cores']} cores, "
+        f"flags {' '.join(cpu['flags'])}) · {report['threads']} threads · "
+        + " · ".join(f"{k} {v}" for k, v in report["versions"].items()),
+        "",
+        f"Parity against torch on {report['validation_count']} validation images.",
+        "",
+        "| precision | file | MB | gate | flips | max abs error | accuracy | p50 ms (batch 1) |",
+        "|---|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for precision, art in report["artifacts"].items():
+        p = art["parity"]
+        lines.append(f"| {precision} | {art['file']} | {art['bytes'] / 1e6:.2f} | {art['gate']} | {p['flips']} | "
+                     f"{p['max_abs_error']:.2e} | {p['accuracy']:.4f} | {p['p50_ms_batch1']} |")
+    lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
+    if report["gate_failures"]:
+        lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]
+    quant = report["artifacts"].get("int8", {}).get("quantization")
+    if quant:
+        lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items())]
+    return "\n".join(lines) + "\n"

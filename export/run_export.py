@@ -1,0 +1,168 @@
+"""The export job: checkpoint → fp32 ONNX → INT8, each checked against torch by the gate."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_runtime import __version__
+from edge_runtime.datasets import image_files, labeled_images
+from edge_runtime.errors import InputFileError, LinesideError
+from edge_runtime.metadata import ModelInfo, to_props
+from edge_runtime.model import EdgeModel, file_sha256
+from edge_runtime.stats import percentile, time_calls
+from export.onnx_graph import DEFAULT_OPSET, export_fp32, set_metadata
+from export.parity import compare, onnx_outputs, torch_outputs
+from export.quantize import quantize_int8
+from train.checkpoint import load_checkpoint
+from train.images import load_image_set, validation_set
+
+PRECISIONS = ("fp32", "int8")
+
+
+class GateError(LinesideError):
+    """An artifact decided differently from the trained model beyond the gate's limits."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Gate:
+    fp32_max_abs_error: float = 1e-4
+    fp32_max_flips: int = 0
+    int8_max_flip_rate: float = 0.02
+    int8_max_accuracy_drop: float = 0.02
+
+    def check(self, precision: str, figures: dict, fp32: dict | None) -> list[str]:
+        """Reasons the figures break the gate (empty: passes)."""
+        fails = []
+        if precision == "fp32":
+            if figures["max_abs_error"] > self.fp32_max_abs_error:
+                fails.append(f"max abs error {figures['max_abs_error']:.2e} > {self.fp32_max_abs_error:.0e}")
+            if figures["flips"] > self.fp32_max_flips:
+                fails.append(f"{figures['flips']} decision flips vs torch")
+        else:
+            if figures["flip_rate"] > self.int8_max_flip_rate:
+                fails.append(f"flip rate {figures['flip_rate']:.2%} > {self.int8_max_flip_rate:.0%}")
+            if fp32 and fp32["accuracy"] - figures["accuracy"] > self.int8_max_accuracy_drop:
+                fails.append(f"accuracy {figures['accuracy']:.4f} vs fp32 {fp32['accuracy']:.4f}")
+        return fails
+
+
+def _calibration(config: dict, root: Path, calib: str | None, count: int, seed: int) -> np.ndarray:
+    """Calibration images: a sample of the training split (not validation) or every image under --calib."""
+    size = tuple(config["preprocess"]["input_size"])
+    if calib:
+        folder = Path(calib)
+        if not folder.is_dir():
+            raise InputFileError(f"--calib {folder} is not a folder of images")
+        files = image_files(folder) or [p for p, _ in labeled_images(folder, "train")]
+    else:
+        held_out = set(config["validation_files"])
+        files = [p for p, _ in labeled_images(root, "train") if str(p.relative_to(root)) not in held_out]
+    if not files:
+        raise InputFileError(f"no calibration images found in {calib or root}: give --calib with real images")
+    pick = np.random.default_rng(seed).permutation(len(files))[:count]
+    chosen = [(files[i], config["labels"][0]) for i in sorted(pick)]
+    return load_image_set(chosen, config["labels"], size, config["preprocess"]["resize"]).images
+
+
+def _speed(path: Path, sample: np.ndarray, threads: int) -> float:
+    model = EdgeModel(path, threads=threads)
+    return percentile(time_calls(lambda: model.infer(sample), warmup=20, iters=200), 50)
+
+
+def model_info(config: dict, precision: str, extra: dict) -> ModelInfo:
+    pre = config["preprocess"]
+    return ModelInfo(task=config["task"], labels=config["labels"], threshold=config["threshold"], precision=precision,
+                     good_label=config["good_label"], input_size=tuple(pre["input_size"]), resize=pre["resize"],
+                     channel_order=pre["channel_order"], mean=pre["mean"], std=pre["std"], extra=extra)
+
+
+def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = None, calib: str | None = None,
+               calib_method: str = "minmax", calib_count: int = 128, target: str = "auto",
+               opset: int = DEFAULT_OPSET, threads: int | None = None, gate: Gate = Gate(), force: bool = False,
+               echo=print) -> dict:
+    """Export `run` into `out`; returns the export report.
+
+    An artifact that fails the gate is only written with `force` (stamped as
+    failed in its metadata); the failures are listed in `report["gate_failures"]`.
+    """
+    unknown = set(precisions) - set(PRECISIONS)
+    if unknown:
+        raise InputFileError(f"unknown precision {', '.join(sorted(unknown))}; choose from {', '.join(PRECISIONS)}")
+    model, config = load_checkpoint(run)
+    root, val = validation_set(config, data)
+    truth = [config["labels"][t] for t in val.targets]
+    threads = threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    reference = torch_outputs(model, val.images)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    common = {
+        "checkpoint.sha256": file_sha256(Path(run) / "model.safetensors"),
+        "data.sha256": config["data"]["sha256"],
+        "metrics": config["metrics"]["validation"] | {"confusion_matrix": None},
+    }
+    report = {"run": str(run), "toolkit_version": __version__, "versions": _versions(), "threads": threads,
+              "validation_count": len(truth), "artifacts": {}}
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_tmp = Path(tmp) / "model.fp32.onnx"
+        example = torch.from_numpy(val.images[:2])
+        echo("exporting fp32 ONNX")
+        export_fp32(model, example, fp32_tmp, opset)
+        set_metadata(fp32_tmp, to_props(model_info(config, "fp32", common)))
+        built = {"fp32": (fp32_tmp, {})}
+        if "int8" in precisions:
+            echo(f"quantizing to INT8 ({calib_method} calibration)")
+            calibration = _calibration(config, root, calib, calib_count, seed=0)
+            int8_tmp = Path(tmp) / "model.int8.onnx"
+            built["int8"] = (int8_tmp, quantize_int8(fp32_tmp, int8_tmp, calibration, target=target,
+                                                       method=calib_method))
+        fp32_figures = None
+        for precision in ("fp32", "int8"):
+            if precision not in built:
+                continue
+            path, quant = built[precision]
+            figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), val.images),
+                              model_info(config, precision, {}), truth)
+            figures["p50_ms_batch1"] = round(_speed(path, val.images[:1], threads), 4)
+            fails = gate.check(precision, figures, fp32_figures)
+            fp32_figures = fp32_figures or figures
+            extra = {**common, "parity": figures, "gate": "fail: " + "; ".join(fails) if fails else "pass"}
+            if quant:
+                extra["quantization"] = quant
+            final = out_dir / f"model.{precision}.onnx"
+            if precision in precisions and (not fails or force):
+                set_metadata(path, to_props(model_info(config, precision, extra)), out=final)
+                report["artifacts"][precision] = {"file": final.name, "bytes": final.stat().st_size,
+                                                  "sha256": file_sha256(final), "gate": extra["gate"],
+                                                  "parity": figures, "quantization": quant or None}
+            if fails:
+                failures.append(f"{precision}: {'; '.join(fails)}")
+            echo(f"{precision}: flips {figures['flips']}/{figures['count']}, max abs error "
+                 f"{figures['max_abs_error']:.2e}, accuracy {figures['accuracy']:.4f}, p50 {figures['p50_ms_batch1']} ms")
+    report["recommended"] = _recommend(report["artifacts"])
+    report["gate_failures"] = failures
+    return report
+
+
+def _recommend(artifacts: dict) -> str | None:
+    """The fastest precision that passed the gate — INT8 only when it is actually faster here."""
+    passed = {p: a for p, a in artifacts.items() if a["gate"] == "pass"}
+    if not passed:
+        return None
+    return min(passed, key=lambda p: passed[p]["parity"]["p50_ms_batch1"])
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}

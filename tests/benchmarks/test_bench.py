@@ -1,0 +1,61 @@
+"""The benchmark report: its structure, its arithmetic, and that settings are really applied."""
+
+import json
+
+import pytest
+
+from clitools import run_cli
+
+REQUIRED = ("name", "framework", "precision", "provider", "threads", "batch", "p50_ms", "p90_ms", "p99_ms",
+            "throughput_per_s", "agreement")
+
+
+def test_model_report_has_every_variant_and_the_machine(trained_run, artifacts, tmp_path):
+    out = tmp_path / "report"
+    proc = run_cli("edge-bench", "model", "--checkpoint", str(trained_run), "--artifacts", str(artifacts), "--out",
+                   str(out), "--threads", "1", "--batch", "1,4", "--iters", "20")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    names = {(v["name"], v["batch"]) for v in report["variants"]}
+    assert names == {(n, b) for n in ("torch eager fp32", "onnxruntime fp32", "onnxruntime int8") for b in (1, 4)}
+    for variant in report["variants"]:
+        for key in REQUIRED:
+            assert key in variant, key
+        assert variant["threads"] == 1
+        assert variant["p50_ms"] <= variant["p90_ms"] <= variant["p99_ms"]
+    torch_rows = [v for v in report["variants"] if v["framework"] == "torch"]
+    assert all(v["agreement"] == 1.0 and v["speedup_vs_torch"] == 1.0 for v in torch_rows)
+    env = report["environment"]
+    assert env["threads"] == 1 and env["cpu"]["model"] and "flags" in env["cpu"] and env["versions"]["onnxruntime"]
+    assert "| onnxruntime int8 |" in (out / "report.md").read_text()
+
+
+def test_latency_stats_on_known_samples():
+    from benchmarks.latency import latency_stats
+
+    stats = latency_stats(list(range(1, 101)), batch=4)  # 1..100 ms
+    assert stats["p50_ms"] == pytest.approx(50.5)
+    assert stats["p90_ms"] == pytest.approx(90.1)
+    assert stats["p99_ms"] == pytest.approx(99.01)
+    assert stats["max_ms"] == 100
+    assert stats["throughput_per_s"] == pytest.approx(4 * 1000 / 50.5, rel=1e-3)
+
+
+def test_thread_setting_reaches_both_frameworks(trained_run, artifacts, monkeypatch):
+    import torch
+
+    from benchmarks import model_bench
+    from edge_runtime.model import EdgeModel
+
+    sessions = []
+    real_init = EdgeModel.__init__
+
+    def spy(self, *args, **kwargs):  # records the real sessions the benchmark built
+        real_init(self, *args, **kwargs)
+        sessions.append(self.session)
+
+    monkeypatch.setattr(EdgeModel, "__init__", spy)
+    torch.set_num_threads(2)
+    model_bench.bench_model(str(trained_run), str(artifacts), threads=1, batches=(1,), warmup=2, iters=10)
+    assert torch.get_num_threads() == 1
+    assert sessions and all(s.get_session_options().intra_op_num_threads == 1 for s in sessions)

@@ -1,0 +1,25 @@
+"""Running lineside's commands the way a user does, and checking how they fail."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run an installed console script (edge-run, edge-export, ...) as a user would."""
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
+                          cwd=kwargs.pop("cwd", ROOT), **kwargs)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """Assert the command failed with exactly one `error:` line and no traceback; return it."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]

@@ -1,0 +1,42 @@
+"""Shared fixtures: one small real data set, one trained run and its artifacts per test session.
+
+They are built with the same functions the CLIs call, on scikit-image's real
+surfaces, so every later test works on real files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    from train.data.demo import make_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    make_demo(out, seed=0, surfaces=("brick",), train_good=60, train_defect=20, test_good=16, test_defect=8,
+              clip_parts=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(demo_data, tmp_path_factory) -> Path:
+    from train.classify import ClassifyConfig, train_classifier
+
+    out = tmp_path_factory.mktemp("run")
+    train_classifier(ClassifyConfig(data=str(demo_data / "brick"), out=str(out), epochs=8, batch_size=32,
+                                    device="cpu"), echo=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def artifacts(trained_run, tmp_path_factory) -> Path:
+    from export.report import write_export_report
+    from export.run_export import run_export
+
+    out = tmp_path_factory.mktemp("artifacts")
+    report = run_export(str(trained_run), str(out), ("fp32", "int8"), calib_count=32, echo=lambda *_: None)
+    write_export_report(report, out)
+    return out

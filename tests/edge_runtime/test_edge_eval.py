@@ -1,0 +1,34 @@
+"""edge-eval measures the deployed artifact on the untouched test split."""
+
+import json
+
+from clitools import one_line_error, run_cli
+
+
+def test_eval_writes_metrics_named_for_scripts(demo_data, artifacts, tmp_path):
+    out = tmp_path / "eval.json"
+    proc = run_cli("edge-eval", "--model", str(artifacts / "model.int8.onnx"), "--data", str(demo_data / "brick"),
+                   "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(out.read_text())
+    classes = sorted(p.name for p in (demo_data / "brick" / "test").iterdir())
+    assert sorted(metrics["per_class"]) == classes
+    total = sum(len(list((demo_data / "brick" / "test" / c).iterdir())) for c in classes)
+    assert metrics["count"] == total == sum(map(sum, metrics["confusion_matrix"]))
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["model"]["precision"] == "int8"
+    assert "confusion" in proc.stdout
+
+
+def test_eval_refuses_classes_the_model_does_not_know(artifacts, demo_data, tmp_path):
+    import shutil
+
+    shutil.copytree(demo_data / "brick" / "test" / "good", tmp_path / "test" / "rust")
+    line = one_line_error(run_cli("edge-eval", "--model", str(artifacts / "model.int8.onnx"), "--data", str(tmp_path)))
+    assert "rust" in line
+
+
+def test_eval_wrong_layout_is_one_line(artifacts, tmp_path):
+    (tmp_path / "loose.png").write_bytes(b"")
+    line = one_line_error(run_cli("edge-eval", "--model", str(artifacts / "model.int8.onnx"), "--data", str(tmp_path)))
+    assert "class folders" in line

@@ -1,0 +1,156 @@
+"""edge-run end to end on real sources: the demo clip, an image folder, a live HTTP stream."""
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from clitools import BIN, ROOT, one_line_error, run_cli
+
+
+def records(path):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in rows if r["type"] == "verdict"], [r for r in rows if r["type"] == "summary"]
+
+
+def test_clip_every_frame_gets_a_complete_record(demo_data, artifacts, tmp_path):
+    jsonl = tmp_path / "v.jsonl"
+    proc = run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
+                   str(artifacts / "model.int8.onnx"), "--roi", "512,232,256,256", "--jsonl", str(jsonl))
+    assert proc.returncode == 0, proc.stderr
+    verdicts, summaries = records(jsonl)
+    frames = json.loads((demo_data / "line_clip.json").read_text())["frames"]
+    assert [r["frame_id"] for r in verdicts] == list(range(frames))  # a file is judged completely
+    first = verdicts[0]
+    for key in ("source", "frame_id", "captured_at", "decided_at", "verdict", "label", "score", "latency_ms",
+                "model_sha256", "age_ms", "flags"):
+        assert key in first
+    assert set(first["latency_ms"]) >= {"capture_wait", "preprocess", "inference", "postprocess"}
+    assert first["decided_at"] >= first["captured_at"]
+    assert summaries[-1]["frames"] == frames and summaries[-1]["dropped"] == 0
+    assert sum(summaries[-1]["verdicts"].values()) == frames
+
+
+def test_in_position_parts_are_judged_like_the_test_set(demo_data, artifacts, tmp_path):
+    """The runtime's ROI crop of the clip gives the same kind of input the model was trained on."""
+    jsonl = tmp_path / "v.jsonl"
+    run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model", str(artifacts / "model.fp32.onnx"),
+            "--roi", "512,232,256,256", "--jsonl", str(jsonl), "--quiet")
+    verdicts, _ = records(jsonl)
+    truth = {}
+    for line in (demo_data / "line_clip.csv").read_text().splitlines()[1:]:
+        frame, _, in_position, label = line.split(",")
+        if in_position == "1":
+            truth[int(frame)] = "good" if label == "good" else "defect"
+    judged = [r["verdict"] == truth[r["frame_id"]] for r in verdicts if r["frame_id"] in truth]
+    assert len(judged) >= 20
+    assert sum(judged) / len(judged) >= 0.6  # a tiny test model; the demo reports the real figure
+
+
+def test_folder_source_and_unreadable_image_is_flagged(demo_data, artifacts, tmp_path):
+    folder = tmp_path / "frames"
+    shutil.copytree(demo_data / "brick" / "test" / "good", folder)
+    (folder / "zzz_broken.png").write_bytes(b"not a png")
+    jsonl = tmp_path / "v.jsonl"
+    proc = run_cli("edge-run", "--source", str(folder), "--model", str(artifacts / "model.int8.onnx"),
+                   "--jsonl", str(jsonl))
+    assert proc.returncode == 0, proc.stderr
+    verdicts, summaries = records(jsonl)
+    assert len(verdicts) == len(list(folder.iterdir()))
+    assert verdicts[-1]["verdict"] == "invalid" and "unreadable" in verdicts[-1]["flags"]
+    assert summaries[-1]["invalid"] == 1
+
+
+def test_missing_camera_is_one_line(artifacts):
+    line = one_line_error(run_cli("edge-run", "--camera", "57", "--model", str(artifacts / "model.int8.onnx")))
+    assert "camera 57" in line
+
+
+def test_not_an_onnx_file_is_one_line(tmp_path, demo_data):
+    fake = tmp_path / "model.onnx"
+    fake.write_text("hello")
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model", str(fake)))
+    assert "not a loadable ONNX model" in line
+
+
+def test_plain_onnx_without_metadata_is_refused(tmp_path, artifacts, demo_data):
+    import onnx
+
+    model = onnx.load(str(artifacts / "model.fp32.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"),
+                                  "--model", str(tmp_path / "plain.onnx")))
+    assert "no lineside metadata" in line
+
+
+def test_empty_folder_and_bad_roi(tmp_path, artifacts, demo_data):
+    (tmp_path / "empty").mkdir()
+    one_line_error(run_cli("edge-run", "--source", str(tmp_path / "empty"), "--model", str(artifacts / "model.int8.onnx")))
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
+                                  str(artifacts / "model.int8.onnx"), "--roi", "1200,600,256,256"))
+    assert "does not fit" in line
+
+
+def test_cuda_demanded_on_a_cpu_machine_fails_loudly(artifacts, demo_data):
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
+                                  str(artifacts / "model.int8.onnx"), "--device", "cuda"))
+    assert "CUDAExecutionProvider" in line
+
+
+def test_sigint_flushes_every_decided_frame(demo_data, artifacts, tmp_path):
+    jsonl = tmp_path / "v.jsonl"
+    proc = subprocess.Popen([str(BIN / "edge-run"), "--source", str(demo_data / "line_clip.mp4"), "--realtime",
+                             "--model", str(artifacts / "model.int8.onnx"), "--jsonl", str(jsonl), "--quiet"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and (not jsonl.exists() or jsonl.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    verdicts, summaries = records(jsonl)
+    frames = json.loads((demo_data / "line_clip.json").read_text())["frames"]
+    assert 0 < len(verdicts) < frames  # stopped mid-run
+    assert summaries[-1]["frames"] == len(verdicts)
+    assert json.loads(out.strip().splitlines()[-1])["frames"] == len(verdicts)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (.ci/run installs it)")
+def test_live_http_stream_served_by_ffmpeg(demo_data, artifacts, tmp_path):
+    """A real streamer on loopback: edge-run reads it live, newest frame first, drops counted."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/line.ts"
+    server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-i", str(demo_data / "line_clip.mp4"),
+                               "-c:v", "mpeg2video", "-q:v", "4", "-f", "mpegts", "-listen", "1", url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        jsonl = tmp_path / "v.jsonl"
+        proc = run_cli("edge-run", "--source", url, "--model", str(artifacts / "model.int8.onnx"), "--roi",
+                       "512,232,256,256", "--jsonl", str(jsonl), "--max-frames", "40", timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        verdicts, summaries = records(jsonl)
+        assert len(verdicts) == 40
+        assert all(r["source"] == url for r in verdicts)
+        assert summaries[-1]["frames"] == 40
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_refused_stream_is_one_line(artifacts):
+    line = one_line_error(run_cli("edge-run", "--source", f"http://127.0.0.1:{_free_port()}/none.ts", "--model",
+                                  str(artifacts / "model.int8.onnx"), timeout=60))
+    assert "could not be opened" in line
+

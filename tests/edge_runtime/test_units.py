@@ -1,0 +1,68 @@
+"""Preprocessing, decisions, metadata and metrics on known inputs."""
+
+import numpy as np
+import pytest
+
+from edge_runtime.decision import decide
+from edge_runtime.errors import ModelFileError
+from edge_runtime.metadata import ModelInfo, from_props, to_props
+from edge_runtime.metrics import classification_metrics, format_table
+from edge_runtime.preprocess import prepare_image, roi_fits
+from edge_runtime.stats import percentile
+
+INFO = ModelInfo(task="classify", labels=["good", "crack", "stain"], threshold=0.5, precision="fp32")
+
+
+def test_prepare_image_crops_resizes_and_swaps_to_rgb():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[10:60, 20:70] = (255, 0, 0)  # blue in BGR, inside the ROI
+    out = prepare_image(frame, (25, 25), roi=(20, 10, 50, 50))
+    assert out.shape == (25, 25, 3) and out.dtype == np.uint8
+    assert (out[..., 2] == 255).all() and (out[..., 0] == 0).all()  # blue is now the last channel
+
+
+def test_prepare_image_accepts_gray_and_bgra():
+    assert prepare_image(np.full((40, 40), 7, np.uint8), (20, 20)).shape == (20, 20, 3)
+    assert prepare_image(np.full((40, 40, 4), 7, np.uint8), (20, 20))[0, 0].tolist() == [7, 7, 7]
+
+
+def test_roi_fits():
+    assert roi_fits((0, 0, 10, 10), (10, 10, 3))
+    assert not roi_fits((5, 0, 10, 10), (10, 10, 3))
+
+
+def test_decision_rejects_when_not_good_reaches_threshold():
+    probs = np.array([[0.9, 0.05, 0.05], [0.45, 0.35, 0.20], [0.5, 0.1, 0.4], [0.2, 0.1, 0.7]])
+    got = [(d.verdict, d.label) for d in decide(probs, INFO)]
+    # row 2: good is the argmax (0.45) but P(not good) = 0.55 >= 0.5 -> rejected as its likeliest defect
+    assert got == [("good", "good"), ("defect", "crack"), ("defect", "stain"), ("defect", "stain")]
+    assert decide(probs[:1], INFO)[0].score == pytest.approx(0.1)
+
+
+def test_metadata_round_trip_and_refusals():
+    props = to_props(INFO)
+    assert from_props(props, "m.onnx").labels == INFO.labels
+    with pytest.raises(ModelFileError, match="no lineside metadata"):
+        from_props({"task": "classify"}, "m.onnx")
+    with pytest.raises(ModelFileError, match="upgrade lineside"):
+        from_props({**props, "lineside.schema": "99"}, "m.onnx")
+    with pytest.raises(ModelFileError, match="lacks metadata threshold"):
+        from_props({k: v for k, v in props.items() if k != "threshold"}, "m.onnx")
+
+
+def test_classification_metrics_on_known_input():
+    true = ["good", "good", "good", "crack", "crack", "stain"]
+    pred = ["good", "good", "crack", "crack", "good", "stain"]
+    m = classification_metrics(true, pred, ["good", "crack", "stain"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["confusion_matrix"] == [[2, 1, 0], [1, 1, 0], [0, 0, 1]]
+    assert m["per_class"]["crack"]["accuracy"] == pytest.approx(0.5)
+    assert m["false_reject_rate"] == pytest.approx(1 / 3)
+    assert m["escape_rate"] == pytest.approx(1 / 3)
+    assert "confusion" in format_table(m)
+
+
+def test_percentile_matches_numpy():
+    values = list(np.random.default_rng(0).exponential(size=101))
+    for q in (50, 90, 99):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))

@@ -1,0 +1,81 @@
+"""Export: one self-contained checked file per precision, metadata inside, parity proven."""
+
+import json
+
+import numpy as np
+import onnx
+import torch
+
+from clitools import one_line_error, run_cli
+from edge_runtime.decision import decide
+from edge_runtime.model import EdgeModel, file_sha256
+
+
+def test_one_file_per_precision_checker_clean_no_side_files(artifacts):
+    names = sorted(p.name for p in artifacts.iterdir())
+    assert names == ["export_report.json", "export_report.md", "manifest.json", "model.fp32.onnx", "model.int8.onnx"]
+    for precision in ("fp32", "int8"):
+        model = onnx.load(str(artifacts / f"model.{precision}.onnx"), load_external_data=False)
+        onnx.checker.check_model(model, full_check=True)
+        assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+        meta = {p.key: p.value for p in model.metadata_props}
+        for key in ("lineside.schema", "task", "labels", "threshold", "precision", "input_size", "mean", "std",
+                    "resize", "channel_order", "data.sha256", "checkpoint.sha256", "lineside.version", "parity"):
+            assert key in meta, key
+        assert meta["precision"] == precision
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [128, 128, 3]  # dynamic batch, uint8 NHWC
+        assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+
+
+def test_fp32_decides_exactly_like_torch_on_the_whole_validation_set(trained_run, artifacts):
+    from train.checkpoint import load_checkpoint
+    from train.images import validation_set
+
+    model, config = load_checkpoint(trained_run)
+    _, val = validation_set(config)
+    with torch.inference_mode():
+        reference = model(torch.from_numpy(val.images)).numpy()
+    deployed = EdgeModel(artifacts / "model.fp32.onnx")
+    outputs = np.concatenate([deployed.infer(val.images[i:i + 16]) for i in range(0, len(val.images), 16)])
+    assert np.abs(outputs - reference).max() <= 1e-4
+    assert [d.label for d in decide(outputs, deployed.info)] == [d.label for d in decide(reference, deployed.info)]
+
+
+def test_int8_is_quantized_for_this_cpu_and_close_to_torch(artifacts):
+    model = onnx.load(str(artifacts / "model.int8.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    meta = {p.key: p.value for p in model.metadata_props}
+    quant = json.loads(meta["quantization"])
+    assert quant["target"] in ("vnni", "avx2", "arm") and quant["per_channel"] is True
+    report = json.loads((artifacts / "export_report.json").read_text())
+    assert report["artifacts"]["int8"]["parity"]["flip_rate"] <= 0.02
+    assert report["cpu"]["flags"] is not None and report["recommended"] in ("fp32", "int8")
+
+
+def test_manifest_hashes_match_the_files(artifacts):
+    manifest = json.loads((artifacts / "manifest.json").read_text())
+    assert {a["file"] for a in manifest["artifacts"]} == {"model.fp32.onnx", "model.int8.onnx"}
+    for entry in manifest["artifacts"]:
+        assert file_sha256(artifacts / entry["file"]) == entry["sha256"]
+
+
+def test_quantizer_picks_the_format_for_the_cpu():
+    from edge_runtime.cpu import int8_target
+    from export.quantize import INT8_FORMATS
+
+    assert int8_target({"arch": "x86_64", "flags": ["avx2", "avx512_vnni"]}) == "vnni"
+    assert int8_target({"arch": "x86_64", "flags": ["avx2", "fma"]}) == "avx2"
+    assert int8_target({"arch": "aarch64", "flags": ["asimddp"]}) == "arm"
+    assert INT8_FORMATS["avx2"]["reduce_range"] and not INT8_FORMATS["vnni"]["reduce_range"]
+    assert INT8_FORMATS["avx2"]["activation_type"].name == "QUInt8"
+
+
+def test_bad_inputs_are_one_line(tmp_path, trained_run):
+    one_line_error(run_cli("edge-export", str(tmp_path / "no_run"), "--out", str(tmp_path / "a")))
+    line = one_line_error(run_cli("edge-export", str(trained_run), "--out", str(tmp_path / "b"), "--precision", "fp64"))
+    assert "fp64" in line
+    line = one_line_error(run_cli("edge-export", str(trained_run), "--out", str(tmp_path / "c"), "--opset", "9"))
+    assert "opset" in line
+    assert not (tmp_path / "c" / "model.fp32.onnx").exists()

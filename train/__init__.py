@@ -1,0 +1,1 @@
+"""lineside training: data sets, generators, models, the training loop and `edge-train`."""

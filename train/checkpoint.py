@@ -1,0 +1,51 @@
+"""Safe checkpoints: weights in safetensors, everything else in a readable JSON.
+
+Nothing is unpickled on load, so a checkpoint from elsewhere cannot run code.
+The config holds the model's constructor arguments, so loading never needs the
+original command line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+from edge_runtime.errors import InputFileError
+from edge_runtime.metadata import SCHEMA_VERSION
+from train.models import create_model
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def save_checkpoint(run_dir: Path, model: nn.Module, config: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(run_dir / WEIGHTS))
+    (run_dir / CONFIG).write_text(json.dumps({"schema": SCHEMA_VERSION, **config}, indent=2))
+
+
+def load_config(run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG
+    if not path.is_file() or not (run_dir / WEIGHTS).is_file():
+        raise InputFileError(f"{run_dir} is not a training run: expected {CONFIG} and {WEIGHTS} from `edge-train`")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{path} is not valid JSON ({exc.msg}): re-run edge-train") from exc
+    if config.get("schema", 0) > SCHEMA_VERSION:
+        raise InputFileError(f"{run_dir} was written by a newer lineside (schema {config['schema']}): upgrade lineside")
+    return config
+
+
+def load_checkpoint(run_dir: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild the model from its config and load its weights; eval mode, on CPU."""
+    config = load_config(run_dir)
+    spec = config["model"]
+    model = create_model(spec["name"], **spec["args"])
+    model.load_state_dict(load_file(str(Path(run_dir) / WEIGHTS)))
+    return model.eval(), config

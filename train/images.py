@@ -1,0 +1,70 @@
+"""Labelled image sets in memory, made with the runtime's own preprocessing."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.datasets import labeled_images, ordered_labels
+from edge_runtime.errors import InputFileError
+from edge_runtime.preprocess import prepare_image
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # N x H x W x 3 uint8, model input
+    targets: np.ndarray  # N int64
+    files: list[Path]
+    labels: list[str]
+
+
+def load_image_set(pairs: list[tuple[Path, str]], labels: list[str], size: tuple[int, int],
+                   resize: str = "area") -> ImageSet:
+    """Read and prepare every image; an unreadable file is an error naming it."""
+    index = {name: i for i, name in enumerate(labels)}
+    images = np.empty((len(pairs), size[0], size[1], 3), dtype=np.uint8)
+    for i, (path, _) in enumerate(pairs):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputFileError(f"cannot read image {path}: remove it or replace it with a valid PNG/JPEG")
+        images[i] = prepare_image(image, size, resize=resize)
+    targets = np.array([index[label] for _, label in pairs], dtype=np.int64)
+    return ImageSet(images, targets, [p for p, _ in pairs], labels)
+
+
+def split_train_val(pairs: list[tuple[Path, str]], val_fraction: float, seed: int):
+    """Stratified split: every class keeps `val_fraction` of its images (at least one) for validation."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in ordered_labels({lbl for _, lbl in pairs}):
+        members = [p for p in pairs if p[1] == label]
+        order = rng.permutation(len(members))
+        n_val = max(1, int(round(len(members) * val_fraction))) if len(members) > 1 else 0
+        val += [members[i] for i in order[:n_val]]
+        train += [members[i] for i in order[n_val:]]
+    return train, val
+
+
+def files_sha256(root: Path, files: list[Path]) -> str:
+    """Hash of the relative names and bytes of a file list — which data a model saw."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def validation_set(config: dict, data: str | None = None) -> tuple[Path, ImageSet]:
+    """The run's own validation images (named in its config), from `data` or where training found them."""
+    root = Path(data or config["data"]["root"])
+    files = [root / rel for rel in config["validation_files"]]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise InputFileError(f"validation image {missing[0]} is missing: pass the training data folder with --data")
+    pairs = [(f, f.parent.name) for f in files]
+    size = tuple(config["preprocess"]["input_size"])
+    return root, load_image_set(pairs, config["labels"], size, config["preprocess"]["resize"])
