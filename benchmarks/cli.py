@@ -53,6 +53,31 @@ def model(run, artifacts, out, threads, batches, iters, data):
         raise BenchmarkFailed(f"variants failed: {', '.join(failed)} (errors are in the report)")
 
 
+@edge_bench.command()
+@click.argument("old", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--tolerance", type=float, default=0.10, show_default=True, help="Allowed p50 slow-down (0.10 = 10 %).")
+def compare(old, new, tolerance):
+    """Compare two report.json files; exit non-zero when a variant got slower or changed answers.
+
+    \b
+    Example:
+      edge-bench compare reports/last/report.json reports/brick/report.json --tolerance 0.15
+    """
+    from benchmarks.compare import compare_reports, format_rows, load_report
+
+    old_report, new_report = load_report(old), load_report(new)
+    rows = compare_reports(old_report, new_report, tolerance)
+    click.echo(format_rows(rows))
+    if old_report["environment"]["cpu"] != new_report["environment"]["cpu"]:
+        click.echo("warning: the reports come from different CPUs; compare timings from one machine only", err=True)
+    regressed = [f"{r['name']} (batch {r['batch']})" for r in rows if r["regressed"]]
+    if not rows:
+        raise BenchmarkFailed("the two reports share no variant to compare")
+    if regressed:
+        raise BenchmarkFailed(f"regressed beyond {tolerance:.0%}: {', '.join(regressed)}")
+
+
 def main() -> None:
     run_cli(edge_bench)
 

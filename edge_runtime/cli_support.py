@@ -19,6 +19,10 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # a bad flag value is user input too: one line, not click's three
+        hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -39,19 +43,33 @@ def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
-def progress(items, label: str, enabled: bool = True):
-    """A click progress bar over `items` on stderr, or the plain items when disabled (other DDP ranks)."""
-    if not enabled:
-        return _Plain(items)
-    return click.progressbar(items, label=label, file=sys.stderr, show_pos=True)
+def progress(items=None, label: str = "", length: int | None = None, enabled: bool = True):
+    """A progress bar on stderr when it is a terminal; in logs, one line when the work is done.
+
+    Use as `with progress(items, "label") as bar: for x in bar: ...` or with
+    `length=N` and `bar.update(n)`. `enabled=False` shows nothing (other DDP ranks).
+    """
+    if enabled and sys.stderr.isatty():
+        return click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True)
+    return _LogProgress(items, label, enabled)
 
 
-class _Plain:
-    def __init__(self, items):
-        self.items = items
+class _LogProgress:
+    def __init__(self, items, label: str, enabled: bool):
+        self.items, self.label, self.enabled, self.done = items, label, enabled, 0
 
     def __enter__(self):
-        return iter(self.items)
+        return self
 
-    def __exit__(self, *exc):
+    def __iter__(self):
+        for item in self.items:
+            yield item
+            self.done += 1
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def __exit__(self, exc_type, *exc):
+        if self.enabled and exc_type is None:
+            click.echo(f"{self.label}: {self.done} done", err=True)
         return False

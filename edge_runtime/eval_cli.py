@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli_support import run_cli
+from edge_runtime.cli_support import progress, run_cli
 from edge_runtime.datasets import labeled_images
-from edge_runtime.evaluate import evaluate
+from edge_runtime.evaluate import check_classes, evaluate
 from edge_runtime.metrics import format_table
 from edge_runtime.model import EdgeModel
 from edge_runtime.session import DEVICES
@@ -31,9 +31,11 @@ def edge_eval(model_path, data, split, json_path, device, threads):
       edge-eval --model artifacts/brick/model.int8.onnx --data data/demo/brick --json eval.json
     """
     model = EdgeModel(model_path, device=device, threads=threads)
-    total = len(labeled_images(data, split))
-    with click.progressbar(length=total, label=f"evaluating {Path(model_path).name}", file=sys.stderr) as bar:
-        metrics = evaluate(model, data, split, progress=bar.update)
+    pairs = labeled_images(data, split)
+    check_classes(model, pairs, data)
+    with progress(label=f"evaluating {Path(model_path).name}", length=len(pairs)) as bar:
+        metrics = evaluate(model, pairs, progress=bar.update)
+    metrics = {**metrics, "data": str(data), "split": split}
     click.echo(format_table(metrics))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

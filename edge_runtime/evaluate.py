@@ -7,21 +7,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.datasets import labeled_images
 from edge_runtime.errors import DatasetLayoutError, InputFileError
 from edge_runtime.metrics import classification_metrics
 from edge_runtime.model import EdgeModel
 
 
-def evaluate(model: EdgeModel, data: str | Path, split: str = "test", batch: int = 32, progress=None) -> dict:
-    """Per-class accuracy, confusion matrix and line rates of `model` on `data`'s `split`."""
-    pairs = labeled_images(data, split)
+def check_classes(model: EdgeModel, pairs: list[tuple[Path, str]], data: str | Path) -> None:
+    """Every class in the data must be one the model knows."""
     foreign = sorted({label for _, label in pairs} - set(model.info.labels))
     if foreign:
         raise DatasetLayoutError(
             f"{data} has classes {', '.join(foreign)} that the model does not know "
             f"(it knows {', '.join(model.info.labels)}): evaluate on data of the same classes"
         )
+
+
+def evaluate(model: EdgeModel, pairs: list[tuple[Path, str]], batch: int = 32, progress=None) -> dict:
+    """Per-class accuracy, confusion matrix and line rates of `model` on labelled images."""
     predicted: list[str] = []
     for start in range(0, len(pairs), batch):
         chunk = pairs[start : start + batch]
@@ -35,4 +37,4 @@ def evaluate(model: EdgeModel, data: str | Path, split: str = "test", batch: int
         if progress:
             progress(len(chunk))
     metrics = classification_metrics([label for _, label in pairs], predicted, model.info.labels, model.info.good_label)
-    return {"model": model.describe(), "data": str(data), "split": split, **metrics}
+    return {"model": model.describe(), **metrics}

@@ -65,6 +65,10 @@ def run_pipeline(
     summary = RunSummary()
     identity = model.describe()
     source.open()
+    shape = getattr(source, "frame_shape", None)
+    if roi is not None and shape is not None and not roi_fits(roi, shape):
+        source.close()
+        raise SourceError(f"--roi {roi} does not fit in the {shape[1]}x{shape[0]} frames of {source.name}")
     if on_start:
         on_start()
     reader = NewestFrameReader(source).start() if source.live else _DirectReader(source)

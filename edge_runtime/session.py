@@ -52,6 +52,12 @@ def create_session(path: str | Path, device: str = "cpu", threads: int | None = 
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     requested = _requested(device)
+    if requested[0] not in ort.get_available_providers():
+        raise ProviderError(
+            f"--device {device} needs {requested[0]}, which this ONNX Runtime build does not have (it has "
+            f"{', '.join(ort.get_available_providers())}): install the matching onnxruntime package "
+            "(see README, Install), or use --device cpu"
+        )
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=requested)
     except Exception as exc:  # ORT raises several types for a bad file

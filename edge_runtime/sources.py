@@ -7,6 +7,7 @@ sources run behind a `NewestFrameReader` so the line never waits on a backlog.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,10 @@ import numpy as np
 from edge_runtime.datasets import image_files
 from edge_runtime.errors import SourceError
 
-# OpenCV prints its own warnings for a missing camera or stream; we say it once, ourselves.
+# OpenCV and its FFmpeg print their own warnings for a missing camera or a refused
+# stream; we say it once, ourselves, in one line. (FFmpeg reads this when a capture opens.)
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,14 @@ class CaptureSource:
         return f"video file {self.target} could not be opened: check the path and that it is a video OpenCV reads"
 
     @property
+    def frame_shape(self) -> tuple[int, int] | None:
+        """(height, width) the capture reports, if it knows."""
+        if self._capture is None:
+            return None
+        w, h = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        return (h, w) if w > 0 and h > 0 else None
+
+    @property
     def fps(self) -> float:
         return float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0) if self._capture else 0.0
 
@@ -103,6 +114,7 @@ class FolderSource:
     """Images of a folder in name order; unreadable files become flagged frames."""
 
     live = False
+    frame_shape = None  # images may differ in size; checked per frame
 
     def __init__(self, folder: Path, loop: bool = False):
         self.folder = Path(folder)

@@ -22,8 +22,13 @@ from edge_runtime.cli_support import run_cli
               help="INT8 format for this CPU (auto) or for another device.")
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option("--threads", type=int, default=None, help="Threads for parity and speed checks (default: all cores).")
+@click.option("--max-int8-flip-rate", type=float, default=0.02, show_default=True,
+              help="Gate: share of validation decisions INT8 may change against torch.")
+@click.option("--max-int8-accuracy-drop", type=float, default=0.02, show_default=True,
+              help="Gate: accuracy INT8 may lose against fp32 (0.02 = 2 points).")
 @click.option("--force", is_flag=True, help="Write artifacts that fail the gate, stamped as failed.")
-def edge_export(run, out, precision, data, calib, calib_method, calib_count, target, opset, threads, force):
+def edge_export(run, out, precision, data, calib, calib_method, calib_count, target, opset, threads,
+                max_int8_flip_rate, max_int8_accuracy_drop, force):
     """Export RUN (from edge-train) to OUT/model.<precision>.onnx with a parity report.
 
     \b
@@ -31,11 +36,12 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
       edge-export runs/brick --out artifacts/brick --precision fp32,int8
     """
     from export.report import write_export_report
-    from export.run_export import GateError, run_export
+    from export.run_export import Gate, GateError, run_export
 
     precisions = tuple(p.strip() for p in precision.split(",") if p.strip())
     report = run_export(run, out, precisions, data=data, calib=calib, calib_method=calib_method,
                         calib_count=calib_count, target=target, opset=opset, threads=threads, force=force,
+                        gate=Gate(int8_max_flip_rate=max_int8_flip_rate, int8_max_accuracy_drop=max_int8_accuracy_drop),
                         echo=lambda m: click.echo(m, err=True))
     write_export_report(report, Path(out))
     for name, art in report["artifacts"].items():

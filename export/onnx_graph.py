@@ -9,7 +9,6 @@ from pathlib import Path
 import onnx
 import torch
 
-from edge_runtime.errors import ModelFileError
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # the dynamo exporter's floor
@@ -22,8 +21,6 @@ def export_fp32(model: torch.nn.Module, example: torch.Tensor, path: Path, opset
     default; `external_data=False` keeps the artifact one file a line PC can
     verify by one hash.
     """
-    if opset < MIN_OPSET:
-        raise ModelFileError(f"--opset {opset} is not supported: use {MIN_OPSET} or newer")
     if example.shape[0] < 2:  # a batch of 1 would let the exporter specialise the batch axis away
         example = example.repeat(2, *([1] * (example.dim() - 1)))
     batch = torch.export.Dim("batch", min=1, max=1024)

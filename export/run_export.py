@@ -16,7 +16,7 @@ from edge_runtime.errors import InputFileError, LinesideError
 from edge_runtime.metadata import ModelInfo, to_props
 from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_calls
-from export.onnx_graph import DEFAULT_OPSET, export_fp32, set_metadata
+from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata
 from export.parity import compare, onnx_outputs, torch_outputs
 from export.quantize import quantize_int8
 from train.checkpoint import load_checkpoint
@@ -93,6 +93,8 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
     An artifact that fails the gate is only written with `force` (stamped as
     failed in its metadata); the failures are listed in `report["gate_failures"]`.
     """
+    if opset < MIN_OPSET:
+        raise InputFileError(f"--opset {opset} is not supported: use {MIN_OPSET} or newer")
     unknown = set(precisions) - set(PRECISIONS)
     if unknown:
         raise InputFileError(f"unknown precision {', '.join(sorted(unknown))}; choose from {', '.join(PRECISIONS)}")

@@ -37,6 +37,9 @@ def artifacts(trained_run, tmp_path_factory) -> Path:
     from export.run_export import run_export
 
     out = tmp_path_factory.mktemp("artifacts")
-    report = run_export(str(trained_run), str(out), ("fp32", "int8"), calib_count=32, echo=lambda *_: None)
+    # force: a model trained for seconds may flip one of its few validation images in INT8;
+    # the gate itself is tested on its own figures (tests/export).
+    report = run_export(str(trained_run), str(out), ("fp32", "int8"), calib_count=32, force=True,
+                        echo=lambda *_: None)
     write_export_report(report, out)
     return out

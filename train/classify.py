@@ -13,8 +13,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from edge_runtime import __version__
 from edge_runtime.cli_support import progress
+from edge_runtime.decision import decide
 from edge_runtime.datasets import GOOD, labeled_images, ordered_labels
 from edge_runtime.errors import DatasetLayoutError
+from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics
 from train import distributed
 from train.augment import augment
@@ -99,7 +101,7 @@ def _train(cfg: ClassifyConfig, ctx: distributed.DistContext, echo) -> dict:
         batches = [mine[i : i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)]
         batches = batches[:steps_per_epoch] + [batches[-1]] * (steps_per_epoch - len(batches))  # equal steps per rank
         losses = []
-        with progress(batches, f"epoch {epoch + 1}/{cfg.epochs}", enabled=ctx.main) as bar:
+        with progress(batches, f"epoch {epoch + 1}/{cfg.epochs} batches", enabled=ctx.main) as bar:
             for idx in bar:
                 x = augment(images[idx], gen).to(ctx.device)
                 y = targets[idx].to(ctx.device)
@@ -115,9 +117,10 @@ def _train(cfg: ClassifyConfig, ctx: distributed.DistContext, echo) -> dict:
         echo(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}")
     seconds = time.perf_counter() - started
 
-    probs = _predict(model, val_set.images, ctx.device)
-    pred = probs.argmax(1)
-    metrics = classification_metrics([labels[t] for t in val_set.targets], [labels[p] for p in pred], labels)
+    # Validation goes through the runtime's decision rule (threshold on P(not good)), the one the line uses.
+    info = ModelInfo(task="classify", labels=labels, threshold=cfg.threshold, precision="fp32", good_label=GOOD)
+    decisions = decide(_predict(model, val_set.images, ctx.device), info)
+    metrics = classification_metrics([labels[t] for t in val_set.targets], [d.label for d in decisions], labels)
     config = {
         "task": "classify",
         "lineside_version": __version__,

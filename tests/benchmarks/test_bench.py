@@ -59,3 +59,23 @@ def test_thread_setting_reaches_both_frameworks(trained_run, artifacts, monkeypa
     model_bench.bench_model(str(trained_run), str(artifacts), threads=1, batches=(1,), warmup=2, iters=10)
     assert torch.get_num_threads() == 1
     assert sessions and all(s.get_session_options().intra_op_num_threads == 1 for s in sessions)
+
+
+def _report(p50_int8: float, agreement: float = 1.0) -> dict:
+    env = {"cpu": {"model": "x"}}
+    rows = [{"name": "onnxruntime fp32", "batch": 1, "p50_ms": 1.0, "agreement": 1.0},
+            {"name": "onnxruntime int8", "batch": 1, "p50_ms": p50_int8, "agreement": agreement}]
+    return {"environment": env, "variants": rows}
+
+
+def test_compare_flags_a_regression_and_passes_noise(tmp_path):
+    old, slow, same = tmp_path / "old.json", tmp_path / "slow.json", tmp_path / "same.json"
+    old.write_text(json.dumps(_report(0.5)))
+    slow.write_text(json.dumps(_report(0.7)))
+    same.write_text(json.dumps(_report(0.52)))
+    assert run_cli("edge-bench", "compare", str(old), str(same)).returncode == 0
+    proc = run_cli("edge-bench", "compare", str(old), str(slow))
+    assert proc.returncode == 4 and "onnxruntime int8" in proc.stderr
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(_report(0.5, agreement=0.97)))
+    assert run_cli("edge-bench", "compare", str(old), str(changed)).returncode == 4

@@ -3,13 +3,12 @@
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from clitools import BIN, ROOT, one_line_error, run_cli
+from clitools import BIN, ROOT, free_port, one_line_error, run_cli
 
 
 def records(path):
@@ -120,16 +119,10 @@ def test_sigint_flushes_every_decided_frame(demo_data, artifacts, tmp_path):
     assert json.loads(out.strip().splitlines()[-1])["frames"] == len(verdicts)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (.ci/run installs it)")
 def test_live_http_stream_served_by_ffmpeg(demo_data, artifacts, tmp_path):
     """A real streamer on loopback: edge-run reads it live, newest frame first, drops counted."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/line.ts"
     server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-i", str(demo_data / "line_clip.mp4"),
                                "-c:v", "mpeg2video", "-q:v", "4", "-f", "mpegts", "-listen", "1", url],
@@ -150,7 +143,7 @@ def test_live_http_stream_served_by_ffmpeg(demo_data, artifacts, tmp_path):
 
 
 def test_refused_stream_is_one_line(artifacts):
-    line = one_line_error(run_cli("edge-run", "--source", f"http://127.0.0.1:{_free_port()}/none.ts", "--model",
+    line = one_line_error(run_cli("edge-run", "--source", f"http://127.0.0.1:{free_port()}/none.ts", "--model",
                                   str(artifacts / "model.int8.onnx"), timeout=60))
     assert "could not be opened" in line
 

@@ -1,0 +1,42 @@
+"""Compare two benchmark reports variant by variant; regressions beyond a tolerance fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edge_runtime.errors import InputFileError
+
+
+def load_report(path: str | Path) -> dict:
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"cannot read benchmark report {path}: {exc}") from exc
+    if "variants" not in report:
+        raise InputFileError(f"{path} is not an edge-bench report.json (no 'variants')")
+    return report
+
+
+def compare_reports(old: dict, new: dict, tolerance: float) -> list[dict]:
+    """One row per (variant, batch) in both reports: p50 change and whether it regressed."""
+    before = {(v["name"], v["batch"]): v for v in old["variants"] if "p50_ms" in v}
+    rows = []
+    for v in new["variants"]:
+        key = (v.get("name"), v.get("batch"))
+        if key not in before or "p50_ms" not in v:
+            continue
+        ratio = v["p50_ms"] / before[key]["p50_ms"]
+        agreement_drop = before[key]["agreement"] - v["agreement"]
+        rows.append({"name": key[0], "batch": key[1], "old_p50_ms": before[key]["p50_ms"], "new_p50_ms": v["p50_ms"],
+                     "ratio": round(ratio, 3), "agreement_drop": round(agreement_drop, 6),
+                     "regressed": ratio > 1 + tolerance or agreement_drop > 0})
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = ["| variant | batch | old p50 ms | new p50 ms | change | |", "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['batch']} | {r['old_p50_ms']:.3f} | {r['new_p50_ms']:.3f} | "
+                     f"{(r['ratio'] - 1):+.1%} | {'REGRESSED' if r['regressed'] else 'ok'} |")
+    return "\n".join(lines)

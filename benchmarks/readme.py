@@ -1,0 +1,36 @@
+"""Copy a benchmark report's table into README.md, so its figures are never typed by hand.
+
+    python -m benchmarks.readme reports/brick
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.report import environment_line, variants_table
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def render(report_dir: Path) -> str:
+    report = json.loads((report_dir / "report.json").read_text())
+    return "\n".join([
+        f"From `{report_dir}/report.json`, written by `make demo` (`edge-bench model`):",
+        "",
+        environment_line(report["environment"]),
+        "",
+        variants_table(report["variants"]),
+    ])
+
+
+def update(readme: Path, report_dir: Path) -> None:
+    text = readme.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    readme.write_text(f"{head}{START}\n{render(report_dir)}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    update(Path("README.md"), Path(sys.argv[1]))

@@ -1,0 +1,81 @@
+"""The demo data: real surfaces, masks that match, honest splits, deterministic, a readable clip."""
+
+import json
+
+import cv2
+import numpy as np
+
+from clitools import one_line_error, run_cli
+from train.data.defects import DEFECTS
+from train.data.surfaces import TEST_REGION, TRAIN_REGION, crop_part, load_surface
+
+SMALL = ["--surfaces", "gravel", "--train-good", "3", "--train-defect", "2", "--test-good", "2", "--test-defect", "2",
+         "--no-clip"]
+
+
+def test_layout_and_masks(demo_data):
+    root = demo_data / "brick"
+    assert sorted(p.name for p in (root / "test").iterdir()) == sorted(["good", *DEFECTS])
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(["good", *DEFECTS])
+    assert not (root / "ground_truth" / "good").exists()
+    for kind in DEFECTS:
+        for image_path in (root / "test" / kind).iterdir():
+            mask = cv2.imread(str(root / "ground_truth" / kind / f"{image_path.stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
+            image = cv2.imread(str(image_path))
+            assert mask is not None and mask.shape == image.shape[:2]
+            assert 0 < (mask > 0).mean() < 0.5
+            assert set(np.unique(mask)) <= {0, 255}
+
+
+def test_defect_changes_only_where_its_mask_says():
+    rng = np.random.default_rng(3)
+    part = crop_part(load_surface("grass"), rng, TRAIN_REGION)
+    for kind, make in DEFECTS.items():
+        before = part.copy()
+        defective, mask = make(part, rng)
+        assert np.array_equal(part, before)  # input untouched
+        changed = np.abs(defective.astype(int) - part.astype(int)).max(axis=2) > 12
+        assert changed.any(), kind
+        grown = cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0
+        assert changed[~grown].mean() < 0.01, kind  # visible change lies inside the mask
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert run_cli("edge-data", "demo", "--out", str(tmp_path / name), "--seed", seed, *SMALL).returncode == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
+    assert files
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert any((tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes() for f in files)
+
+
+def test_train_and_test_crops_come_from_disjoint_columns():
+    assert TRAIN_REGION[1] <= TEST_REGION[0]
+    rng = np.random.default_rng(0)
+    surface = load_surface("brick")
+    assert crop_part(surface, rng, TEST_REGION).shape == (128, 128, 3)
+
+
+def test_clip_frames_match_truth_and_parts_sit_in_the_roi(demo_data):
+    info = json.loads((demo_data / "line_clip.json").read_text())
+    rows = [line.split(",") for line in (demo_data / "line_clip.csv").read_text().splitlines()[1:]]
+    capture = cv2.VideoCapture(str(demo_data / "line_clip.mp4"))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == len(rows) == info["frames"]
+    assert frames[0].shape == (info["height"], info["width"], 3)
+    x, y, w, h = info["roi"]
+    in_position = [int(r[0]) for r in rows if r[2] == "1"]
+    belt = frames[in_position[0]][y : y + h, 20:20 + w].astype(float)
+    part = frames[in_position[0]][y : y + h, x : x + w].astype(float)
+    assert np.abs(part.mean(axis=(0, 1)) - belt.mean(axis=(0, 1))).max() > 15  # a brick part, not belt
+    assert not np.array_equal(frames[1], frames[2])  # a live-looking camera, not a frozen one
+
+
+def test_unknown_surface_is_one_line(tmp_path):
+    line = one_line_error(run_cli("edge-data", "demo", "--out", str(tmp_path / "x"), "--surfaces", "marble", "--no-clip"))
+    assert "marble" in line and "brick" in line
