@@ -16,13 +16,21 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 def render(report_dir: Path) -> str:
     report = json.loads((report_dir / "report.json").read_text())
-    return "\n".join([
-        f"From `{report_dir}/report.json`, written by `make demo` (`edge-bench model`):",
+    lines = [
+        f"From `{report_dir}/report.json`, written by `make demo` (`edge-bench model`; accuracy and agreement on "
+        "the run's validation images):",
         "",
         environment_line(report["environment"]),
         "",
         variants_table(report["variants"]),
-    ])
+    ]
+    evals = {p: json.loads((report_dir / f"eval.{p}.json").read_text()) for p in ("fp32", "int8")
+             if (report_dir / f"eval.{p}.json").is_file()}
+    if evals:
+        lines += ["", "On the untouched test split (`edge-eval`): " + "; ".join(
+            f"{p} accuracy {m['accuracy']:.4f}, false-reject rate {m['false_reject_rate']:.4f}, "
+            f"escape rate {m['escape_rate']:.4f}" for p, m in evals.items()) + "."]
+    return "\n".join(lines)
 
 
 def update(readme: Path, report_dir: Path) -> None:
