@@ -1,77 +1,164 @@
-"""`edge-run`: judge frames from a camera, stream, video file or image folder with a lineside model."""
+"""`edge-run`: judge frames from a camera, stream, video file or image folder with a lineside model.
+
+`edge-run doctor` checks what this machine can do (providers, OpenCV I/O, cameras, a model).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import signal
 import sys
 import threading
 
 import click
+from click.core import ParameterSource
 
 from edge_runtime.cli_support import parse_roi, run_cli
+from edge_runtime.frame_checks import FrameLimits
+from edge_runtime.line_config import load_line_config
 from edge_runtime.model import EdgeModel
 from edge_runtime.pipeline import run_pipeline
 from edge_runtime.session import DEVICES
-from edge_runtime.sinks import JsonlSink
-from edge_runtime.sources import open_source
+from edge_runtime.sinks import DefectSaver, Display, JsonlSink, VideoRecorder
+from edge_runtime.sources import CaptureSettings, open_source
+
+_CTX = {"help_option_names": ["-h", "--help"]}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=_CTX)
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="line.yaml with any of these options (flags given here win).")
 @click.option("--camera", type=int, default=None, help="Camera device index (0 = first camera).")
-@click.option("--source", default=None, help="Video file, image folder, or rtsp:// / http:// stream URL.")
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
+@click.option("--source", default=None,
+              help="Video file, image folder, rtsp:// or http:// URL, GStreamer pipeline ('... ! appsink'), csi://N.")
+@click.option("--model", default=None, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
-              help="Execution provider; a demanded GPU that is not active is an error, never a silent fallback.")
-@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: ORT's choice).")
+              help="Execution provider; a demanded one that is not active is an error, never a silent fallback.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
 @click.option("--roi", default=None, help="Inspection window x,y,w,h in frame pixels (default: whole frame).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Override the model's reject threshold.")
 @click.option("--jsonl", default=None, type=click.Path(dir_okay=False), help="Append one JSON record per frame here.")
+@click.option("--jsonl-max-mb", type=click.FloatRange(min=0.001), default=None, help="Rotate the JSONL at this size.")
+@click.option("--save-defects", default=None, type=click.Path(file_okay=False), help="Save each rejected frame here.")
+@click.option("--record", default=None, type=click.Path(dir_okay=False), help="Write the annotated video (.mp4).")
+@click.option("--show", is_flag=True, help="Show the annotated frames in a window (q quits).")
 @click.option("--realtime", is_flag=True, help="Play a video file at its native rate like a camera (newest frame, drops counted).")
 @click.option("--loop", is_flag=True, help="Repeat an image folder forever.")
-@click.option("--max-frames", type=int, default=None, help="Stop after this many decisions.")
-@click.option("--width", type=int, default=None, help="Camera capture width.")
-@click.option("--height", type=int, default=None, help="Camera capture height.")
-@click.option("--fps", type=float, default=None, help="Camera capture rate.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many decisions.")
+@click.option("--width", type=int, default=None, help="Camera capture width (csi:// too).")
+@click.option("--height", type=int, default=None, help="Camera capture height (csi:// too).")
+@click.option("--fps", type=float, default=None, help="Camera capture rate (csi:// too).")
+@click.option("--fourcc", default=None, help="Camera pixel format, e.g. MJPG.")
+@click.option("--exposure", type=float, default=None, help="Camera exposure, in the driver's units.")
+@click.option("--frozen-frames", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Flag a frame identical to the previous N (0: off).")
+@click.option("--max-age-ms", type=click.FloatRange(min=0), default=500, show_default=True,
+              help="Flag a frame older than this at decision (0: off).")
+@click.option("--reconnect/--no-reconnect", default=True, show_default=True,
+              help="Reopen a camera or stream that drops, with backoff.")
+@click.option("--max-outage-s", type=click.FloatRange(min=0), default=None, help="Give up after this long without frames.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
-def edge_run(camera, source, model_path, device, threads, roi, jsonl, realtime, loop, max_frames, width, height,
-             fps, quiet):
+@click.pass_context
+def edge_run(ctx, config_path, **options):
     """Judge every frame good / defect and say how long each stage took.
 
     \b
     Examples:
       edge-run --camera 0 --model part.onnx
-      edge-run --source data/demo/line_clip.mp4 --model artifacts/model.int8.onnx \\
-               --roi 512,232,256,256 --jsonl verdicts.jsonl
+      edge-run --source data/demo/line_clip.mp4 --model artifacts/brick/model.int8.onnx \\
+               --roi 512,232,256,256 --jsonl verdicts.jsonl --save-defects rejects/
       edge-run --source rtsp://10.0.0.5/stream --model part.onnx --device cuda
+      edge-run --source csi://0 --width 1920 --height 1080 --model part.onnx   # Jetson CSI camera
+      edge-run --config line.yaml --threads 2
+      edge-run doctor --model part.onnx
     """
-    roi_box = parse_roi(roi)
-    model = EdgeModel(model_path, device=device, threads=threads)
-    src = open_source(camera, source, realtime=realtime, loop=loop, width=width, height=height, fps=fps)
-    announce = lambda: click.echo(  # noqa: E731  (once the source is open: errors stay one line)
-        f"{src.name} → {model.path.name}: {model.info.task}, {model.info.precision}, {model.provider}, "
-        f"labels {','.join(model.info.labels)}, threshold {model.info.threshold}", err=True)
+    opts = _merge_config(ctx, config_path, options)
+    if not opts["model"]:
+        raise click.UsageError("give --model PATH (or model: in --config)")
+    roi = parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
+    model = EdgeModel(opts["model"], device=opts["device"], threads=opts["threads"])
+    if opts["threshold"] is not None:
+        model.info = dataclasses.replace(model.info, threshold=opts["threshold"])
+    settings = CaptureSettings(opts["width"], opts["height"], opts["fps"], opts["fourcc"], opts["exposure"])
+    src = open_source(opts["camera"], opts["source"], realtime=opts["realtime"], loop=opts["loop"], settings=settings,
+                      reconnect=opts["reconnect"], max_outage_s=opts["max_outage_s"])
+    limits = FrameLimits(frozen_frames=opts["frozen_frames"], max_age_ms=opts["max_age_ms"])
     stop = threading.Event()
+
+    def announce():  # once the source is open, so that a failure to open stays one line
+        click.echo(f"config: {json.dumps({k: v for k, v in opts.items() if v not in (None, False)})}", err=True)
+        click.echo(f"{src.name} → {model.path.name}: {model.info.task}, {model.info.precision}, {model.provider}, "
+                   f"labels {','.join(model.info.labels)}, threshold {model.info.threshold}", err=True)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())  # finish the frame in flight, flush, summarise
-    live = None if quiet else (lambda line: click.echo(line, err=True))
-    sinks = []
-    jsonl_sink = JsonlSink(jsonl) if jsonl else None
-    if jsonl_sink:
-        sinks.append(jsonl_sink.__enter__())
-    try:
-        summary = run_pipeline(src, model, sinks, roi=roi_box, max_frames=max_frames, stop=stop, on_live=live,
-                               on_start=announce)
+    live = None if opts["quiet"] else (lambda line: click.echo(line, err=True))
+    with contextlib.ExitStack() as stack:
+        sinks = []
+        if opts["jsonl"]:
+            max_bytes = int(opts["jsonl_max_mb"] * 1e6) if opts["jsonl_max_mb"] else None
+            sinks.append(stack.enter_context(JsonlSink(opts["jsonl"], max_bytes=max_bytes)))
+        if opts["save_defects"]:
+            sinks.append(stack.enter_context(DefectSaver(opts["save_defects"], roi)))
+        if opts["record"]:
+            sinks.append(stack.enter_context(VideoRecorder(opts["record"], opts["fps"] or 30.0, roi)))
+        if opts["show"]:
+            sinks.append(stack.enter_context(Display(roi, stop)))
+        summary = run_pipeline(src, model, sinks, roi=roi, max_frames=opts["max_frames"], stop=stop, on_live=live,
+                               on_start=announce, limits=limits)
         record = summary.record()
         for sink in sinks:
-            sink(record)
-    finally:
-        if jsonl_sink:
-            jsonl_sink.__exit__(None, None, None)
-    click.echo(json.dumps(record), err=False)
+            sink(record, None)
+    click.echo(json.dumps(record))
+
+
+def _merge_config(ctx: click.Context, config_path: str | None, options: dict) -> dict:
+    """Options from --config where the command line left them at their defaults."""
+    if not config_path:
+        return options
+    params = {p.name: p for p in edge_run.params}
+    merged = dict(options)
+    for name, value in load_line_config(config_path, set(options)).items():
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            continue
+        param = params[name]
+        if name == "roi" and isinstance(value, list):
+            merged[name] = value
+        elif getattr(param, "is_flag", False):
+            merged[name] = bool(value)
+        else:
+            try:
+                merged[name] = param.type.convert(value, param, ctx)
+            except click.BadParameter as exc:
+                raise click.UsageError(f"--config {config_path}: {name}: {exc.format_message()}") from None
+    return merged
+
+
+@click.command(context_settings=_CTX)
+@click.option("--model", default=None, type=click.Path(dir_okay=False), help="Check that this model loads.")
+@click.option("--device", type=click.Choice(DEVICES), default=None, help="Check that this provider works.")
+@click.option("--show", is_flag=True, help="Check that windows can be shown.")
+@click.option("--gstreamer", is_flag=True, help="Check GStreamer (csi:// and pipeline sources).")
+def doctor(model, device, show, gstreamer):
+    """What this machine can run: versions, CPU flags, working providers, OpenCV I/O, cameras, a model.
+
+    \b
+    Example:
+      edge-run doctor --model part.onnx --device cuda
+    """
+    from edge_runtime.doctor import run_doctor
+
+    problems = run_doctor(model, device, show, gstreamer)
+    sys.exit(1 if problems else 0)
 
 
 def main() -> None:
-    run_cli(edge_run)
+    if sys.argv[1:2] == ["doctor"]:
+        run_cli(doctor, sys.argv[2:])
+    else:
+        run_cli(edge_run)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ class NewestFrameReader:
 
     WAIT = _END
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop capturing; True when the capture thread has ended (so the source may be closed)."""
         self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt:
+            interrupt()  # a source waiting to reconnect must not hold up shutdown
         self._thread.join(timeout=2.0)
+        return not self._thread.is_alive()

@@ -1,4 +1,4 @@
-"""The line loop: newest frame → preprocess → infer → decide → sinks, timed per stage."""
+"""The line loop: newest frame → checks → preprocess → infer → decide → sinks, timed per stage."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
+from edge_runtime.errors import SourceError
+from edge_runtime.frame_checks import FrameChecker, FrameLimits
 from edge_runtime.model import EdgeModel
 from edge_runtime.newest import NewestFrameReader
 from edge_runtime.preprocess import Roi, roi_fits
-from edge_runtime.errors import SourceError
 from edge_runtime.stats import StageStats
+
+Sink = Callable[..., None]  # sink(record, frame)
 
 
 @dataclass
@@ -21,15 +22,17 @@ class RunSummary:
     frames: int = 0
     dropped: int = 0
     invalid: int = 0
+    outages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     latency_ms: dict = field(default_factory=dict)
 
     def record(self) -> dict:
         fps = self.frames / self.seconds if self.seconds else 0.0
         return {"type": "summary", "frames": self.frames, "dropped": self.dropped, "invalid": self.invalid,
-                "verdicts": self.counts, "seconds": round(self.seconds, 3), "fps": round(fps, 2),
-                "latency_ms": self.latency_ms}
+                "outages": self.outages, "verdicts": self.counts, "flags": self.flags,
+                "seconds": round(self.seconds, 3), "fps": round(fps, 2), "latency_ms": self.latency_ms}
 
 
 class _DirectReader:
@@ -44,26 +47,33 @@ class _DirectReader:
     def read(self, timeout: float = 0.5):
         return self.source.read()
 
-    def stop(self) -> None:
-        pass
+    def stop(self) -> bool:
+        return True
+
+
+def _emit(sinks: list[Sink], record: dict, frame=None) -> None:
+    for sink in sinks:
+        sink(record, frame)
 
 
 def run_pipeline(
     source,
     model: EdgeModel,
-    sinks: list[Callable[[dict], None]],
+    sinks: list[Sink],
     roi: Roi | None = None,
     max_frames: int | None = None,
     stop: threading.Event | None = None,
     on_live: Callable[[str], None] | None = None,
     live_every_s: float = 1.0,
     on_start: Callable[[], None] | None = None,
+    limits: FrameLimits = FrameLimits(),
 ) -> RunSummary:
     """Decide on every frame the source delivers (or the newest, for live sources) until it ends or `stop` is set."""
     stop = stop or threading.Event()
     stats = StageStats()
     summary = RunSummary()
-    identity = model.describe()
+    checker = FrameChecker(limits)
+    sha = model.sha256
     source.open()
     shape = getattr(source, "frame_shape", None)
     if roi is not None and shape is not None and not roi_fits(roi, shape):
@@ -72,6 +82,7 @@ def run_pipeline(
     if on_start:
         on_start()
     reader = NewestFrameReader(source).start() if source.live else _DirectReader(source)
+    pop_events = getattr(source, "pop_events", lambda: [])
     started = time.perf_counter()
     last_live, frames_at_live = started, 0
     prev_sink_ms = 0.0
@@ -79,19 +90,22 @@ def run_pipeline(
         while not stop.is_set() and (max_frames is None or summary.frames < max_frames):
             t0 = time.perf_counter()
             frame = reader.read(timeout=0.5)
+            for event in pop_events():
+                summary.outages += 1
+                _emit(sinks, event)
             if frame is reader.WAIT:
                 continue
             if frame is None:
                 break
             t1 = time.perf_counter()
             flags = list(frame.flags)
-            if frame.image is not None and roi is not None and not roi_fits(roi, frame.image.shape):
-                raise SourceError(f"--roi {roi} does not fit in the {frame.image.shape[1]}x{frame.image.shape[0]} frames of {source.name}")
-            if frame.image is None:
-                decision, pre_ms, infer_ms, post_ms = None, 0.0, 0.0, 0.0
-                summary.invalid += 1
-                t4 = time.perf_counter()
-            else:
+            decision, pre_ms, infer_ms, post_ms = None, 0.0, 0.0, 0.0
+            if frame.image is not None:
+                if roi is not None and not roi_fits(roi, frame.image.shape):
+                    raise SourceError(f"--roi {roi} does not fit in the {frame.image.shape[1]}x"
+                                      f"{frame.image.shape[0]} frames of {source.name}")
+                flags += checker.before(frame.image)
+            if frame.image is not None and not flags:
                 x = model.prepare(frame.image, roi)[None]
                 t2 = time.perf_counter()
                 outputs = model.infer(x)
@@ -99,14 +113,18 @@ def run_pipeline(
                 decision = model.decide(outputs)[0]
                 t4 = time.perf_counter()
                 pre_ms, infer_ms, post_ms = (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3
-            verdict = decision.verdict if decision else "invalid"
+            else:
+                t4 = time.perf_counter()
+            age_ms = (t4 - frame.captured_mono) * 1e3
+            flags += checker.after(age_ms)
+            verdict = "invalid" if flags or decision is None else decision.verdict
             record = {
                 "type": "verdict",
                 "source": frame.source,
                 "frame_id": frame.frame_id,
                 "captured_at": round(frame.captured_at, 6),
                 "decided_at": round(time.time(), 6),
-                "age_ms": round((t4 - frame.captured_mono) * 1e3, 3),
+                "age_ms": round(age_ms, 3),
                 "verdict": verdict,
                 "label": decision.label if decision else None,
                 "score": round(decision.score, 6) if decision else None,
@@ -115,29 +133,34 @@ def run_pipeline(
                     "preprocess": round(pre_ms, 3),
                     "inference": round(infer_ms, 3),
                     "postprocess": round(post_ms, 3),
-                    "sink_prev": round(prev_sink_ms, 3),  # this record's own sink time is unknowable inside it
+                    "sink_prev": round(prev_sink_ms, 3),  # a record cannot hold its own write time
                 },
                 "dropped": reader.dropped,
                 "flags": flags,
-                "model_sha256": identity["sha256"],
+                "model_sha256": sha,
             }
-            for sink in sinks:
-                sink(record)
+            _emit(sinks, record, frame)
             t5 = time.perf_counter()
             prev_sink_ms = (t5 - t4) * 1e3
             summary.frames += 1
             summary.counts[verdict] = summary.counts.get(verdict, 0) + 1
+            summary.invalid += verdict == "invalid"
+            for flag in flags:
+                summary.flags[flag] = summary.flags.get(flag, 0) + 1
             for stage, ms in (("capture_wait", (t1 - t0) * 1e3), ("preprocess", pre_ms), ("inference", infer_ms),
                               ("postprocess", post_ms), ("sink", prev_sink_ms), ("total", (t5 - t1) * 1e3),
-                              ("age", record["age_ms"])):
+                              ("age", age_ms)):
                 stats.add(stage, ms)
             if on_live and t5 - last_live >= live_every_s:
                 fps = (summary.frames - frames_at_live) / (t5 - last_live)
                 on_live(stats.live_line(fps, summary.counts, reader.dropped))
                 last_live, frames_at_live = t5, summary.frames
     finally:
-        reader.stop()
-        source.close()
+        if reader.stop():
+            source.close()  # only once the capture thread is out of it; otherwise it dies with the process
+        for event in pop_events():
+            summary.outages += 1
+            _emit(sinks, event)
         summary.seconds = time.perf_counter() - started
         summary.dropped = reader.dropped
         summary.latency_ms = stats.summary()

@@ -1,22 +1,44 @@
-"""Where verdict records go. A sink is a callable context manager: `with S(...) as s: s(record)`.
+"""Where verdict records go. A sink is a context manager called as `sink(record, frame)`.
 
-Adding an output (MQTT, a PLC coil, ...) means adding one small class here.
+`frame` is the Frame the record is about, or None for records that are not about
+one frame (outage, summary). Adding an output (MQTT, a PLC coil, ...) means
+adding one small class here or beside it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
-from edge_runtime.errors import InputFileError
+import cv2
+
+from edge_runtime.errors import InputFileError, SourceError
+from edge_runtime.overlay import annotate
+from edge_runtime.preprocess import Roi
 
 
-class JsonlSink:
-    """One JSON object per line, flushed per record, fsynced on close — nothing decided is lost."""
+class Sink:
+    def __enter__(self):
+        return self
 
-    def __init__(self, path: str | Path):
+    def __call__(self, record: dict, frame=None) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class JsonlSink(Sink):
+    """One JSON object per line, flushed per record, fsynced on close and rotation — nothing decided is lost.
+
+    With `max_bytes`, a full file is renamed PATH.1 (PATH.1 → PATH.2 …, `keep` files kept).
+    """
+
+    def __init__(self, path: str | Path, max_bytes: int | None = None, keep: int = 5):
         self.path = Path(path)
+        self.max_bytes, self.keep = max_bytes, keep
         self._handle = None
 
     def __enter__(self) -> "JsonlSink":
@@ -27,13 +49,102 @@ class JsonlSink:
             raise InputFileError(f"cannot write --jsonl {self.path}: {exc.strerror}") from exc
         return self
 
-    def __call__(self, record: dict) -> None:
+    def __call__(self, record: dict, frame=None) -> None:
         self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._handle.flush()
+        if self.max_bytes and self._handle.tell() >= self.max_bytes:
+            self._rotate()
 
-    def __exit__(self, *exc) -> None:
+    def _rotate(self) -> None:
+        self._close()
+        for i in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def _close(self) -> None:
         if self._handle is not None:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+
+
+class DefectSaver(Sink):
+    """For each rejected frame: the frame, an annotated copy and its record, named by frame id."""
+
+    def __init__(self, folder: str | Path, roi: Roi | None):
+        self.folder, self.roi = Path(folder), roi
+
+    def __enter__(self) -> "DefectSaver":
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputFileError(f"cannot write --save-defects {self.folder}: {exc.strerror}") from exc
+        return self
+
+    def __call__(self, record: dict, frame=None) -> None:
+        if frame is None or frame.image is None or record.get("verdict") != "defect":
+            return
+        stem = self.folder / f"{record['frame_id']:08d}_{record['label']}"
+        cv2.imwrite(f"{stem}.png", frame.image)
+        cv2.imwrite(f"{stem}_annotated.jpg", annotate(frame.image, record, self.roi))
+        Path(f"{stem}.json").write_text(json.dumps(record))
+
+
+class VideoRecorder(Sink):
+    """Every judged frame, annotated, into an mp4 at the source's rate."""
+
+    def __init__(self, path: str | Path, fps: float, roi: Roi | None):
+        self.path, self.fps, self.roi = Path(path), fps or 30.0, roi
+        self._writer = None
+
+    def __call__(self, record: dict, frame=None) -> None:
+        if frame is None or frame.image is None:
+            return
+        if self._writer is None:
+            h, w = frame.image.shape[:2]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise InputFileError(f"cannot record to {self.path}: OpenCV could not open an mp4v writer there")
+        self._writer.write(annotate(frame.image, record, self.roi))
+
+    def __exit__(self, *exc) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def has_gui() -> bool:
+    """Whether this OpenCV can open windows (opencv-python-headless cannot)."""
+    return not any(line.strip().startswith("GUI:") and "NONE" in line for line in cv2.getBuildInformation().splitlines())
+
+
+class Display(Sink):
+    """The operator's window; q or Esc stops the run."""
+
+    def __init__(self, roi: Roi | None, stop: threading.Event, title: str = "lineside"):
+        self.roi, self.stop, self.title = roi, stop, title
+
+    def __enter__(self) -> "Display":
+        if not has_gui():
+            raise SourceError("--show needs OpenCV with a GUI: `pip install opencv-python` in place of "
+                              "opencv-python-headless (and a display); on a headless PC use --record or --save-defects")
+        if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise SourceError("--show needs a display (DISPLAY is not set): use --record or --save-defects instead")
+        return self
+
+    def __call__(self, record: dict, frame=None) -> None:
+        if frame is None or frame.image is None:
+            return
+        cv2.imshow(self.title, annotate(frame.image, record, self.roi))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.stop.set()
+
+    def __exit__(self, *exc) -> None:
+        cv2.destroyAllWindows()

@@ -40,29 +40,51 @@ def _now() -> tuple[float, float]:
     return time.time(), time.perf_counter()
 
 
-class CaptureSource:
-    """An OpenCV VideoCapture: camera index, video file, or stream URL."""
+@dataclass(frozen=True)
+class CaptureSettings:
+    """What a camera may be asked for; OpenCV applies what the driver allows."""
 
-    def __init__(self, target: int | str, live: bool, realtime: bool = False, width: int | None = None,
-                 height: int | None = None, fps: float | None = None):
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    fourcc: str | None = None  # e.g. MJPG: USB cameras need it for 720p at 30 fps
+    exposure: float | None = None  # driver units (V4L2: 1..5000, in 100 µs)
+
+
+# A stream that stops answering must not block the line for FFmpeg's default 30 s.
+_STREAM_TIMEOUTS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+
+
+class CaptureSource:
+    """An OpenCV VideoCapture: camera index, video file, stream URL or GStreamer pipeline."""
+
+    def __init__(self, target: int | str, live: bool, realtime: bool = False, api: int = cv2.CAP_ANY,
+                 settings: CaptureSettings = CaptureSettings(), name: str | None = None):
         self.target = target
         self.live = live or realtime
         self.realtime = realtime and not live  # pace a file at its native rate, like a camera
-        self.name = f"camera:{target}" if isinstance(target, int) else str(target)
-        self._settings = (width, height, fps)
+        self.name = name or (f"camera:{target}" if isinstance(target, int) else str(target))
+        self.api = api
+        self.settings = settings
         self._capture: cv2.VideoCapture | None = None
         self._next_id = 0
         self._period = 0.0
         self._next_due = 0.0
 
     def open(self) -> None:
-        capture = cv2.VideoCapture(self.target)
+        is_url = isinstance(self.target, str) and "://" in self.target
+        if is_url:
+            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, _STREAM_TIMEOUTS)
+        else:
+            capture = cv2.VideoCapture(self.target, self.api)
         if not capture.isOpened():
             capture.release()
             raise SourceError(self._open_error())
-        width, height, fps = self._settings
-        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
-                            (cv2.CAP_PROP_FPS, fps)):
+        s = self.settings
+        if s.fourcc:
+            capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*s.fourcc[:4].ljust(4)))
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, s.width), (cv2.CAP_PROP_FRAME_HEIGHT, s.height),
+                            (cv2.CAP_PROP_FPS, s.fps), (cv2.CAP_PROP_EXPOSURE, s.exposure)):
             if value:
                 capture.set(prop, value)
         native_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
@@ -73,9 +95,11 @@ class CaptureSource:
     def _open_error(self) -> str:
         if isinstance(self.target, int):
             return (f"camera {self.target} could not be opened (no such device, or busy): "
-                    "list cameras with `ls /dev/video*` and pass its index with --camera N")
+                    "list cameras with `edge-run doctor` and pass its index with --camera N")
         if "://" in str(self.target):
             return f"stream {self.target} could not be opened: check the URL and that the server is up"
+        if self.api == cv2.CAP_GSTREAMER:
+            return f"GStreamer pipeline could not be started: {self.target!r}; test it with gst-launch-1.0"
         return f"video file {self.target} could not be opened: check the path and that it is a video OpenCV reads"
 
     @property
@@ -144,20 +168,51 @@ class FolderSource:
         self._files = []
 
 
+def has_gstreamer() -> bool:
+    """Whether this OpenCV build can run GStreamer pipelines (pip wheels cannot; Jetson builds can)."""
+    return any("GStreamer" in line and "YES" in line for line in cv2.getBuildInformation().splitlines())
+
+
+def csi_pipeline(sensor: int, settings: CaptureSettings) -> str:
+    """The Jetson CSI camera pipeline (nvarguscamerasrc), ending in BGR frames for OpenCV, newest only."""
+    width, height, fps = settings.width or 1280, settings.height or 720, int(settings.fps or 30)
+    return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},"
+            f"framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+            "appsink drop=true max-buffers=1 sync=false")
+
+
+def _gstreamer_source(pipeline: str, name: str) -> CaptureSource:
+    if not has_gstreamer():
+        raise SourceError(f"{name} needs OpenCV built with GStreamer, and this one is not (pip's opencv wheels "
+                          "never are): on a Jetson use the JetPack OpenCV, elsewhere build OpenCV with GStreamer")
+    return CaptureSource(pipeline, live=True, api=cv2.CAP_GSTREAMER, name=name)
+
+
 def open_source(camera: int | None, source: str | None, realtime: bool = False, loop: bool = False,
-                width: int | None = None, height: int | None = None, fps: float | None = None):
+                settings: CaptureSettings = CaptureSettings(), reconnect: bool = True,
+                max_outage_s: float | None = None):
     """Build the source the flags describe (exactly one of camera / source)."""
+    from edge_runtime.reconnect import ReconnectingSource
+
     if (camera is None) == (source is None):
-        raise SourceError("give exactly one of --camera N or --source PATH|URL")
+        raise SourceError("give exactly one of --camera N or --source PATH|URL|PIPELINE")
     if camera is not None:
-        return CaptureSource(camera, live=True, width=width, height=height, fps=fps)
-    if "://" in source:
-        if source.startswith("csi://"):
-            raise SourceError("csi:// cameras need OpenCV built with GStreamer (Jetson); not supported by this build yet")
-        return CaptureSource(source, live=True)
-    path = Path(source)
-    if path.is_dir():
-        return FolderSource(path, loop=loop)
-    if not path.exists():
-        raise SourceError(f"source {source} does not exist: give a video file, an image folder or a stream URL")
-    return CaptureSource(str(path), live=False, realtime=realtime)
+        built = CaptureSource(camera, live=True, settings=settings)
+    elif source.startswith("csi://"):
+        try:
+            sensor = int(source[len("csi://"):] or 0)
+        except ValueError:
+            raise SourceError(f"{source}: expected csi://N with N the sensor id, e.g. csi://0") from None
+        built = _gstreamer_source(csi_pipeline(sensor, settings), source)
+    elif "://" in source:
+        built = CaptureSource(source, live=True)
+    elif " ! " in source:  # a raw GStreamer pipeline, as gst-launch-1.0 takes it
+        built = _gstreamer_source(source, "gstreamer")
+    elif Path(source).is_dir():
+        return FolderSource(Path(source), loop=loop)
+    elif Path(source).exists():
+        return CaptureSource(source, live=False, realtime=realtime)
+    else:
+        raise SourceError(f"source {source} does not exist: give a video file, an image folder, a stream URL "
+                          "or a GStreamer pipeline")
+    return ReconnectingSource(built, max_outage_s=max_outage_s) if reconnect else built

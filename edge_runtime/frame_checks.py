@@ -1,0 +1,51 @@
+"""Frames that must not be judged: black (lens cap, lamp out), saturated, frozen (a hung driver
+repeating its last buffer) or too old by the time they are decided.
+
+A flagged frame is recorded with its flags and verdict "invalid" — never "good":
+a line treats it like a reject (fail-safe) or stops, but never ships a part on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    frozen_frames: int = 5  # identical to the previous N frames; 0 disables
+    max_age_ms: float = 500.0  # capture → decision; 0 disables
+    dark_level: float = 8.0  # mean level below this: black
+    bright_level: float = 247.0  # mean level above this: saturated
+
+
+class FrameChecker:
+    def __init__(self, limits: FrameLimits = FrameLimits()):
+        self.limits = limits
+        self._previous: np.ndarray | None = None
+        self._repeats = 0
+
+    def before(self, image: np.ndarray) -> list[str]:
+        """Flags known before inference (cheap: a sparse sample of the pixels)."""
+        # Every 4th pixel, not averaged: a live camera's sensor noise always changes some
+        # of them, even on a still scene; only a repeated buffer is equal to the byte.
+        sample = image[::4, ::4]
+        flags = []
+        mean = float(sample.mean())
+        if mean < self.limits.dark_level:
+            flags.append("black")
+        elif mean > self.limits.bright_level:
+            flags.append("saturated")
+        if self._previous is not None and np.array_equal(sample, self._previous):
+            self._repeats += 1
+        else:
+            self._repeats = 0
+        self._previous = sample.copy()
+        if self.limits.frozen_frames and self._repeats >= self.limits.frozen_frames:
+            flags.append("frozen")
+        return flags
+
+    def after(self, age_ms: float) -> list[str]:
+        """Flags known at decision time."""
+        return ["stale"] if self.limits.max_age_ms and age_ms > self.limits.max_age_ms else []

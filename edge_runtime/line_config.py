@@ -1,0 +1,52 @@
+"""`--config line.yaml`: everything the edge-run flags hold, in a file a station keeps.
+
+Read with OpenCV's own YAML reader (cv2.FileStorage), so the runtime floor needs
+no YAML package: flat `key: value` lines, lists as `[a, b]`. Keys are the flag
+names (`max_age_ms` or `max-age-ms`). Flags given on the command line win.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from edge_runtime.errors import InputFileError
+
+
+def _value(node: cv2.FileNode):
+    if node.isSeq():
+        return [_value(node.at(i)) for i in range(node.size())]
+    if node.isString():
+        return node.string()
+    if node.isInt():
+        return int(node.real())
+    if node.isReal():
+        return node.real()
+    if node.isMap():
+        raise InputFileError(f"nested section {node.name()!r} is not supported: use flat keys named like the flags")
+    return None
+
+
+def load_line_config(path: str | Path, known: set[str]) -> dict:
+    """{option name: value} from the file; an unknown key is an error naming the known ones."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"--config {path} does not exist")
+    try:
+        storage = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_FORMAT_YAML)
+    except (cv2.error, SystemError) as exc:  # OpenCV's parser raises either, depending on where it fails
+        cause = exc.__cause__ or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:160]
+        raise InputFileError(f"--config {path} is not valid YAML ({reason})") from None
+    if not storage.isOpened():
+        raise InputFileError(f"--config {path} could not be read as YAML")
+    root = storage.root()
+    values = {}
+    for key in root.keys():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise InputFileError(f"--config {path}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        values[name] = _value(root.getNode(key))
+    storage.release()
+    return values

@@ -1,0 +1,35 @@
+"""Drawing a verdict on a frame, for the operator's window and the recorded video."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge_runtime.preprocess import Roi
+
+COLOURS = {"good": (60, 180, 75), "defect": (40, 40, 230), "invalid": (0, 190, 255)}  # BGR
+
+
+def annotate(image: np.ndarray, record: dict, roi: Roi | None) -> np.ndarray:
+    """A copy of `image` with the inspection box, verdict, label, score and a latency line."""
+    out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    colour = COLOURS.get(record["verdict"], (200, 200, 200))
+    h, w = out.shape[:2]
+    x, y, bw, bh = roi if roi else (0, 0, w, h)
+    cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), colour, max(2, w // 400))
+    scale = max(0.6, w / 1280)
+    text = record["verdict"].upper()
+    if record.get("label") and record["label"] != record["verdict"]:
+        text += f" {record['label']}"
+    if record.get("score") is not None:
+        text += f" {record['score']:.2f}"
+    if record.get("flags"):
+        text += " [" + ",".join(record["flags"]) + "]"
+    cv2.putText(out, text, (12, int(40 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 1.1 * scale, colour, 2, cv2.LINE_AA)
+    lat = record.get("latency_ms", {})
+    status = (f"frame {record['frame_id']}  infer {lat.get('inference', 0):.1f} ms  age {record.get('age_ms', 0):.0f} ms"
+              f"  dropped {record.get('dropped', 0)}")
+    if status:
+        cv2.putText(out, status, (12, h - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (235, 235, 235), 1,
+                    cv2.LINE_AA)
+    return out
