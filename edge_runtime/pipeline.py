@@ -151,9 +151,13 @@ def run_pipeline(
                               ("postprocess", post_ms), ("sink", prev_sink_ms), ("total", (t5 - t1) * 1e3),
                               ("age", age_ms)):
                 stats.add(stage, ms)
-            if on_live and t5 - last_live >= live_every_s:
+            if t5 - last_live >= live_every_s:  # the live figures, on the console and in the record stream
                 fps = (summary.frames - frames_at_live) / (t5 - last_live)
-                on_live(stats.live_line(fps, summary.counts, reader.dropped))
+                _emit(sinks, {"type": "stats", "at": round(time.time(), 6), "frames": summary.frames,
+                              "fps": round(fps, 2), "dropped": reader.dropped, "verdicts": dict(summary.counts),
+                              "latency_ms": stats.summary()})
+                if on_live:
+                    on_live(stats.live_line(fps, summary.counts, reader.dropped))
                 last_live, frames_at_live = t5, summary.frames
     finally:
         if reader.stop():

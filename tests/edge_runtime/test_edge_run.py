@@ -107,7 +107,7 @@ def test_sigint_flushes_every_decided_frame(demo_data, artifacts, tmp_path):
                              "--model", str(artifacts / "model.int8.onnx"), "--jsonl", str(jsonl), "--quiet"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
-    while time.time() < deadline and (not jsonl.exists() or jsonl.stat().st_size < 2000):
+    while time.time() < deadline and (not jsonl.exists() or '"type":"stats"' not in jsonl.read_text()):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -116,6 +116,8 @@ def test_sigint_flushes_every_decided_frame(demo_data, artifacts, tmp_path):
     frames = json.loads((demo_data / "line_clip.json").read_text())["frames"]
     assert 0 < len(verdicts) < frames  # stopped mid-run
     assert summaries[-1]["frames"] == len(verdicts)
+    stats = [json.loads(line) for line in jsonl.read_text().splitlines() if '"type":"stats"' in line]
+    assert stats and stats[-1]["frames"] <= len(verdicts) and "inference" in stats[-1]["latency_ms"]
     assert json.loads(out.strip().splitlines()[-1])["frames"] == len(verdicts)
 
 
