@@ -29,7 +29,9 @@ def edge_bench():
 @click.option("--batch", "batches", default="1,32", show_default=True, help="Comma list of batch sizes.")
 @click.option("--iters", type=click.IntRange(min=10), default=300, show_default=True, help="Timed iterations at batch 1.")
 @click.option("--data", default=None, type=click.Path(), help="Training data folder, if it moved since training.")
-def model(run, artifacts, out, threads, batches, iters, data):
+@click.option("--compile/--no-compile", "compile_torch", default=True, show_default=True,
+              help="Also time torch.compile (inductor; its compile time is its cold start).")
+def model(run, artifacts, out, threads, batches, iters, data, compile_torch):
     """torch eager vs ONNX Runtime fp32 vs INT8: p50/p90/p99, throughput, agreement.
 
     \b
@@ -44,13 +46,40 @@ def model(run, artifacts, out, threads, batches, iters, data):
     except ValueError:
         raise click.BadParameter(f"{batches!r} is not a comma list of integers", param_hint="--batch") from None
     report = bench_model(run, artifacts, threads or os.cpu_count(), batch_sizes, iters=iters, data=data,
-                         echo=lambda m: click.echo(m, err=True))
+                         compile_torch=compile_torch, echo=lambda m: click.echo(m, err=True))
     folder = write_report(report, out)
     click.echo(variants_table(report["variants"]))
-    click.echo(f"report: {Path(folder) / 'report.md'} and report.json")
+    click.echo(f"report: {Path(folder) / 'report.md'}, report.html and report.json")
     failed = [v["name"] for v in report["variants"] if "error" in v]
     if failed:
         raise BenchmarkFailed(f"variants failed: {', '.join(failed)} (errors are in the report)")
+
+
+@edge_bench.command()
+@click.option("--source", required=True, type=click.Path(dir_okay=False), help="Video clip, played at --fps.")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--fps", type=click.FloatRange(min=1), default=30, show_default=True, help="Camera rate to simulate.")
+@click.option("--roi", default=None, help="Inspection window x,y,w,h.")
+@click.option("--frames", type=click.IntRange(min=10), default=300, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT threads (default: all cores).")
+def pipeline(source, model_path, out, fps, roi, frames, threads):
+    """The full edge-run path at a fixed camera rate vs a plain OpenCV + ORT loop, per stage.
+
+    \b
+    Example:
+      edge-bench pipeline --source data/demo/line_clip.mp4 --model artifacts/brick/model.int8.onnx \\
+                          --roi 512,232,256,256 --fps 30 --out reports/pipeline
+    """
+    from benchmarks.pipeline_bench import bench_pipeline
+    from benchmarks.report import pipeline_markdown, write_report
+    from edge_runtime.cli_support import parse_roi
+
+    report = bench_pipeline(source, model_path, fps, parse_roi(roi), frames, threads or os.cpu_count(),
+                            echo=lambda m: click.echo(m, err=True))
+    folder = write_report(report, out)
+    click.echo(pipeline_markdown(report))
+    click.echo(f"report: {Path(folder) / 'report.md'}, report.html and report.json")
 
 
 @edge_bench.command()

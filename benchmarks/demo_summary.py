@@ -54,9 +54,10 @@ def summary(data: Path, artifacts: Path, report_dir: Path) -> str:
             test_acc[precision] = json.loads(path.read_text())["accuracy"]
     for v in bench["variants"]:
         if "p50_ms" not in v:
-            lines.append(f"{v['name']:<20} failed: {v.get('error')}")
+            lines.append(f"{v['name']:<20} " + (f"skipped: {v['skipped']}" if "skipped" in v else f"failed: {v.get('error')}"))
             continue
         acc = test_acc.get(v["precision"]) if v["framework"] == "onnxruntime" else None
+        name = v["name"]
         lines.append(f"{v['name']:<20}{v['batch']:>6}{v['p50_ms']:>9.3f}{v['p99_ms']:>9.3f}"
                      f"{v.get('speedup_vs_torch', 0):>9.2f}×{v['agreement']:>8.1%}"
                      f"{'' if acc is None else f'{acc:.4f}':>10}")
@@ -71,6 +72,14 @@ def summary(data: Path, artifacts: Path, report_dir: Path) -> str:
         f"{run['latency_ms']['inference']['p50']} ms, verdicts {run['verdicts']}; "
         f"in-position frames judged right: {clip_acc:.1%} of {clip_n}",
     ]
+    pipe_path = report_dir / "pipeline" / "report.json"
+    if pipe_path.is_file():
+        pipe = json.loads(pipe_path.read_text())
+        ls = pipe["lineside"]
+        lines.append(f"edge-bench pipeline at {pipe['settings']['fps']:g} fps: capture → decision p50 "
+                     f"{ls['capture_to_decision_ms']['p50']} ms / p99 {ls['capture_to_decision_ms']['p99']} ms, "
+                     f"overhead beyond inference p50 {ls['overhead_beyond_inference_ms']['p50']} ms, "
+                     f"{ls['dropped']} dropped; work vs plain OpenCV+ORT loop {pipe['work_p50_ratio_vs_reference']}×")
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ def latency_stats(samples_ms: list[float], batch: int) -> dict:
         "max_ms": round(float(data.max()), 4),
         "mean_ms": round(float(data.mean()), 4),
         "throughput_per_s": round(batch * 1e3 / float(data.mean()), 2),
+        "samples_ms": [round(float(v), 4) for v in data],  # for the report's latency CDF
     }
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks import variants as variants_lib
 from benchmarks.environment import environment
 from benchmarks.latency import measure
-from edge_runtime.model import EdgeModel
-from export.parity import compare, onnx_outputs, torch_outputs
+from export.parity import compare, torch_outputs
 from export.run_export import model_info
 from train.checkpoint import load_checkpoint
 from train.images import validation_set
@@ -19,27 +18,8 @@ from train.images import validation_set
 SCHEMA = 1
 
 
-def _torch_variant(model: torch.nn.Module):
-    def run(x: np.ndarray):
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).numpy()
-
-    return {"name": "torch eager fp32", "framework": "torch", "precision": "fp32", "provider": "torch-cpu"}, run
-
-
-def _onnx_variant(path: Path, threads: int):
-    started = time.perf_counter()
-    model = EdgeModel(path, threads=threads)
-    model.infer(np.zeros((1, *model.info.input_size, 3), np.uint8))
-    cold_ms = (time.perf_counter() - started) * 1e3
-    meta = {"name": f"onnxruntime {model.info.precision}", "framework": "onnxruntime",
-            "precision": model.info.precision, "provider": model.provider, "cold_start_ms": round(cold_ms, 2),
-            "file": path.name}
-    return meta, model.infer
-
-
 def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup: int = 30, iters: int = 300,
-                data: str | None = None, echo=print) -> dict:
+                data: str | None = None, compile_torch: bool = True, echo=print) -> dict:
     """Every variant × batch size: latency percentiles, throughput, agreement with torch, accuracy."""
     torch.set_num_threads(threads)
     model, config = load_checkpoint(run)
@@ -47,20 +27,25 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     truth = [config["labels"][t] for t in val.targets]
     info = model_info(config, "fp32", {})
     reference = torch_outputs(model, val.images)
-    builders = []
-    for precision in ("fp32", "int8"):
-        path = Path(artifacts) / f"model.{precision}.onnx"
-        if path.is_file():
-            builders.append(lambda path=path: _onnx_variant(path, threads))
+    files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8")]
+    files = [(p, f) for p, f in files if f.is_file()]
+    builders = [(f"onnxruntime {p}", lambda f=f: variants_lib.onnxruntime(f, threads)) for p, f in files]
+    builders += [(f"openvino {p}", lambda f=f, p=p: variants_lib.openvino(f, threads, p)) for p, f in files]
     # torch last: its OpenMP workers keep spinning after a call and would steal the
     # cores from whatever is timed next (measured: ORT fp32 1.8x slower right after torch).
-    builders.append(lambda: _torch_variant(model))
+    builders.append(("torch eager fp32", lambda: variants_lib.torch_eager(model, threads)))
+    if compile_torch:
+        builders.append(("torch compile fp32",
+                         lambda: variants_lib.torch_compiled(model, threads, val.images[:max(batches)])))
     variants = []
-    for build in builders:
+    for name, build in builders:
         try:
             meta, fn = build()
+        except variants_lib.Skipped as exc:
+            variants.append({"name": name, "skipped": str(exc)})
+            continue
         except Exception as exc:  # shown in the report as this variant's error, and fails the command
-            variants.append({"name": "?", "error": f"{type(exc).__name__}: {exc}"})
+            variants.append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
             continue
         figures = compare(reference, np.concatenate([fn(val.images[i:i + 32]) for i in range(0, len(val.images), 32)]),
                           info, truth)
@@ -75,7 +60,7 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
             row.update({"agreement": round(1.0 - figures["flip_rate"], 6), "flips": figures["flips"],
                         "accuracy": round(figures["accuracy"], 6)})
             variants.append(row)
-    base = {v["batch"]: v["p50_ms"] for v in variants if v.get("framework") == "torch" and "p50_ms" in v}
+    base = {v["batch"]: v["p50_ms"] for v in variants if v.get("name") == "torch eager fp32" and "p50_ms" in v}
     for v in variants:
         if "p50_ms" in v and v["batch"] in base:
             v["speedup_vs_torch"] = round(base[v["batch"]] / v["p50_ms"], 3)

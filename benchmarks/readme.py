@@ -30,6 +30,10 @@ def render(report_dir: Path) -> str:
         lines += ["", "On the untouched test split (`edge-eval`): " + "; ".join(
             f"{p} accuracy {m['accuracy']:.4f}, false-reject rate {m['false_reject_rate']:.4f}, "
             f"escape rate {m['escape_rate']:.4f}" for p, m in evals.items()) + "."]
+    pipeline = report_dir / "pipeline" / "report.md"
+    if pipeline.is_file():
+        body = pipeline.read_text().split("\n", 2)[2]  # without its title
+        lines += ["", f"Pipeline, from `{report_dir}/pipeline/report.json` (`edge-bench pipeline`):", body.strip()]
     return "\n".join(lines)
 
 

@@ -10,8 +10,26 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(markdown(report))
+    (out / "report.md").write_text(markdown(report) if report["kind"] == "model" else pipeline_markdown(report))
+    (out / "report.html").write_text(model_html(report) if report["kind"] == "model" else pipeline_html(report))
     return out
+
+
+_COLUMNS = [("name", "variant"), ("provider", "provider"), ("batch", "batch"), ("p50_ms", "p50 ms"),
+            ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("throughput_per_s", "items/s"),
+            ("speedup_vs_torch", "vs torch eager"), ("agreement", "agreement"), ("accuracy", "accuracy"),
+            ("cold_start_ms", "cold start ms"), ("skipped", "skipped"), ("error", "error")]
+
+
+def model_html(report: dict) -> str:
+    from benchmarks import html
+
+    batches = report["settings"]["batches"]
+    sections = [("Variants", html.table(report["variants"], _COLUMNS))]
+    for batch in batches:
+        sections.append((f"Batch {batch}: p50 and p99", html.p50_p99_bars(report["variants"], batch)))
+        sections.append((f"Batch {batch}: latency distribution", html.latency_cdf(report["variants"], batch)))
+    return html.page(f"Model benchmark — {report['run']}", environment_line(report["environment"]), sections)
 
 
 def environment_line(env: dict) -> str:
@@ -26,6 +44,9 @@ def variants_table(variants: list[dict]) -> str:
     lines = ["| variant | provider | batch | p50 ms | p90 ms | p99 ms | items/s | vs torch | agreement | accuracy |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v in variants:
+        if "skipped" in v:
+            lines.append(f"| {v['name']} | | | skipped: {v['skipped']} | | | | | | |")
+            continue
         if "error" in v and "p50_ms" not in v:
             lines.append(f"| {v['name']} | {v.get('provider', '')} | {v.get('batch', '')} | **failed: {v['error']}** |"
                          " | | | | | |")
@@ -48,4 +69,44 @@ def markdown(report: dict) -> str:
         "",
         variants_table(report["variants"]),
         "",
+    ])
+
+
+def pipeline_markdown(report: dict) -> str:
+    ls, ref = report["lineside"], report["reference"]
+    st = ls["stages_ms"]
+    s = report["settings"]
+    lines = [
+        f"# Pipeline benchmark — {report['source']} → {report['model']}",
+        "",
+        environment_line(report["environment"]),
+        "",
+        f"{s['frames']} frames paced at {s['fps']:g} fps, ROI {s['roi']}, {s['threads']} ORT threads.",
+        "",
+        "| | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in ("capture_wait", "preprocess", "inference", "postprocess", "sink"):
+        if st.get(name):
+            lines.append(f"| lineside {name} | {st[name]['p50']} | {st[name]['p90']} | {st[name]['p99']} | {st[name]['max']} |")
+    for label, row in (("lineside work per frame (preprocess→sink)", ls["work_ms"]),
+                       ("lineside overhead beyond inference", ls["overhead_beyond_inference_ms"]),
+                       ("lineside capture → decision", ls["capture_to_decision_ms"]),
+                       ("reference work per frame (resize→ORT)", ref["work_ms"]),
+                       ("reference decode", ref["decode_ms"])):
+        lines.append(f"| {label} | {row['p50']} | {row['p90']} | {row['p99']} | {row['max']} |")
+    lines += ["", f"lineside: {ls['frames']} frames, {ls['dropped']} dropped, {ls['fps']} fps, CPU load "
+              f"{ls['cpu_load']:.2f} cores · reference: {ref['frames']} frames, {ref['fps']} fps, CPU load "
+              f"{ref['cpu_load']:.2f} cores",
+              f"lineside work p50 / reference work p50 = {report['work_p50_ratio_vs_reference']}", ""]
+    return "\n".join(lines)
+
+
+def pipeline_html(report: dict) -> str:
+    from benchmarks import html
+
+    text = pipeline_markdown(report)
+    return html.page(f"Pipeline benchmark — {report['source']}", environment_line(report["environment"]), [
+        ("Stages", html.stage_breakdown(report["lineside"]["stages_ms"], "lineside")),
+        ("Figures", "<pre>" + html.html.escape(text) + "</pre>"),
     ])

@@ -59,13 +59,14 @@ class CaptureSource:
     """An OpenCV VideoCapture: camera index, video file, stream URL or GStreamer pipeline."""
 
     def __init__(self, target: int | str, live: bool, realtime: bool = False, api: int = cv2.CAP_ANY,
-                 settings: CaptureSettings = CaptureSettings(), name: str | None = None):
+                 settings: CaptureSettings = CaptureSettings(), name: str | None = None, rate: float | None = None):
         self.target = target
         self.live = live or realtime
         self.realtime = realtime and not live  # pace a file at its native rate, like a camera
         self.name = name or (f"camera:{target}" if isinstance(target, int) else str(target))
         self.api = api
         self.settings = settings
+        self.rate = rate  # with realtime: play at this rate instead of the file's own
         self._capture: cv2.VideoCapture | None = None
         self._next_id = 0
         self._period = 0.0
@@ -88,7 +89,7 @@ class CaptureSource:
             if value:
                 capture.set(prop, value)
         native_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        self._period = 1.0 / native_fps if self.realtime else 0.0
+        self._period = 1.0 / (self.rate or native_fps) if self.realtime else 0.0
         self._next_due = time.perf_counter()
         self._capture = capture
 

@@ -1,0 +1,126 @@
+"""The whole edge-run path at a fixed camera rate, against a plain reference loop on the same clip.
+
+lineside: a paced source → newest-frame capture thread → checks → preprocess →
+ORT → decision → JSONL sink, timed per stage by the pipeline itself.
+Reference: the loop people write by hand — cv2 read, crop, resize, colour
+swap, session.run — paced the same way, in the same process and run. The
+difference per frame is lineside's own overhead, a measured number.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from benchmarks.environment import environment
+from edge_runtime.errors import SourceError
+from edge_runtime.model import EdgeModel
+from edge_runtime.pipeline import run_pipeline
+from edge_runtime.preprocess import Roi
+from edge_runtime.sinks import JsonlSink
+from edge_runtime.sources import CaptureSource
+
+SCHEMA = 1
+
+
+def _stats(values: list[float]) -> dict:
+    data = np.asarray(values, dtype=np.float64)
+    if not data.size:
+        return {}
+    return {"p50": round(float(np.percentile(data, 50)), 4), "p90": round(float(np.percentile(data, 90)), 4),
+            "p99": round(float(np.percentile(data, 99)), 4), "max": round(float(data.max()), 4)}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Collect:
+    """An in-memory sink for the benchmark's own statistics."""
+
+    def __init__(self):
+        self.records: list[dict] = []
+
+    def __call__(self, record: dict, frame=None) -> None:
+        if record["type"] == "verdict":
+            self.records.append(record)
+
+
+def lineside_run(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int) -> dict:
+    model = EdgeModel(model_path, threads=threads)
+    source = CaptureSource(clip, live=False, realtime=True, rate=fps)
+    collect = _Collect()
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, JsonlSink(Path(tmp) / "v.jsonl") as jsonl:
+        summary = run_pipeline(source, model, [collect, jsonl], roi=roi, max_frames=frames, stop=threading.Event())
+    wall = time.perf_counter() - wall0
+    recs = collect.records
+    per_stage = {stage: _stats([r["latency_ms"][stage] for r in recs])
+                 for stage in ("capture_wait", "preprocess", "inference", "postprocess")}
+    per_stage["sink"] = _stats([r["latency_ms"]["sink_prev"] for r in recs[1:]])
+    work = [sum(r["latency_ms"][s] for s in ("preprocess", "inference", "postprocess")) + n["latency_ms"]["sink_prev"]
+            for r, n in zip(recs, recs[1:])]  # each frame's work, its sink time read from the next record
+    overhead = [w - r["latency_ms"]["inference"] for w, r in zip(work, recs)]
+    return {"name": "lineside edge-run pipeline", "frames": summary.frames, "dropped": summary.dropped,
+            "stages_ms": per_stage, "work_ms": _stats(work), "overhead_beyond_inference_ms": _stats(overhead),
+            "capture_to_decision_ms": _stats([r["age_ms"] for r in recs]), "seconds": round(wall, 3),
+            "fps": round(summary.frames / wall, 2), "cpu_load": round((_cpu_seconds() - cpu0) / wall, 3)}
+
+
+def reference_run(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int) -> dict:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    height, width = session.get_inputs()[0].shape[1:3]
+    capture = cv2.VideoCapture(clip)
+    if not capture.isOpened():
+        raise SourceError(f"cannot open {clip}")
+    decode, work, period = [], [], 1.0 / fps
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+    due = time.perf_counter()
+    while len(work) < frames:
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        due += period
+        t0 = time.perf_counter()
+        ok, image = capture.read()
+        if not ok:
+            break
+        t1 = time.perf_counter()
+        if roi:
+            x, y, w, h = roi
+            image = image[y:y + h, x:x + w]
+        x_in = cv2.cvtColor(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        session.run(None, {name: x_in[None]})
+        work.append((time.perf_counter() - t1) * 1e3)
+        decode.append((t1 - t0) * 1e3)
+    wall = time.perf_counter() - wall0
+    capture.release()
+    return {"name": "reference loop (cv2 read + resize + ORT)", "frames": len(work), "decode_ms": _stats(decode),
+            "work_ms": _stats(work), "seconds": round(wall, 3), "fps": round(len(work) / wall, 2),
+            "cpu_load": round((_cpu_seconds() - cpu0) / wall, 3)}
+
+
+def bench_pipeline(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int,
+                   echo=print) -> dict:
+    if not Path(clip).is_file():
+        raise SourceError(f"--source {clip} is not a video file")
+    echo(f"reference loop at {fps:g} fps")
+    reference = reference_run(clip, model_path, fps, roi, frames, threads)
+    echo(f"lineside pipeline at {fps:g} fps")
+    lineside = lineside_run(clip, model_path, fps, roi, frames, threads)
+    ratio = lineside["work_ms"]["p50"] / reference["work_ms"]["p50"]
+    return {"schema": SCHEMA, "kind": "pipeline", "source": clip, "model": model_path,
+            "settings": {"fps": fps, "roi": list(roi) if roi else None, "frames": frames, "threads": threads},
+            "environment": environment(threads), "lineside": lineside, "reference": reference,
+            "work_p50_ratio_vs_reference": round(ratio, 3)}

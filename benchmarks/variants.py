@@ -1,0 +1,77 @@
+"""The things a benchmark times: each builds a callable `run(batch) -> outputs` and says what it is.
+
+A builder that cannot run on this machine raises `Skipped` with the reason, which
+the report shows; any other failure is an error the report shows as such.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_runtime.model import EdgeModel
+
+
+class Skipped(Exception):
+    """This variant does not apply on this machine (the message says why)."""
+
+
+def torch_eager(model: torch.nn.Module, threads: int):
+    def run(x: np.ndarray):
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return {"name": "torch eager fp32", "framework": "torch", "precision": "fp32", "provider": "torch-cpu"}, run
+
+
+def torch_compiled(model: torch.nn.Module, threads: int, example: np.ndarray):
+    """torch.compile (inductor); compile time is the cold start. Skipped where the toolchain is missing."""
+    started = time.perf_counter()
+    try:
+        compiled = torch.compile(model, dynamic=False)
+        with torch.inference_mode():
+            for batch in {1, len(example)}:
+                compiled(torch.from_numpy(example[:batch]))
+    except Exception as exc:  # inductor needs a C++ compiler and a supported platform
+        raise Skipped(f"torch.compile failed here: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}") from exc
+    cold = (time.perf_counter() - started) * 1e3
+
+    def run(x: np.ndarray):
+        with torch.inference_mode():
+            return compiled(torch.from_numpy(x)).numpy()
+
+    return {"name": "torch compile fp32", "framework": "torch", "precision": "fp32", "provider": "torch-inductor",
+            "cold_start_ms": round(cold, 1)}, run
+
+
+def onnxruntime(path: Path, threads: int):
+    started = time.perf_counter()
+    model = EdgeModel(path, threads=threads)
+    model.infer(np.zeros((1, *model.info.input_size, 3), np.uint8))
+    cold_ms = (time.perf_counter() - started) * 1e3
+    return {"name": f"onnxruntime {model.info.precision}", "framework": "onnxruntime", "precision": model.info.precision,
+            "provider": model.provider, "cold_start_ms": round(cold_ms, 2), "file": path.name}, model.infer
+
+
+def openvino(path: Path, threads: int, precision: str):
+    """OpenVINO's own runtime on the same ONNX file — what Intel industrial PC owners would use instead."""
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise Skipped("openvino is not installed (pip install openvino, or the bench extra)") from exc
+    started = time.perf_counter()
+    core = ov.Core()
+    compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    output = compiled.outputs[0]
+
+    def run(x: np.ndarray):
+        return request.infer({0: x})[output]
+
+    cold_ms = (time.perf_counter() - started) * 1e3
+    return {"name": f"openvino {precision}", "framework": "openvino", "precision": precision,
+            "provider": f"OpenVINO {ov.__version__.split('-')[0]} CPU", "cold_start_ms": round(cold_ms, 2),
+            "file": path.name}, run
