@@ -50,6 +50,8 @@ def model(run, artifacts, out, threads, batches, iters, data, compile_torch):
     folder = write_report(report, out)
     click.echo(variants_table(report["variants"]))
     click.echo(f"report: {Path(folder) / 'report.md'}, report.html and report.json")
+    if report.get("interrupted"):
+        raise BenchmarkFailed(f"interrupted; what was measured is in {Path(folder) / 'report.json'}")
     failed = [v["name"] for v in report["variants"] if "error" in v]
     if failed:
         raise BenchmarkFailed(f"variants failed: {', '.join(failed)} (errors are in the report)")
@@ -79,6 +81,42 @@ def pipeline(source, model_path, out, fps, roi, frames, threads):
                             echo=lambda m: click.echo(m, err=True))
     folder = write_report(report, out)
     click.echo(pipeline_markdown(report))
+    click.echo(f"report: {Path(folder) / 'report.md'}, report.html and report.json")
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma list of integers", param_hint=flag) from None
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"{text!r}: give positive integers", param_hint=flag)
+    return values
+
+
+@edge_bench.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--threads", "threads_list", default=None, help="Comma list (default: 1 .. all cores).")
+@click.option("--batch", "batches", default="1,4,16,32", show_default=True, help="Comma list of batch sizes.")
+@click.option("--data", default=None, type=click.Path(), help="Folder of real images (default: random uint8).")
+@click.option("--iters", type=click.IntRange(min=10), default=100, show_default=True)
+def sweep(model_path, out, threads_list, batches, data, iters):
+    """Threads × batch sizes for one model: the settings to run it with on this machine.
+
+    \b
+    Example:
+      edge-bench sweep --model artifacts/brick/model.int8.onnx --data data/demo/brick/test/good --out reports/sweep
+    """
+    from benchmarks.report import write_report
+    from benchmarks.sweep import sweep as run_sweep
+    from benchmarks.sweep import sweep_markdown
+
+    threads = _int_list(threads_list, "--threads") if threads_list else list(range(1, (os.cpu_count() or 1) + 1))
+    report = run_sweep(model_path, threads, _int_list(batches, "--batch"), data, iters,
+                       echo=lambda m: click.echo(m, err=True))
+    folder = write_report(report, out)
+    click.echo(sweep_markdown(report))
     click.echo(f"report: {Path(folder) / 'report.md'}, report.html and report.json")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,29 +38,15 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     if compile_torch:
         builders.append(("torch compile fp32",
                          lambda: variants_lib.torch_compiled(model, threads, val.images[:max(batches)])))
-    variants = []
-    for name, build in builders:
-        try:
-            meta, fn = build()
-        except variants_lib.Skipped as exc:
-            variants.append({"name": name, "skipped": str(exc)})
-            continue
-        except Exception as exc:  # shown in the report as this variant's error, and fails the command
-            variants.append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        figures = compare(reference, np.concatenate([fn(val.images[i:i + 32]) for i in range(0, len(val.images), 32)]),
-                          info, truth)
-        for batch in batches:
-            echo(f"{meta['name']}, batch {batch}")
-            row = {**meta, "threads": threads, "batch": batch}
-            try:
-                row.update(measure(fn, val.images, batch, warmup if batch == 1 else 3,
-                                   iters if batch == 1 else max(iters // batch, 10)))
-            except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            row.update({"agreement": round(1.0 - figures["flip_rate"], 6), "flips": figures["flips"],
-                        "accuracy": round(figures["accuracy"], 6)})
-            variants.append(row)
+    variants: list[dict] = []
+    interrupted = False
+    try:
+        for name, build in builders:
+            echo(f"{name}: building and checking agreement")
+            variants += _measure_variant(name, build, val.images, reference, info, truth, batches, warmup, iters,
+                                         threads)
+    except KeyboardInterrupt:  # Ctrl-C: the report still holds everything measured so far
+        interrupted = True
     base = {v["batch"]: v["p50_ms"] for v in variants if v.get("name") == "torch eager fp32" and "p50_ms" in v}
     for v in variants:
         if "p50_ms" in v and v["batch"] in base:
@@ -75,4 +62,37 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         "settings": {"threads": threads, "warmup": warmup, "iterations_batch1": iters, "batches": list(batches)},
         "environment": environment(threads),
         "variants": variants,
+        "interrupted": interrupted,
     }
+
+
+def _rss_mb() -> float | None:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def _measure_variant(name, build, images, reference, info, truth, batches, warmup, iters, threads) -> list[dict]:
+    """Rows for one variant: one per batch size, or one row saying why it was skipped or failed."""
+    try:
+        meta, fn = build()
+        outputs = np.concatenate([fn(images[i:i + 32]) for i in range(0, len(images), 32)])
+    except variants_lib.Skipped as exc:
+        return [{"name": name, "skipped": str(exc)}]
+    except Exception as exc:  # shown in the report as this variant's error, and fails the command
+        return [{"name": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}]
+    figures = compare(reference, outputs, info, truth)
+    rows = []
+    for batch in batches:
+        row = {**meta, "threads": threads, "batch": batch}
+        try:
+            row.update(measure(fn, images, batch, warmup if batch == 1 else 3,
+                               iters if batch == 1 else max(iters // batch, 10)))
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        row.update({"agreement": round(1.0 - figures["flip_rate"], 6), "flips": figures["flips"],
+                    "accuracy": round(figures["accuracy"], 6), "process_rss_mb": _rss_mb()})
+        rows.append(row)
+    return rows

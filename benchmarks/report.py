@@ -10,15 +10,35 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(markdown(report) if report["kind"] == "model" else pipeline_markdown(report))
-    (out / "report.html").write_text(model_html(report) if report["kind"] == "model" else pipeline_html(report))
+    writers = {"model": (markdown, model_html), "pipeline": (pipeline_markdown, pipeline_html),
+               "sweep": (_sweep_markdown, _sweep_html)}
+    to_markdown, to_html = writers[report["kind"]]
+    (out / "report.md").write_text(to_markdown(report))
+    (out / "report.html").write_text(to_html(report))
     return out
+
+
+def _sweep_markdown(report: dict) -> str:
+    from benchmarks.sweep import sweep_markdown
+
+    return sweep_markdown(report)
+
+
+def _sweep_html(report: dict) -> str:
+    from benchmarks import html
+
+    columns = [("threads", "threads"), ("batch", "batch"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"),
+               ("p99_ms", "p99 ms"), ("throughput_per_s", "items/s")]
+    return html.page(f"Sweep — {report['model']}", environment_line(report["environment"]),
+                     [("threads × batch", html.table(report["rows"], columns)),
+                      ("Recommended", f"<pre>{html.html.escape(str(report['recommended']))}</pre>")])
 
 
 _COLUMNS = [("name", "variant"), ("provider", "provider"), ("batch", "batch"), ("p50_ms", "p50 ms"),
             ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("throughput_per_s", "items/s"),
             ("speedup_vs_torch", "vs torch eager"), ("agreement", "agreement"), ("accuracy", "accuracy"),
-            ("cold_start_ms", "cold start ms"), ("skipped", "skipped"), ("error", "error")]
+            ("cold_start_ms", "cold start ms"), ("process_rss_mb", "process RSS MB"), ("skipped", "skipped"),
+            ("error", "error")]
 
 
 def model_html(report: dict) -> str:
@@ -68,6 +88,9 @@ def markdown(report: dict) -> str:
         "Agreement = share of inputs whose verdict and label equal torch eager's.",
         "",
         variants_table(report["variants"]),
+        "",
+        *(["**Interrupted (Ctrl-C): only the variants above were measured.**", ""] if report.get("interrupted") else []),
+        "Cold start and process RSS (after each variant was built and run, one process) are in report.json/html.",
         "",
     ])
 

@@ -1,6 +1,7 @@
 """The benchmark report: its structure, its arithmetic, and that settings are really applied."""
 
 import json
+import shutil
 
 import pytest
 
@@ -119,3 +120,33 @@ def test_model_report_html_has_plots_and_skips_are_explained(trained_run, artifa
         assert ("p50_ms" in v) != ("skipped" in v)  # measured, or skipped with its reason — never blank
         if "p50_ms" in v:
             assert len(v["samples_ms"]) == v["iterations"]
+
+
+def test_a_broken_variant_shows_its_error_and_fails_the_command(trained_run, artifacts, tmp_path):
+    broken = tmp_path / "artifacts"
+    broken.mkdir()
+    shutil.copy(artifacts / "model.fp32.onnx", broken)
+    (broken / "model.int8.onnx").write_bytes((artifacts / "model.int8.onnx").read_bytes()[:5000])  # truncated copy
+    out = tmp_path / "r"
+    proc = run_cli("edge-bench", "model", "--checkpoint", str(trained_run), "--artifacts", str(broken), "--out",
+                   str(out), "--batch", "1", "--iters", "10", "--no-compile")
+    assert proc.returncode == 4 and "onnxruntime int8" in proc.stderr.splitlines()[-1]
+    report = json.loads((out / "report.json").read_text())
+    row = next(v for v in report["variants"] if v["name"] == "onnxruntime int8")
+    assert "not a loadable ONNX model" in row["error"]
+    assert "failed:" in (out / "report.md").read_text()
+    assert any("p50_ms" in v for v in report["variants"] if v["name"] == "onnxruntime fp32")
+
+
+def test_sweep_covers_threads_by_batch_and_recommends(artifacts, demo_data, tmp_path):
+    out = tmp_path / "sweep"
+    proc = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), "--threads", "1,2",
+                   "--batch", "1,4", "--iters", "10", "--data", str(demo_data / "brick" / "test" / "good"),
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert {(r["threads"], r["batch"]) for r in report["rows"]} == {(1, 1), (1, 4), (2, 1), (2, 4)}
+    assert report["recommended"]["single_stream"]["batch"] == 1 and "images from" in report["inputs"]
+    bad = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), "--batch", "0",
+                  "--out", str(out))
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
