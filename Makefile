@@ -33,7 +33,7 @@ test: install
 demo: install
 	$(BIN)/edge-data demo --out $(DEMO_DATA)
 	$(BIN)/edge-train classify --data $(DEMO_DATA)/$(SURFACE) --out $(RUN)
-	$(BIN)/edge-export $(RUN) --out $(ART) --precision fp32,int8
+	$(BIN)/edge-export $(RUN) --out $(ART) --precision fp32,int8,fp16
 	$(BIN)/edge-eval --model $(ART)/model.int8.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.int8.json
 	$(BIN)/edge-eval --model $(ART)/model.fp32.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.fp32.json
 	rm -f $(REPORT)/verdicts.jsonl

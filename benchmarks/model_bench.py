@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from benchmarks import variants as variants_lib
@@ -28,10 +29,18 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     truth = [config["labels"][t] for t in val.targets]
     info = model_info(config, "fp32", {})
     reference = torch_outputs(model, val.images)
-    files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8")]
+    files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
     files = [(p, f) for p, f in files if f.is_file()]
     builders = [(f"onnxruntime {p}", lambda f=f: variants_lib.onnxruntime(f, threads)) for p, f in files]
-    builders += [(f"openvino {p}", lambda f=f, p=p: variants_lib.openvino(f, threads, p)) for p, f in files]
+    for device, provider in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
+        if provider in ort.get_available_providers():
+            builders += [(f"onnxruntime {p} {device}", lambda f=f, d=device: variants_lib.onnxruntime(f, threads, d))
+                         for p, f in files]
+        else:
+            builders.append((f"onnxruntime {device}", lambda provider=provider: variants_lib.skip(
+                f"{provider} is not in this onnxruntime build (GPU machines: the gpu extra)")))
+    builders += [(f"openvino {p}", lambda f=f, p=p: variants_lib.openvino(f, threads, p))
+                 for p, f in files if p != "fp16"]
     # torch last: its OpenMP workers keep spinning after a call and would steal the
     # cores from whatever is timed next (measured: ORT fp32 1.8x slower right after torch).
     builders.append(("torch eager fp32", lambda: variants_lib.torch_eager(model, threads)))

@@ -12,11 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge_runtime.errors import ProviderError
 from edge_runtime.model import EdgeModel
 
 
 class Skipped(Exception):
     """This variant does not apply on this machine (the message says why)."""
+
+
+def skip(reason: str):
+    raise Skipped(reason)
 
 
 def torch_eager(model: torch.nn.Module, threads: int):
@@ -47,12 +52,17 @@ def torch_compiled(model: torch.nn.Module, threads: int, example: np.ndarray):
             "cold_start_ms": round(cold, 1)}, run
 
 
-def onnxruntime(path: Path, threads: int):
+def onnxruntime(path: Path, threads: int, device: str = "cpu"):
+    """ORT on `device`; a GPU provider this machine lacks is a skip with the reason, not a CPU run."""
     started = time.perf_counter()
-    model = EdgeModel(path, threads=threads)
+    try:
+        model = EdgeModel(path, device=device, threads=threads)
+    except ProviderError as exc:
+        raise Skipped(str(exc)) from exc
     model.infer(np.zeros((1, *model.info.input_size, 3), np.uint8))
     cold_ms = (time.perf_counter() - started) * 1e3
-    return {"name": f"onnxruntime {model.info.precision}", "framework": "onnxruntime", "precision": model.info.precision,
+    suffix = "" if device == "cpu" else f" {device}"
+    return {"name": f"onnxruntime {model.info.precision}{suffix}", "framework": "onnxruntime", "precision": model.info.precision,
             "provider": model.provider, "cold_start_ms": round(cold_ms, 2), "file": path.name}, model.infer
 
 

@@ -18,11 +18,12 @@ from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_calls
 from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata
 from export.parity import compare, onnx_outputs, torch_outputs
+from export.fp16 import convert_fp16
 from export.quantize import quantize_int8
 from train.checkpoint import load_checkpoint
 from train.images import load_image_set, validation_set
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "fp16")
 
 
 class GateError(LinesideError):
@@ -39,7 +40,7 @@ class Gate:
     int8_max_accuracy_drop: float = 0.02
 
     def check(self, precision: str, figures: dict, fp32: dict | None) -> list[str]:
-        """Reasons the figures break the gate (empty: passes)."""
+        """Reasons the figures break the gate (empty: passes). FP16 is held to the INT8 limits."""
         fails = []
         if precision == "fp32":
             if figures["max_abs_error"] > self.fp32_max_abs_error:
@@ -127,8 +128,12 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
             int8_tmp = Path(tmp) / "model.int8.onnx"
             built["int8"] = (int8_tmp, quantize_int8(fp32_tmp, int8_tmp, calibration, target=target,
                                                        method=calib_method))
+        if "fp16" in precisions:
+            echo("converting to FP16 (for GPU targets; I/O stays uint8 in, float32 out)")
+            fp16_tmp = Path(tmp) / "model.fp16.onnx"
+            built["fp16"] = (fp16_tmp, convert_fp16(fp32_tmp, fp16_tmp))
         fp32_figures = None
-        for precision in ("fp32", "int8"):
+        for precision in PRECISIONS:
             if precision not in built:
                 continue
             path, quant = built[precision]
@@ -139,7 +144,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
             fp32_figures = fp32_figures or figures
             extra = {**common, "parity": figures, "gate": "fail: " + "; ".join(fails) if fails else "pass"}
             if quant:
-                extra["quantization"] = quant
+                extra["quantization" if precision == "int8" else "conversion"] = quant
             final = out_dir / f"model.{precision}.onnx"
             if precision in precisions and (not fails or force):
                 set_metadata(path, to_props(model_info(config, precision, extra)), out=final)

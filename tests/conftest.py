@@ -39,7 +39,7 @@ def artifacts(trained_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("artifacts")
     # force: a model trained for seconds may flip one of its few validation images in INT8;
     # the gate itself is tested on its own figures (tests/export).
-    report = run_export(str(trained_run), str(out), ("fp32", "int8"), calib_count=32, force=True,
+    report = run_export(str(trained_run), str(out), ("fp32", "int8", "fp16"), calib_count=32, force=True,
                         echo=lambda *_: None)
     write_export_report(report, out)
     return out

@@ -13,8 +13,9 @@ from edge_runtime.model import EdgeModel, file_sha256
 
 def test_one_file_per_precision_checker_clean_no_side_files(artifacts):
     names = sorted(p.name for p in artifacts.iterdir())
-    assert names == ["export_report.json", "export_report.md", "manifest.json", "model.fp32.onnx", "model.int8.onnx"]
-    for precision in ("fp32", "int8"):
+    assert names == ["export_report.json", "export_report.md", "manifest.json", "model.fp16.onnx", "model.fp32.onnx",
+                     "model.int8.onnx"]
+    for precision in ("fp32", "int8", "fp16"):
         model = onnx.load(str(artifacts / f"model.{precision}.onnx"), load_external_data=False)
         onnx.checker.check_model(model, full_check=True)
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
@@ -56,7 +57,7 @@ def test_int8_is_quantized_for_this_cpu_and_close_to_torch(artifacts):
 
 def test_manifest_hashes_match_the_files(artifacts):
     manifest = json.loads((artifacts / "manifest.json").read_text())
-    assert {a["file"] for a in manifest["artifacts"]} == {"model.fp32.onnx", "model.int8.onnx"}
+    assert {a["file"] for a in manifest["artifacts"]} == {"model.fp32.onnx", "model.int8.onnx", "model.fp16.onnx"}
     for entry in manifest["artifacts"]:
         assert file_sha256(artifacts / entry["file"]) == entry["sha256"]
 
@@ -101,3 +102,13 @@ def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, 
     assert (tmp_path / "model.fp32.onnx").exists() and not (tmp_path / "model.int8.onnx").exists()
     report = json.loads((tmp_path / "export_report.json").read_text())
     assert report["gate_failures"] and "int8" not in report["artifacts"]
+
+
+def test_fp16_keeps_io_types_and_halves_the_weights(artifacts):
+    model = onnx.load(str(artifacts / "model.fp16.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    report = json.loads((artifacts / "export_report.json").read_text())
+    assert report["artifacts"]["fp16"]["parity"]["flip_rate"] <= 0.05
+    assert (artifacts / "model.fp16.onnx").stat().st_size < 0.6 * (artifacts / "model.fp32.onnx").stat().st_size
