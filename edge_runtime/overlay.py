@@ -10,7 +10,21 @@ from edge_runtime.preprocess import Roi
 COLOURS = {"good": (60, 180, 75), "defect": (40, 40, 230), "invalid": (0, 190, 255)}  # BGR
 
 
-def annotate(image: np.ndarray, record: dict, roi: Roi | None) -> np.ndarray:
+class RateMeter:
+    """Decisions per second from the records' own timestamps (smoothed)."""
+
+    def __init__(self):
+        self.last, self.fps = None, 0.0
+
+    def __call__(self, record: dict) -> float:
+        now = record["decided_at"]
+        if self.last is not None and now > self.last:
+            self.fps = 0.9 * self.fps + 0.1 / (now - self.last) if self.fps else 1.0 / (now - self.last)
+        self.last = now
+        return self.fps
+
+
+def annotate(image: np.ndarray, record: dict, roi: Roi | None, fps: float | None = None) -> np.ndarray:
     """A copy of `image` with the inspection box, verdict, label, score and a latency line."""
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     colour = COLOURS.get(record["verdict"], (200, 200, 200))
@@ -27,7 +41,7 @@ def annotate(image: np.ndarray, record: dict, roi: Roi | None) -> np.ndarray:
         text += " [" + ",".join(record["flags"]) + "]"
     cv2.putText(out, text, (12, int(40 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 1.1 * scale, colour, 2, cv2.LINE_AA)
     lat = record.get("latency_ms", {})
-    status = (f"frame {record['frame_id']}  infer {lat.get('inference', 0):.1f} ms  age {record.get('age_ms', 0):.0f} ms"
+    status = (f"{fps:.1f} fps  " if fps else "") + (f"frame {record['frame_id']}  infer {lat.get('inference', 0):.1f} ms  age {record.get('age_ms', 0):.0f} ms"
               f"  dropped {record.get('dropped', 0)}")
     if status:
         cv2.putText(out, status, (12, h - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (235, 235, 235), 1,

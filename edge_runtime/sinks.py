@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 
 from edge_runtime.errors import InputFileError, SourceError
-from edge_runtime.overlay import annotate
+from edge_runtime.overlay import RateMeter, annotate
 from edge_runtime.preprocess import Roi
 
 
@@ -103,6 +103,7 @@ class VideoRecorder(Sink):
     def __init__(self, path: str | Path, fps: float, roi: Roi | None):
         self.path, self.fps, self.roi = Path(path), fps or 30.0, roi
         self._writer = None
+        self._rate = RateMeter()
 
     def __call__(self, record: dict, frame=None) -> None:
         if frame is None or frame.image is None:
@@ -113,7 +114,7 @@ class VideoRecorder(Sink):
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise InputFileError(f"cannot record to {self.path}: OpenCV could not open an mp4v writer there")
-        self._writer.write(annotate(frame.image, record, self.roi))
+        self._writer.write(annotate(frame.image, record, self.roi, self._rate(record)))
 
     def __exit__(self, *exc) -> None:
         if self._writer is not None:
@@ -130,6 +131,7 @@ class Display(Sink):
 
     def __init__(self, roi: Roi | None, stop: threading.Event, title: str = "lineside"):
         self.roi, self.stop, self.title = roi, stop, title
+        self._rate = RateMeter()
 
     def __enter__(self) -> "Display":
         if not has_gui():
@@ -142,7 +144,7 @@ class Display(Sink):
     def __call__(self, record: dict, frame=None) -> None:
         if frame is None or frame.image is None:
             return
-        cv2.imshow(self.title, annotate(frame.image, record, self.roi))
+        cv2.imshow(self.title, annotate(frame.image, record, self.roi, self._rate(record)))
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.stop.set()
 

@@ -66,3 +66,16 @@ def test_percentile_matches_numpy():
     values = list(np.random.default_rng(0).exponential(size=101))
     for q in (50, 90, 99):
         assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_rate_meter_and_overlay_draw_the_verdict():
+    from edge_runtime.overlay import COLOURS, RateMeter, annotate
+
+    meter = RateMeter()
+    assert meter({"decided_at": 10.0}) == 0.0
+    assert meter({"decided_at": 10.1}) == pytest.approx(10.0)
+    frame = np.zeros((120, 200, 3), np.uint8)
+    record = {"verdict": "defect", "label": "crack", "score": 0.9, "frame_id": 3, "flags": []}
+    out = annotate(frame, record, (50, 20, 60, 60), fps=10.0)
+    assert tuple(out[20, 80]) == COLOURS["defect"]  # the ROI box in the verdict's colour
+    assert frame.sum() == 0  # the frame itself is never drawn on
