@@ -9,8 +9,8 @@ product kernels take signed activations.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,20 +45,23 @@ def resolve_target(target: str) -> str:
     return int8_target() if target == "auto" else target
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, input_name: str = "image",
-                  target: str = "auto", method: str = "minmax") -> dict:
-    """Quantize `fp32_path` into `out_path`; returns what was done, for the report and metadata."""
+def prepare(fp32_path: Path, out_path: Path) -> None:
+    """Shape inference and graph clean-up the quantizer expects (node names are kept)."""
+    quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
+
+
+def quantize_int8(prepared: Path, out_path: Path, calibration: np.ndarray, input_name: str = "image",
+                  target: str = "auto", method: str = "minmax", exclude: list[str] = ()) -> dict:
+    """Quantize the `prepare`d model into `out_path`, keeping `exclude` nodes in float; returns what was done."""
     target = resolve_target(target)
     fmt = INT8_FORMATS[target]
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        partial = out_path.with_name(out_path.name + ".tmp")
-        quantize_static(
-            str(prepared), str(partial), _Batches(input_name, calibration),
-            quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=OPS_TO_QUANTIZE,
-            calibrate_method=CALIB_METHODS[method], use_external_data_format=False, **fmt,
-        )
+    partial = out_path.with_name(out_path.name + ".tmp")
+    quantize_static(
+        str(prepared), str(partial), _Batches(input_name, calibration),
+        quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=OPS_TO_QUANTIZE,
+        nodes_to_exclude=list(exclude), calibrate_method=CALIB_METHODS[method], use_external_data_format=False,
+        **fmt,
+    )
     os.replace(partial, out_path)
     return {
         "format": "QDQ",
@@ -70,4 +73,6 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, inpu
         "ops": OPS_TO_QUANTIZE or "all supported",
         "calibration_method": method,
         "calibration_count": int(len(calibration)),
+        "calibration_sha256": hashlib.sha256(calibration.tobytes()).hexdigest(),
+        "excluded_nodes": list(exclude),
     }

@@ -41,7 +41,11 @@ def _markdown(report: dict) -> str:
     lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
     if report["gate_failures"]:
         lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]
-    quant = report["artifacts"].get("int8", {}).get("quantization")
+    quant = report.get("int8")
     if quant:
-        lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items())]
+        lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items() if k not in ("layers", "excluded_nodes")),
+                  "", f"Kept in float: {', '.join(quant['excluded_nodes']) or 'nothing'}.", "",
+                  "Per-layer INT8 error against fp32 (SQNR; a layer is charged with the loss it adds):", "",
+                  "| tensor | op | SQNR vs fp32 dB | added loss dB |", "|---|---|---:|---:|"]
+        lines += [f"| {r['tensor']} | {r['op']} | {r['vs_fp32_db']} | {r['added_loss_db']} |" for r in quant["layers"]]
     return "\n".join(lines) + "\n"

@@ -19,7 +19,8 @@ from edge_runtime.stats import percentile, time_calls
 from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata
 from export.parity import compare, onnx_outputs, torch_outputs
 from export.fp16 import convert_fp16
-from export.quantize import quantize_int8
+from export.int8_debug import layer_errors
+from export.quantize import prepare, quantize_int8
 from train.checkpoint import load_checkpoint
 from train.images import load_image_set, validation_set
 
@@ -88,7 +89,7 @@ def model_info(config: dict, precision: str, extra: dict) -> ModelInfo:
 def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = None, calib: str | None = None,
                calib_method: str = "minmax", calib_count: int = 128, target: str = "auto",
                opset: int = DEFAULT_OPSET, threads: int | None = None, gate: Gate = Gate(), force: bool = False,
-               echo=print) -> dict:
+               max_excluded_layers: int = 3, echo=print) -> dict:
     """Export `run` into `out`; returns the export report.
 
     An artifact that fails the gate is only written with `force` (stamped as
@@ -121,36 +122,31 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         echo("exporting fp32 ONNX")
         export_fp32(model, example, fp32_tmp, opset)
         set_metadata(fp32_tmp, to_props(model_info(config, "fp32", common)))
-        built = {"fp32": (fp32_tmp, {})}
+        evaluate = lambda path, precision: _figures(path, precision, config, reference, val.images, truth, threads)  # noqa: E731
+        built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
+        fp32_figures = built["fp32"][2]
         if "int8" in precisions:
             echo(f"quantizing to INT8 ({calib_method} calibration)")
             calibration = _calibration(config, root, calib, calib_count, seed=0)
-            int8_tmp = Path(tmp) / "model.int8.onnx"
-            built["int8"] = (int8_tmp, quantize_int8(fp32_tmp, int8_tmp, calibration, target=target,
-                                                       method=calib_method))
+            built["int8"] = _int8_with_exclusions(fp32_tmp, Path(tmp), calibration, target, calib_method, gate,
+                                                  fp32_figures, evaluate, val.images[:32], max_excluded_layers, echo)
+            report["int8"] = built["int8"][1]  # per-layer error and exclusions, even when INT8 is not written
         if "fp16" in precisions:
             echo("converting to FP16 (for GPU targets; I/O stays uint8 in, float32 out)")
             fp16_tmp = Path(tmp) / "model.fp16.onnx"
-            built["fp16"] = (fp16_tmp, convert_fp16(fp32_tmp, fp16_tmp))
-        fp32_figures = None
-        for precision in PRECISIONS:
-            if precision not in built:
-                continue
-            path, quant = built[precision]
-            figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), val.images),
-                              model_info(config, precision, {}), truth)
-            figures["p50_ms_batch1"] = round(_speed(path, val.images[:1], threads), 4)
+            details = convert_fp16(fp32_tmp, fp16_tmp)
+            built["fp16"] = (fp16_tmp, details, evaluate(fp16_tmp, "fp16"))
+        for precision, (path, details, figures) in built.items():
             fails = gate.check(precision, figures, fp32_figures)
-            fp32_figures = fp32_figures or figures
             extra = {**common, "parity": figures, "gate": "fail: " + "; ".join(fails) if fails else "pass"}
-            if quant:
-                extra["quantization" if precision == "int8" else "conversion"] = quant
+            if details:
+                extra["quantization" if precision == "int8" else "conversion"] = details
             final = out_dir / f"model.{precision}.onnx"
             if precision in precisions and (not fails or force):
                 set_metadata(path, to_props(model_info(config, precision, extra)), out=final)
                 report["artifacts"][precision] = {"file": final.name, "bytes": final.stat().st_size,
                                                   "sha256": file_sha256(final), "gate": extra["gate"],
-                                                  "parity": figures, "quantization": quant or None}
+                                                  "parity": figures, "quantization": details or None}
             if fails:
                 failures.append(f"{precision}: {'; '.join(fails)}")
             echo(f"{precision}: flips {figures['flips']}/{figures['count']}, max abs error "
@@ -158,6 +154,39 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
     report["recommended"] = _recommend(report["artifacts"])
     report["gate_failures"] = failures
     return report
+
+
+def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, images: np.ndarray, truth: list[str],
+             threads: int) -> dict:
+    """Gate figures of one artifact: error, flips and accuracy against torch, and its batch-1 speed here."""
+    figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
+                      model_info(config, precision, {}), truth)
+    figures["p50_ms_batch1"] = round(_speed(path, images[:1], threads), 4)
+    return figures
+
+
+def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target: str, method: str, gate: Gate,
+                          fp32_figures: dict, evaluate, probe: np.ndarray, max_layers: int, echo):
+    """Quantize; while the gate fails, keep the layer that adds most INT8 error in float and try again.
+
+    Returns (path, quantization details with the per-layer table, gate figures).
+    """
+    prepared, out = tmp / "prepared.onnx", tmp / "model.int8.onnx"
+    prepare(fp32, prepared)
+    excluded: list[str] = []
+    while True:
+        details = quantize_int8(prepared, out, calibration, target=target, method=method, exclude=excluded)
+        figures = evaluate(out, "int8")
+        layers = layer_errors(prepared, out, probe)
+        details["layers"] = [{k: v for k, v in row.items() if k != "nodes"} for row in layers[:8]]
+        fails = gate.check("int8", figures, fp32_figures)
+        candidates = [row for row in layers if row["added_loss_db"] > 0 and not set(row["nodes"]) <= set(excluded)]
+        if not fails or len(excluded) >= max_layers * 2 or not candidates or max_layers == 0:
+            return out, details, figures
+        worst = candidates[0]
+        echo(f"int8 fails the gate ({'; '.join(fails)}); keeping {worst['tensor']} "
+             f"({', '.join(worst['nodes'])}, +{worst['added_loss_db']} dB loss) in float and retrying")
+        excluded = sorted(set(excluded) | set(worst["nodes"]))
 
 
 def _recommend(artifacts: dict) -> str | None:

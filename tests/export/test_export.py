@@ -97,11 +97,31 @@ def test_gate_blocks_flips_and_accuracy_loss():
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
     proc = run_cli("edge-export", str(trained_run), "--out", str(tmp_path), "--precision", "fp32,int8",
-                   "--max-int8-flip-rate", "-1")
+                   "--max-int8-flip-rate", "-1", "--max-excluded-layers", "1")
     assert proc.returncode == 3 and "int8" in proc.stderr.splitlines()[-1]
     assert (tmp_path / "model.fp32.onnx").exists() and not (tmp_path / "model.int8.onnx").exists()
     report = json.loads((tmp_path / "export_report.json").read_text())
     assert report["gate_failures"] and "int8" not in report["artifacts"]
+    # before giving up it kept the worst layer in float and tried again
+    assert "keeping" in proc.stderr and report["int8"]["excluded_nodes"]
+    assert report["int8"]["layers"][0]["added_loss_db"] >= report["int8"]["layers"][-1]["added_loss_db"]
+    assert "Kept in float:" in (tmp_path / "export_report.md").read_text()
+
+
+def test_layer_errors_name_real_nodes_and_rank_them(artifacts, trained_run, tmp_path):
+    from export.int8_debug import layer_errors
+    from export.quantize import prepare
+    from train.checkpoint import load_config
+    from train.images import validation_set
+
+    _, val = validation_set(load_config(trained_run))
+    prepared = tmp_path / "prepared.onnx"
+    prepare(artifacts / "model.fp32.onnx", prepared)
+    rows = layer_errors(prepared, artifacts / "model.int8.onnx", val.images[:8])
+    names = {n.name for n in onnx.load(str(prepared)).graph.node}
+    assert rows and all(set(r["nodes"]) <= names for r in rows)
+    assert [r["added_loss_db"] for r in rows] == sorted((r["added_loss_db"] for r in rows), reverse=True)
+    assert any(r["op"] == "Relu" for r in rows)
 
 
 def test_fp16_keeps_io_types_and_halves_the_weights(artifacts):
