@@ -8,6 +8,7 @@ is not the one running.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import onnxruntime as ort
@@ -23,6 +24,24 @@ DEVICE_PROVIDERS = {
 }
 DEVICES = ("auto", *DEVICE_PROVIDERS)
 _AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
+
+
+def provider_options(provider: str, path: Path) -> dict:
+    """Options per provider. TensorRT builds an engine per model on first use (minutes on a Jetson), so
+    engines are cached under LINESIDE_TRT_CACHE (default ~/.cache/lineside/tensorrt) and a restart reuses
+    them; FP16/INT8 are enabled to match the artifact's precision."""
+    if provider == "TensorrtExecutionProvider":
+        cache = Path(os.environ.get("LINESIDE_TRT_CACHE", Path.home() / ".cache" / "lineside" / "tensorrt"))
+        cache.mkdir(parents=True, exist_ok=True)
+        return {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache),
+                "trt_timing_cache_enable": "True", "trt_fp16_enable": "True" if ".fp16." in path.name else "False",
+                "trt_int8_enable": "True" if ".int8." in path.name else "False"}
+    if provider == "OpenVINOExecutionProvider":
+        # CPU, GPU (Intel iGPU) or NPU; LINESIDE_OPENVINO_DEVICE picks one on Intel industrial PCs
+        return {"device_type": os.environ.get("LINESIDE_OPENVINO_DEVICE", "CPU")}
+    if provider == "CUDAExecutionProvider":
+        return {"cudnn_conv_algo_search": "HEURISTIC"}  # no exhaustive search on each start
+    return {}
 
 
 def _requested(device: str) -> list[str]:
@@ -59,7 +78,8 @@ def create_session(path: str | Path, device: str = "cpu", threads: int | None = 
             "(see README, Install), or use --device cpu"
         )
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=requested)
+        session = ort.InferenceSession(str(path), sess_options=options, providers=requested,
+                                       provider_options=[provider_options(p, path) for p in requested])
     except Exception as exc:  # ORT raises several types for a bad file
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path} is not a loadable ONNX model ({reason}): re-export it with edge-export") from exc

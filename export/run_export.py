@@ -21,10 +21,11 @@ from export.parity import compare, onnx_outputs, torch_outputs
 from export.fp16 import convert_fp16
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
-from train.checkpoint import load_checkpoint
+from train.checkpoint import load_checkpoint, load_config
 from train.images import load_image_set, validation_set
 
 PRECISIONS = ("fp32", "int8", "fp16")
+EXPORTABLE_TASKS = ("classify",)
 
 
 class GateError(LinesideError):
@@ -100,6 +101,10 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
     unknown = set(precisions) - set(PRECISIONS)
     if unknown:
         raise InputFileError(f"unknown precision {', '.join(sorted(unknown))}; choose from {', '.join(PRECISIONS)}")
+    config = load_config(run)
+    if config.get("task") not in EXPORTABLE_TASKS:
+        raise InputFileError(f"{run} is a {config.get('task')!r} run; this edge-export exports: "
+                             f"{', '.join(EXPORTABLE_TASKS)}")
     model, config = load_checkpoint(run)
     root, val = validation_set(config, data)
     truth = [config["labels"][t] for t in val.targets]

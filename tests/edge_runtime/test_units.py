@@ -79,3 +79,17 @@ def test_rate_meter_and_overlay_draw_the_verdict():
     out = annotate(frame, record, (50, 20, 60, 60), fps=10.0)
     assert tuple(out[20, 80]) == COLOURS["defect"]  # the ROI box in the verdict's colour
     assert frame.sum() == 0  # the frame itself is never drawn on
+
+
+def test_provider_options_cache_tensorrt_engines_and_pick_openvino_device(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from edge_runtime.session import provider_options
+
+    monkeypatch.setenv("LINESIDE_TRT_CACHE", str(tmp_path / "trt"))
+    trt = provider_options("TensorrtExecutionProvider", Path("part.fp16.onnx"))
+    assert trt["trt_engine_cache_enable"] == "True" and trt["trt_fp16_enable"] == "True"
+    assert (tmp_path / "trt").is_dir() and trt["trt_engine_cache_path"] == str(tmp_path / "trt")
+    monkeypatch.setenv("LINESIDE_OPENVINO_DEVICE", "NPU")
+    assert provider_options("OpenVINOExecutionProvider", Path("m.onnx")) == {"device_type": "NPU"}
+    assert provider_options("CPUExecutionProvider", Path("m.onnx")) == {}

@@ -80,6 +80,15 @@ def test_bad_inputs_are_one_line(tmp_path, trained_run):
     line = one_line_error(run_cli("edge-export", str(trained_run), "--out", str(tmp_path / "c"), "--opset", "9"))
     assert "opset" in line
     assert not (tmp_path / "c" / "model.fp32.onnx").exists()
+    import shutil
+
+    other = tmp_path / "other_run"
+    shutil.copytree(trained_run, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "task": "banana"}))
+    assert "banana" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "d")))
+    (other / "config.json").write_text(json.dumps({**config, "schema": 99}))
+    assert "newer lineside" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
 
 
 def test_gate_blocks_flips_and_accuracy_loss():
