@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,30 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+MAX_MODEL_MB = float(os.environ.get("LINESIDE_MAX_MODEL_MB", "512"))
+
+
+def check_file(path: Path) -> None:
+    """Refuse before parsing: missing, not a regular file (symlinks resolved), empty, or absurdly large."""
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist: pass the .onnx written by edge-export")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelFileError(f"model file {path} is empty: copy it again from the export folder")
+    if size > MAX_MODEL_MB * 2**20:
+        raise ModelFileError(f"model file {path} is {size / 2**20:.0f} MB, over the {MAX_MODEL_MB:.0f} MB limit "
+                             "(LINESIDE_MAX_MODEL_MB raises it): a line-side model is a few MB")
+    if path.with_name(path.name + ".data").exists():
+        raise ModelFileError(f"{path} comes with an external-data file {path.name}.data; lineside artifacts carry "
+                             "their weights inside: re-export it with edge-export")
+
+
 class EdgeModel:
     """Load once, then `prepare` frames, `infer` batches and `decide` on outputs."""
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
         self.path = Path(path)
+        check_file(self.path)
         self.session = create_session(self.path, device=device, threads=threads)
         props = self.session.get_modelmeta().custom_metadata_map
         self.info: ModelInfo = from_props(props, origin=str(self.path))
@@ -35,9 +55,21 @@ class EdgeModel:
                 f"{self.path} is a {self.info.task!r} model, which this runtime version cannot run yet; "
                 f"it runs: {', '.join(DECIDERS)}"
             )
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_name = self._check_input()
         self.sha256 = file_sha256(self.path)
         self.provider = self.session.get_providers()[0]
+
+    def _check_input(self) -> str:
+        """The graph's input must be what the metadata promises: one uint8 N x H x W x 3 image tensor."""
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelFileError(f"{self.path} has {len(inputs)} inputs; a lineside image model has exactly one")
+        shape, kind = inputs[0].shape, inputs[0].type
+        expected = [*self.info.input_size, 3]
+        if kind != "tensor(uint8)" or len(shape) != 4 or list(shape[1:]) != expected:
+            raise ModelFileError(f"{self.path} takes {kind} {shape}, but its metadata promises uint8 "
+                                 f"[N, {expected[0]}, {expected[1]}, 3]: re-export it with edge-export")
+        return inputs[0].name
 
     def prepare(self, image: np.ndarray, roi: Roi | None = None) -> np.ndarray:
         """One frame → one model input (H x W x 3 uint8), via the shared preprocessing."""

@@ -47,5 +47,11 @@ def load_checkpoint(run_dir: str | Path) -> tuple[nn.Module, dict]:
     config = load_config(run_dir)
     spec = config["model"]
     model = create_model(spec["name"], **spec["args"])
-    model.load_state_dict(load_file(str(Path(run_dir) / WEIGHTS)))
+    weights = Path(run_dir) / WEIGHTS
+    try:
+        state = load_file(str(weights))  # safetensors: plain tensors, nothing is executed
+        model.load_state_dict(state)
+    except Exception as exc:  # a pickle, a truncated file, or weights of another model
+        raise InputFileError(f"{weights} is not a valid safetensors checkpoint for this model "
+                             f"({type(exc).__name__}): re-run edge-train; lineside never unpickles") from exc
     return model.eval(), config

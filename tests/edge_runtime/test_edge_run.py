@@ -149,3 +149,25 @@ def test_refused_stream_is_one_line(artifacts):
                                   str(artifacts / "model.int8.onnx"), timeout=60))
     assert "could not be opened" in line
 
+
+
+def test_sigterm_at_random_moments_loses_no_decision(demo_data, artifacts, tmp_path):
+    import random
+
+    rng = random.Random(7)
+    for attempt in range(3):
+        jsonl = tmp_path / f"v{attempt}.jsonl"
+        proc = subprocess.Popen([str(BIN / "edge-run"), "--source", str(demo_data / "brick" / "test" / "good"),
+                                 "--loop", "--frozen-frames", "0", "--model", str(artifacts / "model.int8.onnx"),
+                                 "--jsonl", str(jsonl), "--quiet"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while time.time() < deadline and not (jsonl.exists() and jsonl.stat().st_size):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.05, 1.5))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        verdicts, summaries = records(jsonl)
+        assert len(summaries) == 1 and summaries[0]["frames"] == len(verdicts) > 0
+        assert [r["frame_id"] for r in verdicts] == list(range(len(verdicts)))  # no gap, no duplicate

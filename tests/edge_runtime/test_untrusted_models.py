@@ -1,0 +1,67 @@
+"""Model files arrive over the network: each bad kind is refused with one line before anything runs."""
+
+import pickle
+
+import onnx
+from onnx import TensorProto, helper
+
+from clitools import one_line_error, run_cli
+from edge_runtime.metadata import ModelInfo, to_props
+
+
+def _run(model, demo_data):
+    return one_line_error(run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"),
+                                  "--model", str(model)))
+
+
+def test_empty_truncated_and_oversized_files(tmp_path, artifacts, demo_data, monkeypatch):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    assert "is empty" in _run(empty, demo_data)
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes((artifacts / "model.int8.onnx").read_bytes()[:3000])
+    assert "not a loadable ONNX model" in _run(truncated, demo_data)
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
+                                  str(artifacts / "model.int8.onnx"), env={"LINESIDE_MAX_MODEL_MB": "0.01",
+                                                                           "PATH": "/usr/bin:/bin"}))
+    assert "over the" in line
+
+
+def test_wrong_input_rank_or_dtype_is_refused(tmp_path, demo_data):
+    """A valid ONNX file with lineside metadata whose graph does not take the promised uint8 NHWC image."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 128, 128])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 128, 128])
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    info = ModelInfo(task="classify", labels=["good", "bad"], threshold=0.5, precision="fp32")
+    for key, value in to_props(info).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path = tmp_path / "nchw_float.onnx"
+    onnx.save(model, str(path))
+    assert "metadata promises uint8" in _run(path, demo_data)
+
+
+def test_side_file_of_external_weights_is_refused(tmp_path, artifacts, demo_data):
+    model = tmp_path / "m.onnx"
+    model.write_bytes((artifacts / "model.int8.onnx").read_bytes())
+    (tmp_path / "m.onnx.data").write_bytes(b"\0" * 16)
+    assert "external-data" in _run(model, demo_data)
+
+
+def test_a_pickle_checkpoint_is_never_unpickled(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (run / "model.safetensors").write_bytes(pickle.dumps(Evil()))
+    line = one_line_error(run_cli("edge-export", str(run), "--out", str(tmp_path / "out")))
+    assert "never unpickles" in line
+    assert not marker.exists()
