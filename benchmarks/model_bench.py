@@ -12,6 +12,7 @@ import torch
 from benchmarks import variants as variants_lib
 from benchmarks.environment import environment
 from benchmarks.latency import measure
+from edge_runtime.cli_support import progress
 from export.parity import compare, torch_outputs
 from export.run_export import model_info
 from train.checkpoint import load_checkpoint
@@ -50,10 +51,11 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     variants: list[dict] = []
     interrupted = False
     try:
-        for name, build in builders:
-            echo(f"{name}: building and checking agreement")
-            variants += _measure_variant(name, build, val.images, reference, info, truth, batches, warmup, iters,
-                                         threads)
+        with progress(builders, "variants measured") as bar:
+            for name, build in bar:
+                echo(f"{name}: building, checking agreement, timing batch {', '.join(map(str, batches))}")
+                variants += _measure_variant(name, build, val.images, reference, info, truth, batches, warmup,
+                                             iters, threads)
     except KeyboardInterrupt:  # Ctrl-C: the report still holds everything measured so far
         interrupted = True
     base = {v["batch"]: v["p50_ms"] for v in variants if v.get("name") == "torch eager fp32" and "p50_ms" in v}
