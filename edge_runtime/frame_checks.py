@@ -13,6 +13,19 @@ import cv2
 import numpy as np
 
 
+def frame_problem(image) -> str | None:
+    """Why this cannot be judged as an image at all (a source delivering garbage), or None."""
+    if not isinstance(image, np.ndarray):
+        return "not_an_image"
+    if image.dtype != np.uint8:
+        return "bad_dtype"
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        return "bad_shape"
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        return "empty"
+    return None
+
+
 @dataclass(frozen=True)
 class FrameLimits:
     frozen_frames: int = 5  # identical to the previous N frames; 0 disables

@@ -33,6 +33,8 @@ def load_line_config(path: str | Path, known: set[str]) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"--config {path} does not exist")
+    if not path.read_text(errors="replace").strip():
+        return {}  # OpenCV's parser fails on a zero-byte file; an empty config simply overrides nothing
     try:
         storage = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_FORMAT_YAML)
     except (cv2.error, SystemError) as exc:  # OpenCV's parser raises either, depending on where it fails
@@ -42,6 +44,12 @@ def load_line_config(path: str | Path, known: set[str]) -> dict:
     if not storage.isOpened():
         raise InputFileError(f"--config {path} could not be read as YAML")
     root = storage.root()
+    if root.isNone():  # blank or comments only: nothing to override
+        storage.release()
+        return {}
+    if not root.isMap():  # a list or a bare value at the top (found by fuzzing: a file holding "-")
+        storage.release()
+        raise InputFileError(f"--config {path} must be `key: value` lines, one per option")
     values = {}
     for key in root.keys():
         name = key.replace("-", "_")

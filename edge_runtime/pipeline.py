@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_runtime.errors import SourceError
-from edge_runtime.frame_checks import FrameChecker, FrameLimits
+from edge_runtime.frame_checks import FrameChecker, FrameLimits, frame_problem
 from edge_runtime.model import EdgeModel
 from edge_runtime.newest import NewestFrameReader
 from edge_runtime.preprocess import Roi, roi_fits
@@ -100,12 +100,15 @@ def run_pipeline(
             t1 = time.perf_counter()
             flags = list(frame.flags)
             decision, pre_ms, infer_ms, post_ms = None, 0.0, 0.0, 0.0
-            if frame.image is not None:
+            problem = frame_problem(frame.image) if frame.image is not None else None
+            if problem:
+                flags.append(problem)
+            elif frame.image is not None:
                 if roi is not None and not roi_fits(roi, frame.image.shape):
                     raise SourceError(f"--roi {roi} does not fit in the {frame.image.shape[1]}x"
                                       f"{frame.image.shape[0]} frames of {source.name}")
                 flags += checker.before(frame.image)
-            if frame.image is not None and not flags:
+            if frame.image is not None and not flags:  # flagged frames are recorded, never judged
                 x = model.prepare(frame.image, roi)[None]
                 t2 = time.perf_counter()
                 outputs = model.infer(x)

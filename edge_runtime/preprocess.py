@@ -32,6 +32,8 @@ def prepare_image(
     `size` is (height, width). `roi` crops the inspection window first — on a
     line the camera is fixed and the part sits in a known box.
     """
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     elif image.shape[2] == 4:
