@@ -33,7 +33,7 @@ def render(report_dir: Path) -> str:
     pipeline = report_dir / "pipeline" / "report.md"
     if pipeline.is_file():
         body = pipeline.read_text().split("\n", 2)[2]  # without its title
-        lines += ["", f"Pipeline, from `{report_dir}/pipeline/report.json` (`edge-bench pipeline`):", body.strip()]
+        lines += ["", f"Pipeline, from `{report_dir}/pipeline/report.json` (`edge-bench pipeline`):", "", body.strip()]
     return "\n".join(lines)
 
 
