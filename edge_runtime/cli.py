@@ -23,6 +23,7 @@ from edge_runtime.pipeline import run_pipeline
 from edge_runtime.session import DEVICES
 from edge_runtime.sinks import DefectSaver, Display, JsonlSink, VideoRecorder
 from edge_runtime.sources import CaptureSettings, open_source
+from edge_runtime.web import WebView, load_credentials
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -45,7 +46,7 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--record", default=None, type=click.Path(dir_okay=False), help="Write the annotated video (.mp4).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (q quits).")
 @click.option("--realtime", is_flag=True, help="Play a video file at its native rate like a camera (newest frame, drops counted).")
-@click.option("--loop", is_flag=True, help="Repeat an image folder forever.")
+@click.option("--loop", is_flag=True, help="Repeat an image folder or a video file forever.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many decisions.")
 @click.option("--width", type=int, default=None, help="Camera capture width (csi:// too).")
 @click.option("--height", type=int, default=None, help="Camera capture height (csi:// too).")
@@ -59,6 +60,10 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--reconnect/--no-reconnect", default=True, show_default=True,
               help="Reopen a camera or stream that drops, with backoff.")
 @click.option("--max-outage-s", type=click.FloatRange(min=0), default=None, help="Give up after this long without frames.")
+@click.option("--web", default=None,
+              help="Serve the operator's view at [HOST]:PORT (':8080' = localhost only; '0.0.0.0:8080' for the network).")
+@click.option("--web-auth", default=None, type=click.Path(dir_okay=False),
+              help="File with user:password for the web view (or LINESIDE_WEB_USER/LINESIDE_WEB_PASSWORD).")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
 @click.pass_context
 def edge_run(ctx, config_path, **options):
@@ -72,6 +77,7 @@ def edge_run(ctx, config_path, **options):
       edge-run --source rtsp://10.0.0.5/stream --model part.onnx --device cuda
       edge-run --source csi://0 --width 1920 --height 1080 --model part.onnx   # Jetson CSI camera
       edge-run --config line.yaml --threads 2
+      edge-run --camera 0 --model part.onnx --web 0.0.0.0:8080    # operator view in a browser
       edge-run doctor --model part.onnx
     """
     opts = _merge_config(ctx, config_path, options)
@@ -106,6 +112,10 @@ def edge_run(ctx, config_path, **options):
             sinks.append(stack.enter_context(VideoRecorder(opts["record"], opts["fps"] or 30.0, roi)))
         if opts["show"]:
             sinks.append(stack.enter_context(Display(roi, stop)))
+        if opts["web"]:
+            view = WebView(opts["web"], roi, model.describe(), load_credentials(opts["web_auth"]))
+            sinks.append(stack.enter_context(view))
+            click.echo(f"web view: http://{view.host}:{view.port}/", err=True)
         summary = run_pipeline(src, model, sinks, roi=roi, max_frames=opts["max_frames"], stop=stop, on_live=live,
                                on_start=announce, limits=limits)
         record = summary.record()

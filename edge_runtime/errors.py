@@ -29,3 +29,7 @@ class SourceError(LinesideError):
 
 class ProviderError(LinesideError):
     """An execution provider the user demanded is not active."""
+
+
+class ServiceError(LinesideError):
+    """A service the runtime offers (web view, ...) cannot start."""

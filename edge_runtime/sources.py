@@ -59,7 +59,8 @@ class CaptureSource:
     """An OpenCV VideoCapture: camera index, video file, stream URL or GStreamer pipeline."""
 
     def __init__(self, target: int | str, live: bool, realtime: bool = False, api: int = cv2.CAP_ANY,
-                 settings: CaptureSettings = CaptureSettings(), name: str | None = None, rate: float | None = None):
+                 settings: CaptureSettings = CaptureSettings(), name: str | None = None, rate: float | None = None,
+                 loop: bool = False):
         self.target = target
         self.live = live or realtime
         self.realtime = realtime and not live  # pace a file at its native rate, like a camera
@@ -67,6 +68,7 @@ class CaptureSource:
         self.api = api
         self.settings = settings
         self.rate = rate  # with realtime: play at this rate instead of the file's own
+        self.loop = loop and not live  # a video file played again from the start (demos, soak runs)
         self._capture: cv2.VideoCapture | None = None
         self._next_id = 0
         self._period = 0.0
@@ -122,6 +124,9 @@ class CaptureSource:
                 time.sleep(delay)
             self._next_due = max(self._next_due + self._period, time.perf_counter() - self._period)
         ok, image = self._capture.read()
+        if not ok and self.loop and self._next_id:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._capture.read()
         if not ok:
             return None
         wall, mono = _now()
@@ -212,7 +217,7 @@ def open_source(camera: int | None, source: str | None, realtime: bool = False, 
     elif Path(source).is_dir():
         return FolderSource(Path(source), loop=loop)
     elif Path(source).exists():
-        return CaptureSource(source, live=False, realtime=realtime)
+        return CaptureSource(source, live=False, realtime=realtime, loop=loop)
     else:
         raise SourceError(f"source {source} does not exist: give a video file, an image folder, a stream URL "
                           "or a GStreamer pipeline")

@@ -171,3 +171,14 @@ def test_sigterm_at_random_moments_loses_no_decision(demo_data, artifacts, tmp_p
         verdicts, summaries = records(jsonl)
         assert len(summaries) == 1 and summaries[0]["frames"] == len(verdicts) > 0
         assert [r["frame_id"] for r in verdicts] == list(range(len(verdicts)))  # no gap, no duplicate
+
+
+def test_a_looped_video_keeps_counting_frames(demo_data, artifacts, tmp_path):
+    frames = json.loads((demo_data / "line_clip.json").read_text())["frames"]
+    jsonl = tmp_path / "v.jsonl"
+    proc = run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--loop", "--model",
+                   str(artifacts / "model.int8.onnx"), "--jsonl", str(jsonl), "--max-frames", str(frames + 10),
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    verdicts, _ = records(jsonl)
+    assert [r["frame_id"] for r in verdicts] == list(range(frames + 10))

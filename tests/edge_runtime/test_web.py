@@ -1,0 +1,112 @@
+"""--web tested as a person would: a real headless browser opens the page and watches it move."""
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from clitools import BIN, ROOT, free_port, one_line_error, run_cli
+from edge_runtime.web import parse_address
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _get(url: str, headers: dict | None = None):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except urllib.error.URLError:
+        return 0, b""  # not listening (yet)
+
+
+def _start(demo_data, artifacts, tmp_path, port, env=None):
+    jsonl = tmp_path / "v.jsonl"
+    proc = subprocess.Popen([str(BIN / "edge-run"), "--source", str(demo_data / "line_clip.mp4"), "--realtime",
+                             "--loop", "--roi", "512,232,256,256", "--model", str(artifacts / "model.int8.onnx"), "--jsonl",
+                             str(jsonl), "--web", f":{port}", "--quiet"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and _get(f"http://127.0.0.1:{port}/readyz")[0] != 200:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    return proc, jsonl
+
+
+def _browser(url: str, *args: str) -> str:
+    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={ROOT / '.pytest_cache' / 'chromium'}", "--window-size=1300,900",
+                          "--virtual-time-budget=3000", *args, url],
+                         capture_output=True, text=True, timeout=90)
+    return out.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
+def test_the_page_shows_live_frames_and_rising_counters(demo_data, artifacts, tmp_path):
+    port = free_port()
+    proc, jsonl = _start(demo_data, artifacts, tmp_path, port)
+    try:
+        page = f"http://127.0.0.1:{port}/"
+        dom = _browser(page, "--dump-dom")
+        loaded = int(re.search(r'id="live"[^>]*data-loaded="(\d+)"', dom).group(1))
+        shown = int(re.search(r'id="frames">(\d+)<', dom).group(1))
+        assert loaded >= 3 and shown > 0  # frames arrived in the video element, counters filled in
+        shot = tmp_path / "web.png"
+        _browser(page, f"--screenshot={shot}")
+        assert shot.stat().st_size > 20_000
+        first = json.loads(_get(page + "api/status")[1])
+        time.sleep(1.0)
+        second = json.loads(_get(page + "api/status")[1])
+        assert second["frames"] > first["frames"] >= shown  # the counters rise
+        assert sum(second["verdicts"].values()) == second["frames"]
+        served = json.loads(_get(page + f"api/verdicts?since={second['frames'] - 20}")[1])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    written = {r["frame_id"]: r for r in map(json.loads, jsonl.read_text().splitlines()) if r["type"] == "verdict"}
+    assert served and all(written[r["frame_id"]] == r for r in served)  # the page serves exactly what was logged
+    assert second["frames"] <= len(written)
+
+
+def test_basic_auth_guards_everything_but_health(demo_data, artifacts, tmp_path):
+    import base64
+    import os
+
+    port = free_port()
+    env = {**os.environ, "LINESIDE_WEB_USER": "line3", "LINESIDE_WEB_PASSWORD": "s3cret"}
+    proc, _ = _start(demo_data, artifacts, tmp_path, port, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert _get(base + "/api/status")[0] == 401 and _get(base + "/")[0] == 401
+        good = {"Authorization": "Basic " + base64.b64encode(b"line3:s3cret").decode()}
+        bad = {"Authorization": "Basic " + base64.b64encode(b"line3:guess").decode()}
+        assert _get(base + "/api/status", good)[0] == 200 and _get(base + "/api/status", bad)[0] == 401
+        assert _get(base + "/healthz")[0] == 200 and _get(base + "/readyz")[0] == 200
+        code, body = _get(base + "/frame.jpg", good)
+        assert code == 200 and body[:2] == b"\xff\xd8"  # a JPEG
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+
+
+def test_port_in_use_is_one_line_and_localhost_is_the_default(artifacts, demo_data):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
+                                      str(artifacts / "model.int8.onnx"), "--web", f":{port}"))
+    assert "cannot listen" in line
+    assert parse_address(":8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:8080") == ("0.0.0.0", 8080)
