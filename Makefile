@@ -40,7 +40,7 @@ demo: install
 	$(BIN)/edge-run --source $(DEMO_DATA)/line_clip.mp4 --roi 512,232,256,256 --jsonl $(REPORT)/verdicts.jsonl \
 		--model $(ART)/model.$$($(BIN)/python -m benchmarks.demo_summary --recommended $(ART)).onnx
 	$(BIN)/edge-bench model --checkpoint $(RUN) --artifacts $(ART) --out $(REPORT)
-	$(BIN)/edge-bench pipeline --source $(DEMO_DATA)/line_clip.mp4 --roi 512,232,256,256 --fps 30 --frames 300 \
+	$(BIN)/edge-bench pipeline --source $(DEMO_DATA)/line_clip.mp4 --roi 512,232,256,256 --fps 30 --frames 300 --viewers 2 \
 		--model $(ART)/model.$$($(BIN)/python -m benchmarks.demo_summary --recommended $(ART)).onnx --out $(REPORT)/pipeline
 	$(BIN)/python -m benchmarks.demo_summary --data $(DEMO_DATA) --artifacts $(ART) --report $(REPORT)
 

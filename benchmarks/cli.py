@@ -65,7 +65,9 @@ def model(run, artifacts, out, threads, batches, iters, data, compile_torch):
 @click.option("--roi", default=None, help="Inspection window x,y,w,h.")
 @click.option("--frames", type=click.IntRange(min=10), default=300, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ORT threads (default: all cores).")
-def pipeline(source, model_path, out, fps, roi, frames, threads):
+@click.option("--viewers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also run with this many simulated --web viewers and report the overhead.")
+def pipeline(source, model_path, out, fps, roi, frames, threads, viewers):
     """The full edge-run path at a fixed camera rate vs a plain OpenCV + ORT loop, per stage.
 
     \b
@@ -78,7 +80,7 @@ def pipeline(source, model_path, out, fps, roi, frames, threads):
     from edge_runtime.cli_support import parse_roi
 
     report = bench_pipeline(source, model_path, fps, parse_roi(roi), frames, threads or os.cpu_count(),
-                            echo=lambda m: click.echo(m, err=True))
+                            viewers=viewers, echo=lambda m: click.echo(m, err=True))
     folder = write_report(report, out)
     click.echo(pipeline_markdown(report))
     click.echo(f"report: {Path(folder) / 'report.md'}, report.html and report.json")

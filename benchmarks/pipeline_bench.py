@@ -9,10 +9,13 @@ difference per frame is lineside's own overhead, a measured number.
 
 from __future__ import annotations
 
+import contextlib
 import resource
+import socket
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -26,6 +29,7 @@ from edge_runtime.pipeline import run_pipeline
 from edge_runtime.preprocess import Roi
 from edge_runtime.sinks import JsonlSink
 from edge_runtime.sources import CaptureSource
+from edge_runtime.web import WebView
 
 SCHEMA = 1
 
@@ -54,14 +58,42 @@ class _Collect:
             self.records.append(record)
 
 
-def lineside_run(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int) -> dict:
+def _viewer(base: str, stop: threading.Event) -> None:
+    """What the web page does: a frame every ~100 ms, the status every 500 ms."""
+    last_status = 0.0
+    while not stop.is_set():
+        for path in ("/frame.jpg",) + (("/api/status",) if time.time() - last_status > 0.5 else ()):
+            try:
+                with urllib.request.urlopen(base + path, timeout=2) as response:
+                    response.read()
+            except OSError:
+                pass
+        last_status = last_status if time.time() - last_status <= 0.5 else time.time()
+        stop.wait(0.1)
+
+
+def lineside_run(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int,
+                 viewers: int = 0) -> dict:
     model = EdgeModel(model_path, threads=threads)
-    source = CaptureSource(clip, live=False, realtime=True, rate=fps)
+    source = CaptureSource(clip, live=False, realtime=True, rate=fps, loop=True)
     collect = _Collect()
-    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, JsonlSink(Path(tmp) / "v.jsonl") as jsonl:
-        summary = run_pipeline(source, model, [collect, jsonl], roi=roi, max_frames=frames, stop=threading.Event())
-    wall = time.perf_counter() - wall0
+    stop_viewers = threading.Event()
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        sinks = [collect, stack.enter_context(JsonlSink(Path(tmp) / "v.jsonl"))]
+        if viewers:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            sinks.append(stack.enter_context(WebView(f":{port}", roi, model.describe())))
+            for _ in range(viewers):
+                threading.Thread(target=_viewer, args=(f"http://127.0.0.1:{port}", stop_viewers), daemon=True).start()
+        cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+        try:
+            summary = run_pipeline(source, model, sinks, roi=roi, max_frames=frames, stop=threading.Event())
+        finally:
+            stop_viewers.set()
+        wall = time.perf_counter() - wall0
     recs = collect.records
     per_stage = {stage: _stats([r["latency_ms"][stage] for r in recs])
                  for stage in ("capture_wait", "preprocess", "inference", "postprocess")}
@@ -69,7 +101,8 @@ def lineside_run(clip: str, model_path: str, fps: float, roi: Roi | None, frames
     work = [sum(r["latency_ms"][s] for s in ("preprocess", "inference", "postprocess")) + n["latency_ms"]["sink_prev"]
             for r, n in zip(recs, recs[1:])]  # each frame's work, its sink time read from the next record
     overhead = [w - r["latency_ms"]["inference"] for w, r in zip(work, recs)]
-    return {"name": "lineside edge-run pipeline", "frames": summary.frames, "dropped": summary.dropped,
+    return {"name": "lineside edge-run pipeline" + (f" with {viewers} web viewers" if viewers else ""),
+            "viewers": viewers, "frames": summary.frames, "dropped": summary.dropped,
             "stages_ms": per_stage, "work_ms": _stats(work), "overhead_beyond_inference_ms": _stats(overhead),
             "capture_to_decision_ms": _stats([r["age_ms"] for r in recs]), "seconds": round(wall, 3),
             "fps": round(summary.frames / wall, 2), "cpu_load": round((_cpu_seconds() - cpu0) / wall, 3)}
@@ -112,7 +145,7 @@ def reference_run(clip: str, model_path: str, fps: float, roi: Roi | None, frame
 
 
 def bench_pipeline(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int,
-                   echo=print) -> dict:
+                   viewers: int = 0, echo=print) -> dict:
     if not Path(clip).is_file():
         raise SourceError(f"--source {clip} is not a video file")
     echo(f"reference loop at {fps:g} fps")
@@ -120,7 +153,13 @@ def bench_pipeline(clip: str, model_path: str, fps: float, roi: Roi | None, fram
     echo(f"lineside pipeline at {fps:g} fps")
     lineside = lineside_run(clip, model_path, fps, roi, frames, threads)
     ratio = lineside["work_ms"]["p50"] / reference["work_ms"]["p50"]
-    return {"schema": SCHEMA, "kind": "pipeline", "source": clip, "model": model_path,
+    extra = {}
+    if viewers:
+        echo(f"lineside pipeline at {fps:g} fps with {viewers} web viewers")
+        watched = lineside_run(clip, model_path, fps, roi, frames, threads, viewers)
+        extra = {"lineside_with_viewers": watched,
+                 "viewer_overhead_p50_ms": round(watched["work_ms"]["p50"] - lineside["work_ms"]["p50"], 4)}
+    return {**extra,"schema": SCHEMA, "kind": "pipeline", "source": clip, "model": model_path,
             "settings": {"fps": fps, "roi": list(roi) if roi else None, "frames": frames, "threads": threads},
             "environment": environment(threads), "lineside": lineside, "reference": reference,
             "work_p50_ratio_vs_reference": round(ratio, 3)}

@@ -122,6 +122,11 @@ def pipeline_markdown(report: dict) -> str:
               f"{ls['cpu_load']:.2f} cores · reference: {ref['frames']} frames, {ref['fps']} fps, CPU load "
               f"{ref['cpu_load']:.2f} cores",
               f"lineside work p50 / reference work p50 = {report['work_p50_ratio_vs_reference']}", ""]
+    watched = report.get("lineside_with_viewers")
+    if watched:
+        lines += [f"With {watched['viewers']} web viewers: work p50 {watched['work_ms']['p50']} ms, p99 "
+                  f"{watched['work_ms']['p99']} ms, {watched['dropped']} dropped — "
+                  f"{report['viewer_overhead_p50_ms']:+} ms p50 per frame against no viewers.", ""]
     return "\n".join(lines)
 
 

@@ -92,7 +92,7 @@ def test_pipeline_report_measures_lineside_against_the_reference_loop(demo_data,
     out = tmp_path / "pipe"
     proc = run_cli("edge-bench", "pipeline", "--source", str(demo_data / "line_clip.mp4"), "--model",
                    str(artifacts / "model.int8.onnx"), "--roi", "512,232,256,256", "--fps", "60", "--frames", "30",
-                   "--out", str(out))
+                   "--viewers", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["kind"] == "pipeline" and report["environment"]["cpu"]["flags"] is not None
@@ -103,6 +103,8 @@ def test_pipeline_report_measures_lineside_against_the_reference_loop(demo_data,
     assert lineside["overhead_beyond_inference_ms"]["p50"] < lineside["work_ms"]["p50"]
     assert lineside["stages_ms"]["capture_wait"]["p50"] > 5  # paced at 60 fps: it waits for the camera
     assert report["work_p50_ratio_vs_reference"] > 0
+    watched = report["lineside_with_viewers"]
+    assert watched["viewers"] == 2 and watched["frames"] == 30 and "viewer_overhead_p50_ms" in report
     page = (out / "report.html").read_text()
     assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
 

@@ -110,3 +110,18 @@ def test_port_in_use_is_one_line_and_localhost_is_the_default(artifacts, demo_da
     assert "cannot listen" in line
     assert parse_address(":8080") == ("127.0.0.1", 8080)
     assert parse_address("0.0.0.0:8080") == ("0.0.0.0", 8080)
+
+
+def test_credentials_file_and_its_errors(tmp_path, monkeypatch):
+    from edge_runtime.errors import InputFileError
+    from edge_runtime.web import load_credentials
+
+    monkeypatch.delenv("LINESIDE_WEB_USER", raising=False)
+    good = tmp_path / "auth"
+    good.write_text("operator:pa:ss\n")
+    assert load_credentials(str(good)) == ("operator", "pa:ss")
+    bad = tmp_path / "bad"
+    bad.write_text("no-colon")
+    with pytest.raises(InputFileError, match="user:password"):
+        load_credentials(str(bad))
+    assert load_credentials(None) is None
