@@ -68,6 +68,7 @@ class WebView:
         self.started = time.time()
         self._jpeg = (None, b"")  # (frame_id, bytes): shared by every viewer
         self._rate = RateMeter()
+        self.dropped_viewers = 0  # clients that left mid-response or were too slow (timed out)
         self.server: ThreadingHTTPServer | None = None
 
     # --- sink side (inference thread): references and counters only ---
@@ -101,6 +102,7 @@ class WebView:
                     "last_minute": minute, "current": last, "latency_ms": self.stats.get("latency_ms", {}),
                     "fps": self.stats.get("fps"), "dropped": last["dropped"] if last else 0,
                     "outages": self.outages, "ready": self.ready(), "uptime_s": round(time.time() - self.started, 1),
+                    "dropped_viewers": self.dropped_viewers,
                     "rejects": [r["frame_id"] for r, _ in self.rejects]}
 
     def ready(self) -> bool:
@@ -144,6 +146,8 @@ class WebView:
         view = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 10  # a client that stalls this long is dropped (and counted), freeing its thread
+
             def log_message(self, *args):  # the line's console is for verdicts, not for page hits
                 pass
 
@@ -183,8 +187,10 @@ class WebView:
                         data = view.reject_jpeg(int(url.path[len("/reject/"):-4]))
                         return self._send(200, data, "image/jpeg") if data else self._send(404, b"", "text/plain")
                     return self._send(404, b"not found\n", "text/plain")
-                except (BrokenPipeError, ConnectionResetError):
-                    return None  # a viewer that left mid-response costs nothing
+                except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                    with view.lock:
+                        view.dropped_viewers += 1  # a viewer that left or stalled costs nothing but a count
+                    return None
                 except ValueError:
                     return self._send(400, b"bad request\n", "text/plain")
 

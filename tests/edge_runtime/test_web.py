@@ -125,3 +125,32 @@ def test_credentials_file_and_its_errors(tmp_path, monkeypatch):
     with pytest.raises(InputFileError, match="user:password"):
         load_credentials(str(bad))
     assert load_credentials(None) is None
+
+
+def test_a_hundred_slow_or_vanishing_clients_do_not_stop_the_line(demo_data, artifacts, tmp_path):
+    import socket
+
+    port = free_port()
+    proc, _ = _start(demo_data, artifacts, tmp_path, port)
+    clients = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        before = json.loads(_get(base + "/api/status")[1])["frames"]
+        for i in range(100):  # ask for frames and never read them
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET /frame.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+            clients.append(sock)
+        for i in range(20):  # leave in the middle of a response
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"GET /frame.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(2.0)
+        code, body = _get(base + "/api/status")
+        after = json.loads(body)
+        assert code == 200 and after["frames"] - before >= 40  # still ~30 fps while they hang on
+        assert proc.poll() is None
+    finally:
+        for sock in clients:
+            sock.close()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
