@@ -60,15 +60,18 @@ class _Collect:
 
 def _viewer(base: str, stop: threading.Event) -> None:
     """What the web page does: a frame every ~100 ms, the status every 500 ms."""
-    last_status = 0.0
+    next_status = 0.0
     while not stop.is_set():
-        for path in ("/frame.jpg",) + (("/api/status",) if time.time() - last_status > 0.5 else ()):
+        paths = ["/frame.jpg"]
+        if time.time() >= next_status:
+            paths.append("/api/status")
+            next_status = time.time() + 0.5
+        for path in paths:
             try:
                 with urllib.request.urlopen(base + path, timeout=2) as response:
                     response.read()
             except OSError:
                 pass
-        last_status = last_status if time.time() - last_status <= 0.5 else time.time()
         stop.wait(0.1)
 
 
