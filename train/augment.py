@@ -1,23 +1,42 @@
-"""Batch augmentation on uint8 NHWC tensors: what a line camera varies (pose, light, noise)."""
+"""Batch augmentation on uint8 NHWC tensors: what a line camera varies (pose, light, noise, focus)."""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 
 
-def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random flips, 90° turns, brightness/contrast and sensor noise; returns uint8 NHWC."""
-    n = batch.shape[0]
-    x = batch.float()
+def geometric(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips and 90° turns (the same for the whole batch)."""
+    x = batch
     if torch.rand(1, generator=generator).item() < 0.5:
         x = x.flip(2)
     if torch.rand(1, generator=generator).item() < 0.5:
         x = x.flip(1)
     if x.shape[1] == x.shape[2]:
         x = torch.rot90(x, int(torch.randint(0, 4, (1,), generator=generator)), dims=(1, 2))
-    gain = 1.0 + 0.3 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
-    bias = 20.0 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    return x
+
+
+def photometric(batch: torch.Tensor, generator: torch.Generator, gain: float = 0.3, bias: float = 20.0,
+                noise: float = 3.0, blur: float = 0.0) -> torch.Tensor:
+    """Per image: contrast gain (±gain/2), brightness (±bias/2), sensor noise (sigma up to `noise`) and, with
+    `blur`, defocus for a third of the images (sigma up to `blur` px)."""
+    n = batch.shape[0]
+    x = batch.float()
+    if blur > 0:
+        sigmas = blur * torch.rand(n, generator=generator) * (torch.rand(n, generator=generator) < 1 / 3)
+        x = torch.from_numpy(np.stack([cv2.GaussianBlur(img, (0, 0), float(s)) if s > 0.2 else img
+                                       for img, s in zip(x.numpy(), sigmas)]))
+    g = 1.0 + gain * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    b = bias * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * gain + mean + bias
-    x = x + torch.randn(x.shape, generator=generator) * 3.0 * torch.rand(n, 1, 1, 1, generator=generator)
+    x = (x - mean) * g + mean + b
+    x = x + torch.randn(x.shape, generator=generator) * noise * torch.rand(n, 1, 1, 1, generator=generator)
     return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The classifier's augmentation: flips, 90° turns, brightness/contrast and mild sensor noise."""
+    return photometric(geometric(batch, generator), generator)

@@ -65,6 +65,7 @@ def validation_set(config: dict, data: str | None = None) -> tuple[Path, ImageSe
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise InputFileError(f"validation image {missing[0]} is missing: pass the training data folder with --data")
-    pairs = [(f, f.parent.name) for f in files]
+    # Anomaly runs are trained on good images only, wherever they sit (a plain folder has any name).
+    pairs = [(f, config["good_label"] if config["task"] == "anomaly" else f.parent.name) for f in files]
     size = tuple(config["preprocess"]["input_size"])
     return root, load_image_set(pairs, config["labels"], size, config["preprocess"]["resize"])
