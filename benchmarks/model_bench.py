@@ -13,10 +13,10 @@ from benchmarks import variants as variants_lib
 from benchmarks.environment import environment
 from benchmarks.latency import measure
 from edge_runtime.cli_support import progress
+from export.gate_set import gate_set
 from export.parity import compare, torch_outputs
 from export.run_export import model_info
 from train.checkpoint import load_checkpoint
-from train.images import validation_set
 
 SCHEMA = 1
 
@@ -26,10 +26,9 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     """Every variant × batch size: latency percentiles, throughput, agreement with torch, accuracy."""
     torch.set_num_threads(threads)
     model, config = load_checkpoint(run)
-    _, val = validation_set(config, data)
-    truth = [config["labels"][t] for t in val.targets]
+    _, images, truth = gate_set(config, data)
     info = model_info(config, "fp32", {})
-    reference = torch_outputs(model, val.images)
+    reference = torch_outputs(model, images)
     files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
     files = [(p, f) for p, f in files if f.is_file()]
     builders = [(f"onnxruntime {p}", lambda f=f: variants_lib.onnxruntime(f, threads)) for p, f in files]
@@ -47,14 +46,14 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     builders.append(("torch eager fp32", lambda: variants_lib.torch_eager(model, threads)))
     if compile_torch:
         builders.append(("torch compile fp32",
-                         lambda: variants_lib.torch_compiled(model, threads, val.images[:max(batches)])))
+                         lambda: variants_lib.torch_compiled(model, threads, images[:max(batches)])))
     variants: list[dict] = []
     interrupted = False
     try:
         with progress(builders, "variants measured") as bar:
             for name, build in bar:
                 echo(f"{name}: building, checking agreement, timing batch {', '.join(map(str, batches))}")
-                variants += _measure_variant(name, build, val.images, reference, info, truth, batches, warmup,
+                variants += _measure_variant(name, build, images, reference, info, truth, batches, warmup,
                                              iters, threads)
     except KeyboardInterrupt:  # Ctrl-C: the report still holds everything measured so far
         interrupted = True
@@ -69,7 +68,7 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         "artifacts": str(artifacts),
         "task": config["task"],
         "inputs": {"source": "validation set of the run", "count": len(truth),
-                   "shape": list(val.images.shape[1:]), "dtype": "uint8"},
+                   "shape": list(images.shape[1:]), "dtype": "uint8"},
         "settings": {"threads": threads, "warmup": warmup, "iterations_batch1": iters, "batches": list(batches)},
         "environment": environment(threads),
         "variants": variants,
@@ -89,7 +88,7 @@ def _measure_variant(name, build, images, reference, info, truth, batches, warmu
     """Rows for one variant: one per batch size, or one row saying why it was skipped or failed."""
     try:
         meta, fn = build()
-        outputs = np.concatenate([fn(images[i:i + 32]) for i in range(0, len(images), 32)])
+        outputs = np.concatenate([fn(images[i:i + 32]) for i in range(0, len(images), 32)])  # the first output
     except variants_lib.Skipped as exc:
         return [{"name": name, "skipped": str(exc)}]
     except Exception as exc:  # shown in the report as this variant's error, and fails the command
@@ -104,6 +103,7 @@ def _measure_variant(name, build, images, reference, info, truth, batches, warmu
         except Exception as exc:
             row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         row.update({"agreement": round(1.0 - figures["flip_rate"], 6), "flips": figures["flips"],
-                    "accuracy": round(figures["accuracy"], 6), "process_rss_mb": _rss_mb()})
+                    "accuracy": round(figures["accuracy"], 6), figures["metric_name"]: round(figures["metric"], 6),
+                    "process_rss_mb": _rss_mb()})
         rows.append(row)
     return rows

@@ -24,18 +24,19 @@ from edge_runtime.cli_support import run_cli
 @click.option("--threads", type=int, default=None, help="Threads for parity and speed checks (default: all cores).")
 @click.option("--max-int8-flip-rate", type=float, default=0.02, show_default=True,
               help="Gate: share of validation decisions INT8 may change against torch.")
-@click.option("--max-int8-accuracy-drop", type=float, default=0.02, show_default=True,
-              help="Gate: accuracy INT8 may lose against fp32 (0.02 = 2 points).")
+@click.option("--max-int8-metric-drop", type=float, default=0.02, show_default=True,
+              help="Gate: accuracy (classifier) or AUROC (anomaly model) INT8 may lose against fp32 (0.02 = 2 points).")
 @click.option("--max-excluded-layers", type=click.IntRange(min=0), default=3, show_default=True,
               help="When INT8 fails the gate, keep up to this many worst layers in float and retry.")
 @click.option("--force", is_flag=True, help="Write artifacts that fail the gate, stamped as failed.")
 def edge_export(run, out, precision, data, calib, calib_method, calib_count, target, opset, threads,
-                max_int8_flip_rate, max_int8_accuracy_drop, max_excluded_layers, force):
+                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, force):
     """Export RUN (from edge-train) to OUT/model.<precision>.onnx with a parity report.
 
     \b
     Example:
       edge-export runs/brick --out artifacts/brick --precision fp32,int8
+      edge-export runs/brick-anomaly --out artifacts/brick-anomaly --precision fp32,int8,fp16
     """
     from export.report import write_export_report
     from export.run_export import Gate, GateError, run_export
@@ -43,7 +44,7 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
     precisions = tuple(p.strip() for p in precision.split(",") if p.strip())
     report = run_export(run, out, precisions, data=data, calib=calib, calib_method=calib_method,
                         calib_count=calib_count, target=target, opset=opset, threads=threads, force=force, max_excluded_layers=max_excluded_layers,
-                        gate=Gate(int8_max_flip_rate=max_int8_flip_rate, int8_max_accuracy_drop=max_int8_accuracy_drop),
+                        gate=Gate(int8_max_flip_rate=max_int8_flip_rate, int8_max_metric_drop=max_int8_metric_drop),
                         echo=lambda m: click.echo(m, err=True))
     write_export_report(report, Path(out))
     for name, art in report["artifacts"].items():

@@ -1,43 +1,67 @@
-"""Does the exported artifact decide like the trained model? Figures per precision."""
+"""Does the exported artifact decide like the trained model? Figures per precision.
+
+A model may have several outputs (an anomaly model: score, then heat map);
+decisions are made on the first, and the error of every output is reported.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from edge_runtime.anomaly_metrics import auroc, line_rates
 from edge_runtime.decision import decide
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics
 from edge_runtime.model import EdgeModel
 
 
-def batched(fn, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    return np.concatenate([fn(images[i : i + batch]) for i in range(0, len(images), batch)])
+def _as_list(outputs) -> list:
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-def torch_outputs(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+def batched(fn, images: np.ndarray, batch: int = 64) -> list[np.ndarray]:
+    """Every output of `fn` over `images`, in batches, concatenated per output."""
+    parts = [_as_list(fn(images[i : i + batch])) for i in range(0, len(images), batch)]
+    return [np.concatenate(chunks) for chunks in zip(*parts)]
+
+
+def torch_outputs(model: torch.nn.Module, images: np.ndarray) -> list[np.ndarray]:
     with torch.inference_mode():
-        return batched(lambda x: model(torch.from_numpy(x)).numpy(), images)
+        return batched(lambda x: [t.numpy() for t in _as_list(model(torch.from_numpy(x)))], images)
 
 
-def onnx_outputs(model: EdgeModel, images: np.ndarray) -> np.ndarray:
-    return batched(model.infer, images)
+def onnx_outputs(model: EdgeModel, images: np.ndarray) -> list[np.ndarray]:
+    return batched(model.run, images)
 
 
-def compare(reference: np.ndarray, outputs: np.ndarray, info: ModelInfo, truth: list[str]) -> dict:
+def task_metrics(info: ModelInfo, truth: list[str], decisions: list, scores: np.ndarray) -> dict:
+    """The task's headline metric (`metric`) and the line's rates, from decisions on labelled inputs."""
+    if info.task == "anomaly":
+        is_bad = np.array([t != info.good_label for t in truth])
+        rates = line_rates(is_bad, scores, info.threshold)
+        return {"metric_name": "auroc", "metric": auroc(is_bad, scores), "accuracy": rates["accuracy"],
+                "false_reject_rate": rates["false_reject_rate"], "escape_rate": rates["escape_rate"]}
+    metrics = classification_metrics(truth, [d.label for d in decisions], info.labels, info.good_label)
+    return {"metric_name": "accuracy", "metric": metrics["accuracy"], "accuracy": metrics["accuracy"],
+            "false_reject_rate": metrics.get("false_reject_rate"), "escape_rate": metrics.get("escape_rate")}
+
+
+def compare(reference, outputs, info: ModelInfo, truth: list[str]) -> dict:
     """Output error, decision flips against the reference (torch), and the task metric on `truth`."""
-    ref = decide(reference, info)
-    got = decide(outputs, info)
+    reference, outputs = _as_list(reference), _as_list(outputs)
+    ref = decide(reference[0], info)
+    got = decide(outputs[0], info)
     flips = sum(a.verdict != b.verdict or a.label != b.label for a, b in zip(ref, got))
-    error = np.abs(outputs.astype(np.float64) - reference.astype(np.float64))
-    metrics = classification_metrics(truth, [d.label for d in got], info.labels, info.good_label)
-    return {
+    errors = [np.abs(o.astype(np.float64) - r.astype(np.float64)) for o, r in zip(outputs, reference)]
+    figures = {
         "count": len(truth),
-        "max_abs_error": float(error.max()),
-        "mean_abs_error": float(error.mean()),
+        "max_abs_error": float(errors[0].max()),
+        "mean_abs_error": float(errors[0].mean()),
         "flips": int(flips),
         "flip_rate": flips / max(len(truth), 1),
-        "accuracy": metrics["accuracy"],
-        "false_reject_rate": metrics.get("false_reject_rate"),
-        "escape_rate": metrics.get("escape_rate"),
+        **task_metrics(info, truth, got, np.array([d.score for d in got])),
     }
+    if len(errors) > 1:  # e.g. the heat map: reported, not gated (decisions come from the first output)
+        figures["other_outputs_max_abs_error"] = [float(e.max()) for e in errors[1:]]
+    return figures

@@ -11,21 +11,20 @@ import numpy as np
 import torch
 
 from edge_runtime import __version__
-from edge_runtime.datasets import image_files, labeled_images
 from edge_runtime.errors import InputFileError, LinesideError
 from edge_runtime.metadata import ModelInfo, to_props
 from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_calls
 from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata
-from export.parity import compare, onnx_outputs, torch_outputs
 from export.fp16 import convert_fp16
+from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set
+from export.parity import compare, onnx_outputs, torch_outputs
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from train.checkpoint import load_checkpoint, load_config
-from train.images import load_image_set, validation_set
 
 PRECISIONS = ("fp32", "int8", "fp16")
-EXPORTABLE_TASKS = ("classify",)
+EXPORTABLE_TASKS = tuple(OUTPUT_NAMES)
 
 
 class GateError(LinesideError):
@@ -39,7 +38,7 @@ class Gate:
     fp32_max_abs_error: float = 1e-4
     fp32_max_flips: int = 0
     int8_max_flip_rate: float = 0.02
-    int8_max_accuracy_drop: float = 0.02
+    int8_max_metric_drop: float = 0.02  # accuracy (classify) or AUROC (anomaly), 0.02 = 2 points
 
     def check(self, precision: str, figures: dict, fp32: dict | None) -> list[str]:
         """Reasons the figures break the gate (empty: passes). FP16 is held to the INT8 limits."""
@@ -52,27 +51,9 @@ class Gate:
         else:
             if figures["flip_rate"] > self.int8_max_flip_rate:
                 fails.append(f"flip rate {figures['flip_rate']:.2%} > {self.int8_max_flip_rate:.0%}")
-            if fp32 and fp32["accuracy"] - figures["accuracy"] > self.int8_max_accuracy_drop:
-                fails.append(f"accuracy {figures['accuracy']:.4f} vs fp32 {fp32['accuracy']:.4f}")
+            if fp32 and fp32["metric"] - figures["metric"] > self.int8_max_metric_drop:
+                fails.append(f"{figures['metric_name']} {figures['metric']:.4f} vs fp32 {fp32['metric']:.4f}")
         return fails
-
-
-def _calibration(config: dict, root: Path, calib: str | None, count: int, seed: int) -> np.ndarray:
-    """Calibration images: a sample of the training split (not validation) or every image under --calib."""
-    size = tuple(config["preprocess"]["input_size"])
-    if calib:
-        folder = Path(calib)
-        if not folder.is_dir():
-            raise InputFileError(f"--calib {folder} is not a folder of images")
-        files = image_files(folder) or [p for p, _ in labeled_images(folder, "train")]
-    else:
-        held_out = set(config["validation_files"])
-        files = [p for p, _ in labeled_images(root, "train") if str(p.relative_to(root)) not in held_out]
-    if not files:
-        raise InputFileError(f"no calibration images found in {calib or root}: give --calib with real images")
-    pick = np.random.default_rng(seed).permutation(len(files))[:count]
-    chosen = [(files[i], config["labels"][0]) for i in sorted(pick)]
-    return load_image_set(chosen, config["labels"], size, config["preprocess"]["resize"]).images
 
 
 def _speed(path: Path, sample: np.ndarray, threads: int) -> float:
@@ -106,35 +87,34 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         raise InputFileError(f"{run} is a {config.get('task')!r} run; this edge-export exports: "
                              f"{', '.join(EXPORTABLE_TASKS)}")
     model, config = load_checkpoint(run)
-    root, val = validation_set(config, data)
-    truth = [config["labels"][t] for t in val.targets]
+    root, images, truth = gate_set(config, data)
     threads = threads or os.cpu_count()
     torch.set_num_threads(threads)
-    reference = torch_outputs(model, val.images)
+    reference = torch_outputs(model, images)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     common = {
         "checkpoint.sha256": file_sha256(Path(run) / "model.safetensors"),
         "data.sha256": config["data"]["sha256"],
-        "metrics": config["metrics"]["validation"] | {"confusion_matrix": None},
+        "metrics": {k: v for k, v in config["metrics"]["validation"].items() if k != "confusion_matrix"},
     }
     report = {"run": str(run), "toolkit_version": __version__, "versions": _versions(), "threads": threads,
               "validation_count": len(truth), "artifacts": {}}
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         fp32_tmp = Path(tmp) / "model.fp32.onnx"
-        example = torch.from_numpy(val.images[:2])
+        example = torch.from_numpy(images[:2])
         echo("exporting fp32 ONNX")
-        export_fp32(model, example, fp32_tmp, opset)
+        export_fp32(model, example, fp32_tmp, opset, OUTPUT_NAMES[config["task"]])
         set_metadata(fp32_tmp, to_props(model_info(config, "fp32", common)))
-        evaluate = lambda path, precision: _figures(path, precision, config, reference, val.images, truth, threads)  # noqa: E731
+        evaluate = lambda path, precision: _figures(path, precision, config, reference, images, truth, threads)  # noqa: E731
         built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
         fp32_figures = built["fp32"][2]
         if "int8" in precisions:
             echo(f"quantizing to INT8 ({calib_method} calibration)")
-            calibration = _calibration(config, root, calib, calib_count, seed=0)
+            calibration = calibration_images(config, root, calib, calib_count, seed=0)
             built["int8"] = _int8_with_exclusions(fp32_tmp, Path(tmp), calibration, target, calib_method, gate,
-                                                  fp32_figures, evaluate, val.images[:32], max_excluded_layers, echo)
+                                                  fp32_figures, evaluate, images[:32], max_excluded_layers, echo)
             report["int8"] = built["int8"][1]  # per-layer error and exclusions, even when INT8 is not written
         if "fp16" in precisions:
             echo("converting to FP16 (for GPU targets; I/O stays uint8 in, float32 out)")
@@ -155,7 +135,8 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
             if fails:
                 failures.append(f"{precision}: {'; '.join(fails)}")
             echo(f"{precision}: flips {figures['flips']}/{figures['count']}, max abs error "
-                 f"{figures['max_abs_error']:.2e}, accuracy {figures['accuracy']:.4f}, p50 {figures['p50_ms_batch1']} ms")
+                 f"{figures['max_abs_error']:.2e}, {figures['metric_name']} {figures['metric']:.4f}, "
+                 f"p50 {figures['p50_ms_batch1']} ms")
     report["recommended"] = _recommend(report["artifacts"])
     report["gate_failures"] = failures
     return report
@@ -163,7 +144,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
 
 def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, images: np.ndarray, truth: list[str],
              threads: int) -> dict:
-    """Gate figures of one artifact: error, flips and accuracy against torch, and its batch-1 speed here."""
+    """Gate figures of one artifact: error, flips and the task metric against torch, and its batch-1 speed here."""
     figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
                       model_info(config, precision, {}), truth)
     figures["p50_ms_batch1"] = round(_speed(path, images[:1], threads), 4)

@@ -1,0 +1,58 @@
+"""The inputs an export is judged and calibrated on, per task.
+
+Classifier: the run's own validation images with their labels. Anomaly model:
+the held-out good images plus a copy of each with a synthetic anomaly (seeded,
+so every export of a run sees the same set) — real defects are never part of
+training or export; they are for edge-eval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_runtime.datasets import GOOD, image_files, labeled_images
+from edge_runtime.errors import InputFileError
+from train.anomaly import ANOMALY, good_images, synthetic_validation
+from train.anomaly_synth import add_anomalies
+from train.images import load_image_set, validation_set
+
+OUTPUT_NAMES = {"classify": ["output"], "anomaly": ["score", "anomaly_map"]}
+
+
+def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, list[str]]:
+    """(data root, uint8 NHWC inputs, true label per input) for the gate and the model benchmark."""
+    root, val = validation_set(config, data)
+    if config["task"] == "anomaly":
+        images, is_bad = synthetic_validation(val.images, config["validation_synthetic_seed"])
+        return root, images, [ANOMALY if bad else GOOD for bad in is_bad]
+    return root, val.images, [config["labels"][t] for t in val.targets]
+
+
+def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int) -> np.ndarray:
+    """INT8 calibration inputs: a sample of the training split (never validation) or every image under --calib.
+
+    An anomaly model is also calibrated on synthetic anomalies (half the sample):
+    ranges learnt from good parts alone would clip the activations a defect
+    causes, and INT8 would then under-score exactly the parts it must reject.
+    """
+    size = tuple(config["preprocess"]["input_size"])
+    if calib:
+        folder = Path(calib)
+        if not folder.is_dir():
+            raise InputFileError(f"--calib {folder} is not a folder of images")
+        files = image_files(folder) or [p for p, _ in labeled_images(folder, "train")]
+    else:
+        held_out = set(config["validation_files"])
+        candidates = good_images(root) if config["task"] == "anomaly" else [p for p, _ in labeled_images(root, "train")]
+        files = [p for p in candidates if str(p.relative_to(root)) not in held_out]
+    if not files:
+        raise InputFileError(f"no calibration images found in {calib or root}: give --calib with real images")
+    pick = np.random.default_rng(seed).permutation(len(files))[:count]
+    chosen = [(files[i], GOOD) for i in sorted(pick)]
+    images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"]).images
+    if config["task"] == "anomaly":
+        images = add_anomalies(torch.from_numpy(images), torch.Generator().manual_seed(seed), p=0.5)[0].numpy()
+    return images
