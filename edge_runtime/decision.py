@@ -1,8 +1,10 @@
 """Turning model outputs into verdicts — the rule every tool shares.
 
 A classifier outputs class probabilities. The part is rejected when the
-probability that it is *not* good reaches the model's threshold; that one knob
-trades false rejects against escapes, which is how a line engineer tunes it.
+probability that it is *not* good reaches the model's threshold; an anomaly
+model outputs a score, and the part is rejected when the score reaches the
+threshold calibrated on good parts. That one knob trades false rejects against
+escapes, which is how a line engineer tunes it.
 Export parity, evaluation and benchmarks all compare verdicts made here.
 """
 
@@ -18,8 +20,8 @@ from edge_runtime.metadata import ModelInfo
 @dataclass(frozen=True)
 class Decision:
     verdict: str  # "good" | "defect"
-    label: str  # the class name (good or a defect kind)
-    score: float  # probability of "not good", 0..1
+    label: str  # the class name (good or a defect kind), or "anomaly"
+    score: float  # classify: probability of "not good"; anomaly: the anomaly score (0..1)
 
 
 def decide_classify(probs: np.ndarray, info: ModelInfo) -> list[Decision]:
@@ -37,8 +39,14 @@ def decide_classify(probs: np.ndarray, info: ModelInfo) -> list[Decision]:
     return out
 
 
+def decide_anomaly(scores: np.ndarray, info: ModelInfo) -> list[Decision]:
+    """Decisions for a batch of anomaly scores (N): reject when the score reaches the calibrated threshold."""
+    return [Decision("defect", "anomaly", float(s)) if s >= info.threshold else Decision("good", info.good_label, float(s))
+            for s in np.asarray(scores, dtype=np.float64).ravel()]
+
+
 # Tasks this runtime can decide on; a model of another task is refused at load.
-DECIDERS = {"classify": decide_classify}
+DECIDERS = {"classify": decide_classify, "anomaly": decide_anomaly}
 
 
 def decide(outputs: np.ndarray, info: ModelInfo) -> list[Decision]:

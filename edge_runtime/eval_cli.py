@@ -10,10 +10,16 @@ import click
 
 from edge_runtime.cli_support import progress, run_cli
 from edge_runtime.datasets import labeled_images
+from edge_runtime.disturb import parse_disturbances
 from edge_runtime.evaluate import check_classes, evaluate
+from edge_runtime.evaluate_anomaly import anomaly_metrics, format_anomaly_table
 from edge_runtime.metrics import format_table
 from edge_runtime.model import EdgeModel
 from edge_runtime.session import DEVICES
+
+# The figures compared under each disturbance, per task (the headline metric first).
+_ROBUSTNESS_KEYS = {"anomaly": ("image_auroc", "pixel_auroc", "false_reject_rate", "escape_rate"),
+                    "classify": ("accuracy", "false_reject_rate", "escape_rate")}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,22 +27,49 @@ from edge_runtime.session import DEVICES
 @click.option("--data", required=True, type=click.Path(), help="MVTec-layout folder (uses test/) or class folders.")
 @click.option("--split", default="test", show_default=True, help="Split folder inside DATA, when it has one.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the metrics here.")
+@click.option("--perturb", default=None,
+              help="Also evaluate under camera disturbances: comma list of noise, shift, brightness, blur, or all.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
-def edge_eval(model_path, data, split, json_path, device, threads):
-    """Accuracy per class, confusion matrix, false-reject and escape rates of a deployed model.
+def edge_eval(model_path, data, split, json_path, perturb, device, threads):
+    """Metrics of a deployed model on a labelled test split, at the threshold stored in the model.
 
     \b
-    Example:
+    Classifier: accuracy per class, confusion matrix, false-reject and escape rates.
+    Anomaly model: image AUROC, pixel AUROC, PRO, F1, false-reject and escape rates, per defect kind.
+    \b
+    Examples:
       edge-eval --model artifacts/brick/model.int8.onnx --data data/demo/brick --json eval.json
+      edge-eval --model artifacts/brick-anomaly/model.int8.onnx --data data/demo/brick --perturb all
     """
+    disturbances = parse_disturbances(perturb)
     model = EdgeModel(model_path, device=device, threads=threads)
     pairs = labeled_images(data, split)
-    check_classes(model, pairs, data)
-    with progress(label=f"evaluating {Path(model_path).name}", length=len(pairs)) as bar:
-        metrics = evaluate(model, pairs, progress=bar.update)
-    metrics = {**metrics, "data": str(data), "split": split}
-    click.echo(format_table(metrics))
+    task = model.info.task
+    if task == "anomaly":
+        run = lambda disturbance, bar: anomaly_metrics(model, Path(data), pairs, disturbance, progress=bar)  # noqa: E731
+        show = format_anomaly_table
+    else:
+        check_classes(model, pairs, data)
+        run = lambda disturbance, bar: evaluate(model, pairs, progress=bar, disturbance=disturbance)  # noqa: E731
+        show = format_table
+    passes = [None, *disturbances]
+    with progress(label=f"evaluating {Path(model_path).name}", length=len(pairs) * len(passes)) as bar:
+        metrics = run(None, bar.update)
+        disturbed = {}
+        for name in disturbances:
+            row = run(name, bar.update)
+            disturbed[name] = {k: row.get(k) for k in _ROBUSTNESS_KEYS[task]}
+            for key in _ROBUSTNESS_KEYS[task]:
+                if row.get(key) is not None and metrics.get(key) is not None:
+                    disturbed[name][f"delta_{key}"] = row[key] - metrics[key]
+    metrics = {"model": model.describe(), **metrics, "data": str(data), "split": split}
+    if disturbed:
+        metrics["disturbed"] = disturbed
+    click.echo(show(metrics))
+    if disturbed and task != "anomaly":
+        for name, row in disturbed.items():
+            click.echo(f"under {name:10s}: accuracy {row['accuracy']:.4f} ({row['delta_accuracy']:+.4f})")
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(metrics, indent=2))

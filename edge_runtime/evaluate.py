@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.disturb import DISTURBANCES
 from edge_runtime.errors import DatasetLayoutError, InputFileError
 from edge_runtime.metrics import classification_metrics
 from edge_runtime.model import EdgeModel
@@ -22,16 +23,19 @@ def check_classes(model: EdgeModel, pairs: list[tuple[Path, str]], data: str | P
         )
 
 
-def evaluate(model: EdgeModel, pairs: list[tuple[Path, str]], batch: int = 32, progress=None) -> dict:
-    """Per-class accuracy, confusion matrix and line rates of `model` on labelled images."""
+def evaluate(model: EdgeModel, pairs: list[tuple[Path, str]], batch: int = 32, progress=None,
+             disturbance: str | None = None) -> dict:
+    """Per-class accuracy, confusion matrix and line rates of `model` on labelled images (optionally disturbed)."""
     predicted: list[str] = []
     for start in range(0, len(pairs), batch):
         chunk = pairs[start : start + batch]
         inputs = []
-        for path, _ in chunk:
+        for index, (path, _) in enumerate(chunk, start):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 raise InputFileError(f"cannot read image {path}: remove or replace it")
+            if disturbance:
+                image = DISTURBANCES[disturbance](image, None, index)[0]
             inputs.append(model.prepare(image))
         predicted += [d.label for d in model.decide(model.infer(np.stack(inputs)))]
         if progress:

@@ -75,9 +75,13 @@ class EdgeModel:
         """One frame → one model input (H x W x 3 uint8), via the shared preprocessing."""
         return prepare_image(image, self.info.input_size, roi, self.info.resize, self.info.channel_order)
 
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run a N x H x W x 3 uint8 batch; every output (an anomaly model: scores, heat maps)."""
+        return self.session.run(None, {self.input_name: batch})
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run a N x H x W x 3 uint8 batch; returns the model's first output."""
-        return self.session.run(None, {self.input_name: batch})[0]
+        """Run a N x H x W x 3 uint8 batch; the output decisions are made on (probabilities or scores)."""
+        return self.run(batch)[0]
 
     def decide(self, outputs: np.ndarray) -> list[Decision]:
         return decide(outputs, self.info)

@@ -24,12 +24,29 @@ class RateMeter:
         return self.fps
 
 
-def annotate(image: np.ndarray, record: dict, roi: Roi | None, fps: float | None = None) -> np.ndarray:
-    """A copy of `image` with the inspection box, verdict, label, score and a latency line."""
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, box: Roi) -> None:
+    """Blend an anomaly heat map (0..1) into `image`'s box in place: the hotter, the more opaque.
+
+    Opacity follows the value, so the normal surface stays visible and only what
+    looks wrong lights up — an operator sees the part and the reason together.
+    """
+    x, y, w, h = box
+    heat = cv2.resize(np.clip(heatmap, 0.0, 1.0).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET).astype(np.float32)
+    alpha = (0.15 + 0.6 * heat)[..., None]
+    window = image[y : y + h, x : x + w].astype(np.float32)
+    image[y : y + h, x : x + w] = (window * (1 - alpha) + colour * alpha).astype(np.uint8)
+
+
+def annotate(image: np.ndarray, record: dict, roi: Roi | None, fps: float | None = None,
+             heatmap: np.ndarray | None = None) -> np.ndarray:
+    """A copy of `image` with the inspection box, the heat map if any, verdict, label, score and a latency line."""
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     colour = COLOURS.get(record["verdict"], (200, 200, 200))
     h, w = out.shape[:2]
     x, y, bw, bh = roi if roi else (0, 0, w, h)
+    if heatmap is not None:
+        overlay_heatmap(out, heatmap, (x, y, bw, bh))
     cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), colour, max(2, w // 400))
     scale = max(0.6, w / 1280)
     text = record["verdict"].upper()

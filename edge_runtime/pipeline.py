@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -111,9 +112,11 @@ def run_pipeline(
             if frame.image is not None and not flags:  # flagged frames are recorded, never judged
                 x = model.prepare(frame.image, roi)[None]
                 t2 = time.perf_counter()
-                outputs = model.infer(x)
+                outputs = model.run(x)
                 t3 = time.perf_counter()
-                decision = model.decide(outputs)[0]
+                decision = model.decide(outputs[0])[0]
+                if len(outputs) > 1 and model.info.task == "anomaly":
+                    frame = dataclasses.replace(frame, heatmap=outputs[1][0])
                 t4 = time.perf_counter()
                 pre_ms, infer_ms, post_ms = (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3
             else:

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from edge_runtime.errors import InputFileError, SourceError
 from edge_runtime.overlay import RateMeter, annotate
@@ -76,7 +77,8 @@ class JsonlSink(Sink):
 
 
 class DefectSaver(Sink):
-    """For each rejected frame: the frame, an annotated copy and its record, named by frame id."""
+    """For each rejected frame: the frame, an annotated copy (with the heat map) and its record, named by frame id;
+    for an anomaly model also the heat map itself."""
 
     def __init__(self, folder: str | Path, roi: Roi | None):
         self.folder, self.roi = Path(folder), roi
@@ -93,7 +95,9 @@ class DefectSaver(Sink):
             return
         stem = self.folder / f"{record['frame_id']:08d}_{record['label']}"
         cv2.imwrite(f"{stem}.png", frame.image)
-        cv2.imwrite(f"{stem}_annotated.jpg", annotate(frame.image, record, self.roi))
+        cv2.imwrite(f"{stem}_annotated.jpg", annotate(frame.image, record, self.roi, heatmap=frame.heatmap))
+        if frame.heatmap is not None:  # the raw map too, 0..255, for whoever reviews the reject later
+            cv2.imwrite(f"{stem}_heatmap.png", (np.clip(frame.heatmap, 0, 1) * 255).astype(np.uint8))
         Path(f"{stem}.json").write_text(json.dumps(record))
 
 
@@ -114,7 +118,7 @@ class VideoRecorder(Sink):
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise InputFileError(f"cannot record to {self.path}: OpenCV could not open an mp4v writer there")
-        self._writer.write(annotate(frame.image, record, self.roi, self._rate(record)))
+        self._writer.write(annotate(frame.image, record, self.roi, self._rate(record), frame.heatmap))
 
     def __exit__(self, *exc) -> None:
         if self._writer is not None:
@@ -144,7 +148,7 @@ class Display(Sink):
     def __call__(self, record: dict, frame=None) -> None:
         if frame is None or frame.image is None:
             return
-        cv2.imshow(self.title, annotate(frame.image, record, self.roi, self._rate(record)))
+        cv2.imshow(self.title, annotate(frame.image, record, self.roi, self._rate(record), frame.heatmap))
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.stop.set()
 

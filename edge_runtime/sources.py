@@ -34,6 +34,9 @@ class Frame:
     captured_mono: float  # time.perf_counter() at capture, for ages and latencies
     source: str
     flags: tuple[str, ...] = field(default=())
+    # An anomaly model's heat map over the inspected window (0..1 per model-input pixel), attached after
+    # inference so that every sink can draw it; None for other models and for frames not judged.
+    heatmap: np.ndarray | None = None
 
 
 def _now() -> tuple[float, float]:

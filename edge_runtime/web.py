@@ -119,7 +119,7 @@ class WebView:
             return None
         record, frame = latest
         if self._jpeg[0] != record["frame_id"]:
-            image = annotate(frame.image, record, self.roi, self._rate(record))
+            image = annotate(frame.image, record, self.roi, self._rate(record), frame.heatmap)
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
             self._jpeg = (record["frame_id"], data.tobytes() if ok else b"")
         return self._jpeg[1]
@@ -130,7 +130,7 @@ class WebView:
         if not 0 <= index < len(items):
             return None
         record, frame = items[index]
-        thumb = annotate(frame.image, record, self.roi)
+        thumb = annotate(frame.image, record, self.roi, heatmap=frame.heatmap)
         height = 120
         thumb = cv2.resize(thumb, (int(thumb.shape[1] * height / thumb.shape[0]), height), interpolation=cv2.INTER_AREA)
         ok, data = cv2.imencode(".jpg", thumb)

@@ -1,0 +1,63 @@
+"""Camera disturbances for robustness checks: what a line camera does to a good image on a bad day.
+
+Each disturbance maps (image, mask) → (image, mask) and is deterministic for a
+given image index, so two models (fp32 and INT8) see identical inputs. A mask
+moves with the image where the geometry changes (shift); otherwise it is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputFileError
+
+Disturbance = Callable[[np.ndarray, np.ndarray | None, int], tuple[np.ndarray, np.ndarray | None]]
+
+
+def sensor_noise(image, mask, index, sigma: float = 8.0):
+    """Gaussian read noise, sigma 8 grey levels (a cheap sensor at high gain)."""
+    rng = np.random.default_rng(index)
+    noisy = image.astype(np.float32) + rng.normal(0, sigma, image.shape).astype(np.float32)
+    return np.clip(noisy, 0, 255).astype(np.uint8), mask
+
+
+def shift(image, mask, index, fraction: float = 0.04):
+    """The part sits 4 % of its size off its usual place (in a direction set by the index)."""
+    h, w = image.shape[:2]
+    angle = (index * 2.399963) % (2 * np.pi)  # golden-angle steps: every direction, reproducibly
+    dx, dy = fraction * w * np.cos(angle), fraction * h * np.sin(angle)
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    moved = cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)
+    if mask is not None:
+        mask = cv2.warpAffine(mask, matrix, (mask.shape[1], mask.shape[0]), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT)
+    return moved, mask
+
+
+def brightness(image, mask, index, gains=(0.75, 1.25)):
+    """The light is 25 % dimmer or brighter (alternating by index): an ageing lamp, a door left open."""
+    gain = gains[index % len(gains)]
+    return np.clip(image.astype(np.float32) * gain, 0, 255).astype(np.uint8), mask
+
+
+def blur(image, mask, index, sigma: float = 1.5):
+    """Slightly out of focus (Gaussian, sigma 1.5 px): vibration or a part at another height."""
+    return cv2.GaussianBlur(image, (0, 0), sigma), mask
+
+
+DISTURBANCES: dict[str, Disturbance] = {"noise": sensor_noise, "shift": shift, "brightness": brightness, "blur": blur}
+
+
+def parse_disturbances(text: str | None) -> list[str]:
+    """'noise,blur' or 'all' → names; an unknown name is a one-line error."""
+    if not text:
+        return []
+    names = list(DISTURBANCES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DISTURBANCES]
+    if unknown:
+        raise InputFileError(f"--perturb {', '.join(unknown)} is not known; choose from "
+                             f"{', '.join(DISTURBANCES)} or all")
+    return names
