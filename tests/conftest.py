@@ -43,3 +43,26 @@ def artifacts(trained_run, tmp_path_factory) -> Path:
                         echo=lambda *_: None)
     write_export_report(report, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def anomaly_run(demo_data, tmp_path_factory) -> Path:
+    """A small anomaly model trained on the good brick images only (seconds, not minutes: 128 px, few steps)."""
+    from train.anomaly import AnomalyConfig, train_anomaly
+
+    out = tmp_path_factory.mktemp("anomaly-run")
+    train_anomaly(AnomalyConfig(data=str(demo_data / "brick"), out=str(out), steps=250, batch_size=16, crop=64,
+                                image_size=128, device="cpu"), echo=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def anomaly_artifacts(anomaly_run, tmp_path_factory) -> Path:
+    from export.report import write_export_report
+    from export.run_export import run_export
+
+    out = tmp_path_factory.mktemp("anomaly-artifacts")
+    report = run_export(str(anomaly_run), str(out), ("fp32", "int8"), calib_count=32, force=True,
+                        max_excluded_layers=1, echo=lambda *_: None)
+    write_export_report(report, out)
+    return out

@@ -91,17 +91,17 @@ def test_bad_inputs_are_one_line(tmp_path, trained_run):
     assert "newer lineside" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
 
 
-def test_gate_blocks_flips_and_accuracy_loss():
+def test_gate_blocks_flips_and_metric_loss():
     from export.run_export import Gate
 
     gate = Gate()
-    fp32 = {"max_abs_error": 1e-6, "flips": 0, "flip_rate": 0.0, "accuracy": 0.95}
+    fp32 = {"max_abs_error": 1e-6, "flips": 0, "flip_rate": 0.0, "metric_name": "accuracy", "metric": 0.95}
     assert gate.check("fp32", fp32, None) == []
     assert gate.check("fp32", {**fp32, "flips": 1}, None)
     assert gate.check("fp32", {**fp32, "max_abs_error": 1e-3}, None)
-    assert gate.check("int8", {**fp32, "flip_rate": 0.01, "accuracy": 0.94}, fp32) == []
-    assert gate.check("int8", {**fp32, "flip_rate": 0.05, "accuracy": 0.94}, fp32)
-    assert gate.check("int8", {**fp32, "flip_rate": 0.0, "accuracy": 0.90}, fp32)
+    assert gate.check("int8", {**fp32, "flip_rate": 0.01, "metric": 0.94}, fp32) == []
+    assert gate.check("int8", {**fp32, "flip_rate": 0.05, "metric": 0.94}, fp32)
+    assert gate.check("int8", {**fp32, "flip_rate": 0.0, "metric": 0.90}, fp32)
 
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):

@@ -1,0 +1,129 @@
+"""Anomaly detection end to end: trained on good parts only, exported, judged by edge-eval and edge-run."""
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+
+from clitools import one_line_error, run_cli
+from edge_runtime.model import EdgeModel
+
+
+def test_trained_on_good_only_with_a_threshold_calibrated_on_held_out_good_images(anomaly_run, demo_data):
+    config = json.loads((anomaly_run / "config.json").read_text())
+    assert config["task"] == "anomaly" and config["labels"] == ["good", "anomaly"]
+    assert config["data"]["counts"] == {"good": 60}  # the defect folders next to train/good were never read
+    held_out = config["validation_files"]
+    assert len(held_out) == 12 and all(f.startswith("train/good/") for f in held_out)
+    val = config["metrics"]["validation"]
+    assert val["heldout_good"]["median"] <= config["threshold"] <= val["heldout_good"]["max"] + 1e-9
+    assert "quantile 0.99 of 12 held-out" in config["threshold_rule"]
+
+
+def test_artifact_carries_score_heat_map_and_threshold(anomaly_artifacts):
+    for precision in ("fp32", "int8"):
+        path = anomaly_artifacts / f"model.{precision}.onnx"
+        graph = onnx.load(str(path))
+        meta = {p.key: p.value for p in graph.metadata_props}
+        assert meta["task"] == "anomaly" and float(meta["threshold"]) > 0
+        model = EdgeModel(path)
+        score, heat = model.run(np.zeros((3, 128, 128, 3), np.uint8))
+        assert score.shape == (3,) and heat.shape == (3, 128, 128)
+        assert 0 <= heat.min() and heat.max() <= 1
+    report = json.loads((anomaly_artifacts / "export_report.json").read_text())
+    parity = report["artifacts"]["int8"]["parity"]
+    assert parity["metric_name"] == "auroc" and parity["count"] >= 20
+    assert "other_outputs_max_abs_error" in parity  # the heat map's error is reported too
+
+
+def test_edge_eval_reports_image_and_pixel_metrics_per_kind_and_under_disturbances(anomaly_artifacts, demo_data,
+                                                                                   tmp_path):
+    out = tmp_path / "eval.json"
+    proc = run_cli("edge-eval", "--model", str(anomaly_artifacts / "model.int8.onnx"), "--data",
+                   str(demo_data / "brick"), "--perturb", "noise,shift", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(out.read_text())
+    assert set(metrics["per_kind"]) == {"crack", "hole", "scratch", "stain"}
+    for key in ("image_auroc", "pixel_auroc", "pro", "f1", "false_reject_rate", "escape_rate"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    # A model that learnt nothing scores 0.5; even this few-second model must see the holes.
+    assert metrics["per_kind"]["hole"]["image_auroc"] > 0.9 and metrics["pixel_auroc"] > 0.8
+    assert set(metrics["disturbed"]) == {"noise", "shift"}
+    assert "delta_image_auroc" in metrics["disturbed"]["noise"]
+    assert "pixel AUROC" in proc.stdout and "under noise" in proc.stdout
+
+
+def test_edge_run_saves_frame_and_heat_map_for_each_reject(anomaly_artifacts, demo_data, tmp_path):
+    rejects, log = tmp_path / "rejects", tmp_path / "verdicts.jsonl"
+    proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "hole"), "--model",
+                   str(anomaly_artifacts / "model.fp32.onnx"), "--save-defects", str(rejects), "--jsonl", str(log),
+                   "--quiet", "--frozen-frames", "0")
+    assert proc.returncode == 0, proc.stderr
+    verdicts = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "verdict"]
+    rejected = [r for r in verdicts if r["verdict"] == "defect"]
+    assert len(verdicts) == 8 and len(rejected) >= 6
+    assert all(r["label"] == "anomaly" and 0 <= r["score"] <= 1 for r in rejected)
+    heat = sorted(rejects.glob("*_heatmap.png"))
+    assert len(heat) == len(rejected)
+    first = cv2.imread(str(heat[0]), cv2.IMREAD_GRAYSCALE)
+    assert first.shape == (128, 128) and first.max() > 128  # the hole is hot
+
+
+def test_model_without_threshold_is_refused_in_one_line(anomaly_artifacts, demo_data, tmp_path):
+    graph = onnx.load(str(anomaly_artifacts / "model.fp32.onnx"))
+    kept = [p for p in graph.metadata_props if p.key != "threshold"]
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(kept)
+    broken = tmp_path / "no_threshold.onnx"
+    onnx.save(graph, str(broken))
+    proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model", str(broken))
+    assert "lacks metadata threshold" in one_line_error(proc)
+
+
+def test_bad_anomaly_data_gets_one_clear_line(demo_data, tmp_path):
+    few = tmp_path / "few"
+    few.mkdir()
+    for src in sorted((demo_data / "brick" / "train" / "good").iterdir())[:4]:
+        (few / src.name).write_bytes(src.read_bytes())
+    line = one_line_error(run_cli("edge-train", "anomaly", "--data", str(few), "--out", str(tmp_path / "r")))
+    assert "4 good images" in line and "at least 10" in line
+
+
+def test_edge_eval_refuses_a_test_set_without_good_images_or_with_foreign_masks(anomaly_artifacts, demo_data,
+                                                                                tmp_path):
+    model = str(anomaly_artifacts / "model.fp32.onnx")
+    no_good = tmp_path / "no_good"
+    (no_good / "test" / "hole").mkdir(parents=True)
+    src = sorted((demo_data / "brick" / "test" / "hole").iterdir())[0]
+    (no_good / "test" / "hole" / src.name).write_bytes(src.read_bytes())
+    assert "no good test images" in one_line_error(run_cli("edge-eval", "--model", model, "--data", str(no_good)))
+
+    wrong = tmp_path / "wrong_mask"
+    for part in ("test/good", "test/hole", "ground_truth/hole"):
+        (wrong / part).mkdir(parents=True)
+    good = sorted((demo_data / "brick" / "test" / "good").iterdir())[0]
+    (wrong / "test" / "good" / good.name).write_bytes(good.read_bytes())
+    (wrong / "test" / "hole" / src.name).write_bytes(src.read_bytes())
+    cv2.imwrite(str(wrong / "ground_truth" / "hole" / f"{src.stem}_mask.png"), np.zeros((40, 128), np.uint8))
+    line = one_line_error(run_cli("edge-eval", "--model", model, "--data", str(wrong)))
+    assert "masks must cover the image" in line
+
+
+def test_plain_folder_of_good_images_trains_and_mixed_sizes_and_grayscale_are_handled(demo_data, tmp_path):
+    folder = tmp_path / "good_photos"
+    folder.mkdir()
+    for i, src in enumerate(sorted((demo_data / "brick" / "train" / "good").iterdir())[:12]):
+        image = cv2.imread(str(src))
+        if i % 3 == 1:
+            image = cv2.resize(image, (160, 100))  # another size and aspect
+        if i % 3 == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)  # a grayscale camera
+        cv2.imwrite(str(folder / f"{i:02d}.png"), image)
+    out = tmp_path / "run"
+    proc = run_cli("edge-train", "anomaly", "--data", str(folder), "--out", str(out), "--steps", "3",
+                   "--image-size", "64", "--crop", "32", "--bad", str(demo_data / "brick" / "test" / "hole"))
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["counts"] == {"good": 12} and "bad_auroc" in config["metrics"]["validation"]
+    assert "--bad AUROC" in proc.stdout
