@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
@@ -18,12 +19,14 @@ from click.core import ParameterSource
 from edge_runtime.cli_support import parse_roi, run_cli
 from edge_runtime.frame_checks import FrameLimits
 from edge_runtime.line_config import load_line_config
+from edge_runtime.errors import ServiceError
 from edge_runtime.model import EdgeModel
+from edge_runtime.model_swap import ModelSwapper, check_manifest
+from edge_runtime.outputs import Failures, open_outputs
 from edge_runtime.pipeline import run_pipeline
 from edge_runtime.session import DEVICES
-from edge_runtime.sinks import DefectSaver, Display, JsonlSink, VideoRecorder
 from edge_runtime.sources import CaptureSettings, open_source
-from edge_runtime.web import WebView, load_credentials
+from edge_runtime.systemd import Watchdog, notify
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -64,6 +67,26 @@ _CTX = {"help_option_names": ["-h", "--help"]}
               help="Serve the operator's view at [HOST]:PORT (':8080' = localhost only; '0.0.0.0:8080' for the network).")
 @click.option("--web-auth", default=None, type=click.Path(dir_okay=False),
               help="File with user:password for the web view (or LINESIDE_WEB_USER/LINESIDE_WEB_PASSWORD).")
+@click.option("--mqtt", default=None, help="Publish records to mqtt[s]://HOST:PORT/BASE/TOPIC (needs the line extra).")
+@click.option("--mqtt-auth", default=None, type=click.Path(dir_okay=False),
+              help="File with user:password for the broker (or LINESIDE_MQTT_USER/LINESIDE_MQTT_PASSWORD).")
+@click.option("--mqtt-ca", default=None, type=click.Path(dir_okay=False), help="CA certificate for mqtts://.")
+@click.option("--mqtt-qos", type=click.IntRange(0, 2), default=1, show_default=True)
+@click.option("--mqtt-retain", is_flag=True, help="Publish records retained.")
+@click.option("--modbus-reject", default=None, help="On a reject, pulse this PLC coil: HOST:PORT/COIL.")
+@click.option("--modbus-pulse-ms", type=click.FloatRange(min=1), default=100, show_default=True)
+@click.option("--modbus-id-register", type=click.IntRange(min=0), default=None,
+              help="Also write the frame id into this holding register and the next (high word first).")
+@click.option("--webhook", default=None, help="POST each reject's record as JSON to this http(s) URL.")
+@click.option("--on-reject", default=None, help="Run this command on each reject, with VERDICT LABEL SCORE FRAME_ID.")
+@click.option("--metrics-port", default=None, help="Serve Prometheus metrics at [HOST:]PORT (default host: localhost).")
+@click.option("--output-queue", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Records each line output (MQTT, Modbus, webhook, command) may hold back before dropping.")
+@click.option("--output-failure", type=click.Choice(["continue", "stop"]), default="continue", show_default=True,
+              help="What a failed output does: keep inspecting (counted), or stop the line (fail-safe).")
+@click.option("--watch-model", is_flag=True, help="Swap in a new model file when it changes on disk (SIGHUP too).")
+@click.option("--manifest", default=None, type=click.Path(dir_okay=False),
+              help="edge-export's manifest.json: refuse a model whose sha256 it does not list.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
 @click.pass_context
 def edge_run(ctx, config_path, **options):
@@ -78,12 +101,17 @@ def edge_run(ctx, config_path, **options):
       edge-run --source csi://0 --width 1920 --height 1080 --model part.onnx   # Jetson CSI camera
       edge-run --config line.yaml --threads 2
       edge-run --camera 0 --model part.onnx --web 0.0.0.0:8080    # operator view in a browser
+      edge-run --camera 0 --model part.onnx --mqtt mqtt://broker:1883/lineside/line1/st3 \
+               --modbus-reject 192.168.0.10:502/16 --metrics-port 9108 --watch-model
+      edge-run install-service --config /srv/lineside/st3/line.yaml
       edge-run doctor --model part.onnx
     """
     opts = _merge_config(ctx, config_path, options)
     if not opts["model"]:
         raise click.UsageError("give --model PATH (or model: in --config)")
     roi = parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
+    if opts["manifest"]:
+        check_manifest(Path(opts["model"]), opts["manifest"])
     model = EdgeModel(opts["model"], device=opts["device"], threads=opts["threads"])
     if opts["threshold"] is not None:
         model.info = dataclasses.replace(model.info, threshold=opts["threshold"])
@@ -97,31 +125,29 @@ def edge_run(ctx, config_path, **options):
         click.echo(f"config: {json.dumps({k: v for k, v in opts.items() if v not in (None, False)})}", err=True)
         click.echo(f"{src.name} → {model.path.name}: {model.info.task}, {model.info.precision}, {model.provider}, "
                    f"labels {','.join(model.info.labels)}, threshold {model.info.threshold}", err=True)
+        notify("READY=1")  # systemd Type=notify: the station is inspecting
 
+    swapper = ModelSwapper(model, opts["device"], opts["threads"], manifest=opts["manifest"],
+                           watch=opts["watch_model"])
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())  # finish the frame in flight, flush, summarise
+    signal.signal(signal.SIGHUP, lambda *_: swapper.requested.set())  # reload the model between two frames
     live = None if opts["quiet"] else (lambda line: click.echo(line, err=True))
+    failures = Failures(opts["output_failure"], stop)
     with contextlib.ExitStack() as stack:
-        sinks = []
-        if opts["jsonl"]:
-            max_bytes = int(opts["jsonl_max_mb"] * 1e6) if opts["jsonl_max_mb"] else None
-            sinks.append(stack.enter_context(JsonlSink(opts["jsonl"], max_bytes=max_bytes)))
-        if opts["save_defects"]:
-            sinks.append(stack.enter_context(DefectSaver(opts["save_defects"], roi)))
-        if opts["record"]:
-            sinks.append(stack.enter_context(VideoRecorder(opts["record"], opts["fps"] or 30.0, roi)))
-        if opts["show"]:
-            sinks.append(stack.enter_context(Display(roi, stop)))
-        if opts["web"]:
-            view = WebView(opts["web"], roi, model.describe(), load_credentials(opts["web_auth"]))
-            sinks.append(stack.enter_context(view))
-            click.echo(f"web view: http://{view.host}:{view.port}/", err=True)
+        sinks, queues = open_outputs(stack, opts, model, roi, stop, failures)
         summary = run_pipeline(src, model, sinks, roi=roi, max_frames=opts["max_frames"], stop=stop, on_live=live,
-                               on_start=announce, limits=limits)
+                               on_start=announce, limits=limits, on_beat=Watchdog().beat, swapper=swapper)
+        notify("STOPPING=1")
         record = summary.record()
+        record["model_swaps"], record["model_refusals"] = swapper.swaps, swapper.refusals
         for sink in sinks:
             sink(record, None)
+    if queues:  # after the outputs drained: what each delivered, dropped, failed
+        record["outputs"] = {q.name: q.stats() for q in queues}
     click.echo(json.dumps(record))
+    if failures.first:
+        raise ServiceError(f"{failures.first}: the line was stopped (--output-failure stop)")
 
 
 def _merge_config(ctx: click.Context, config_path: str | None, options: dict) -> dict:
@@ -164,9 +190,48 @@ def doctor(model, device, show, gstreamer):
     sys.exit(1 if problems else 0)
 
 
+@click.command("install-service", context_settings=_CTX)
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The station's line.yaml (model, source, outputs).")
+@click.option("--name", default=None, help="Unit name (default: lineside-<config file stem>).")
+@click.option("--user", default="lineside", show_default=True, help="Unprivileged user the service runs as.")
+@click.option("--unit-dir", default="/etc/systemd/system", show_default=True, type=click.Path(file_okay=False))
+@click.option("--watchdog-s", type=click.IntRange(min=2), default=30, show_default=True,
+              help="systemd restarts edge-run when its loop has not turned for this long.")
+def install_service(config_path, name, user, unit_dir, watchdog_s):
+    """Write a systemd unit that runs `edge-run --config CONFIG` as a hardened, self-restarting service.
+
+    \b
+    Example:
+      sudo edge-run install-service --config /srv/lineside/st3/line.yaml
+      sudo systemctl daemon-reload && sudo systemctl enable --now lineside-line
+    """
+    from edge_runtime.systemd import unit_text
+
+    config = Path(config_path)
+    options = load_line_config(config, {p.name for p in edge_run.params})
+    if not options.get("model"):
+        raise ServiceError(f"--config {config} names no model: add `model: /path/part.onnx`")
+    if not (options.get("source") or options.get("camera") is not None):
+        raise ServiceError(f"--config {config} names no source: add `camera: 0` or `source: rtsp://...`")
+    name = name or f"lineside-{config.stem}"
+    path = Path(unit_dir) / f"{name}.service"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(unit_text(config, user, watchdog_s))
+    except OSError as exc:
+        raise ServiceError(f"cannot write {path}: {exc.strerror} (run it with sudo, or pick --unit-dir)") from None
+    click.echo(f"wrote {path}")
+    click.echo(f"next: sudo useradd --system --groups video {user} (once), give it {config.parent}, then\n"
+               f"      sudo systemctl daemon-reload && sudo systemctl enable --now {name}\n"
+               f"      journalctl -u {name} -f")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["doctor"]:
         run_cli(doctor, sys.argv[2:])
+    elif sys.argv[1:2] == ["install-service"]:
+        run_cli(install_service, sys.argv[2:])
     else:
         run_cli(edge_run)
 

@@ -68,8 +68,14 @@ def run_pipeline(
     live_every_s: float = 1.0,
     on_start: Callable[[], None] | None = None,
     limits: FrameLimits = FrameLimits(),
+    on_beat: Callable[[], None] | None = None,
+    swapper=None,
 ) -> RunSummary:
-    """Decide on every frame the source delivers (or the newest, for live sources) until it ends or `stop` is set."""
+    """Decide on every frame the source delivers (or the newest, for live sources) until it ends or `stop` is set.
+
+    `on_beat` is called every turn of the loop (at least every 0.5 s, frames or not): the watchdog.
+    `swapper` (a ModelSwapper) may replace the model between two frames.
+    """
     stop = stop or threading.Event()
     stats = StageStats()
     summary = RunSummary()
@@ -89,6 +95,12 @@ def run_pipeline(
     prev_sink_ms = 0.0
     try:
         while not stop.is_set() and (max_frames is None or summary.frames < max_frames):
+            if on_beat:
+                on_beat()
+            if swapper is not None:
+                for event in swapper.poll():
+                    _emit(sinks, event)
+                model, sha = swapper.model, swapper.model.sha256
             t0 = time.perf_counter()
             frame = reader.read(timeout=0.5)
             for event in pop_events():

@@ -31,3 +31,10 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def jsonl_rows(path: Path) -> list[dict]:
+    """Every record of an edge-run --jsonl file."""
+    import json
+
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]

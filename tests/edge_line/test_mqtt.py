@@ -1,0 +1,128 @@
+"""--mqtt against a real mosquitto broker started by the test: every record arrives, across a restart too."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from clitools import BIN, ROOT, jsonl_rows, one_line_error, run_cli
+from peers import Mosquitto, Subscriber, mosquitto_path
+
+pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto not installed (.ci/run installs it)")
+BASE = "lineside/line1/st3"
+
+
+def clip_run(demo_data, artifacts, tmp_path, port, frames, *extra):
+    """edge-run playing the demo clip at camera pace (30 fps), publishing to the broker."""
+    return subprocess.Popen([str(BIN / "edge-run"), "--source", str(demo_data / "line_clip.mp4"), "--realtime",
+                             "--loop", "--max-frames", str(frames), "--model", str(artifacts / "model.int8.onnx"),
+                             "--roi", "512,232,256,256", "--jsonl", str(tmp_path / "v.jsonl"), "--quiet",
+                             "--mqtt", f"mqtt://127.0.0.1:{port}/{BASE}", *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not predicate():
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_every_verdict_arrives_with_online_and_offline_status(demo_data, artifacts, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = Subscriber(broker.port, f"{BASE}/#")
+    try:
+        time.sleep(0.3)
+        run = clip_run(demo_data, artifacts, tmp_path, broker.port, 45)
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        decided = [r["frame_id"] for r in jsonl_rows(tmp_path / "v.jsonl") if r["type"] == "verdict"]
+        assert wait_for(lambda: len({r["frame_id"] for r in sub.records("/verdict")}) == len(decided))
+        assert sorted({r["frame_id"] for r in sub.records("/verdict")}) == sorted(decided)
+        assert wait_for(lambda: sub.payloads(f"{BASE}/status")[-1:] == ["offline"])
+        assert "online" in sub.payloads(f"{BASE}/status")
+        assert sub.records("/summary")[0]["frames"] == 45
+        assert json.loads(out.splitlines()[-1])["outputs"]["mqtt"]["dropped"] == 0
+    finally:
+        sub.close()
+        broker.stop()
+
+
+def test_a_broker_restart_loses_nothing_that_fits_the_queue(demo_data, artifacts, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = Subscriber(broker.port, f"{BASE}/verdict")
+    try:
+        time.sleep(0.3)
+        run = clip_run(demo_data, artifacts, tmp_path, broker.port, 150)  # five seconds of line
+        time.sleep(1.5)
+        broker.stop()
+        time.sleep(1.5)  # the station keeps inspecting; records wait in the output's queue
+        broker.start()
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        decided = {r["frame_id"] for r in jsonl_rows(tmp_path / "v.jsonl") if r["type"] == "verdict"}
+        assert len(decided) == 150
+        assert wait_for(lambda: {r["frame_id"] for r in sub.records("/verdict")} >= decided, timeout=30), (
+            sorted(decided - {r["frame_id"] for r in sub.records("/verdict")})[:10])
+        stats = json.loads(out.splitlines()[-1])["outputs"]["mqtt"]
+        assert stats["dropped"] == 0 and stats["delivered"] >= 150
+    finally:
+        sub.close()
+        broker.stop()
+
+
+def test_broker_down_at_start_the_station_inspects_and_delivers_later(demo_data, artifacts, tmp_path):
+    broker = Mosquitto(tmp_path / "broker")  # not started yet
+    run = clip_run(demo_data, artifacts, tmp_path, broker.port, 90)
+    try:
+        time.sleep(1.5)
+        broker.start()
+        sub = Subscriber(broker.port, f"{BASE}/verdict")
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        assert "does not answer yet" in err
+        assert json.loads(out.splitlines()[-1])["outputs"]["mqtt"]["delivered"] >= 90
+        sub.close()
+    finally:
+        run.kill()
+        broker.stop()
+
+
+def test_a_small_queue_drops_oldest_first_and_counts_it(demo_data, artifacts, tmp_path):
+    broker = Mosquitto(tmp_path / "broker")  # never started: nothing can be delivered
+    run = clip_run(demo_data, artifacts, tmp_path, broker.port, 30, "--output-queue", "5")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    stats = json.loads(out.splitlines()[-1])["outputs"]["mqtt"]
+    # 30 verdicts + stats + summary records, none delivered: every one is counted as dropped or failed
+    assert stats["delivered"] == 0 and stats["dropped"] + stats["failed"] >= 30
+
+
+def test_wrong_credentials_are_one_clear_line(demo_data, artifacts, tmp_path):
+    passwords = tmp_path / "passwd"
+    passwords.write_text("station:right\n")
+    subprocess.run(["mosquitto_passwd", "-U", str(passwords)], check=True)
+    broker = Mosquitto(tmp_path / "broker", password_file=passwords).start()
+    try:
+        auth = tmp_path / "mqtt.auth"
+        auth.write_text("station:wrong\n")
+        proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                       str(artifacts / "model.int8.onnx"), "--mqtt", f"mqtt://127.0.0.1:{broker.port}/{BASE}",
+                       "--mqtt-auth", str(auth))
+        line = one_line_error(proc)
+        assert "refused the login" in line and "wrong" not in line  # the password is never printed
+        auth.write_text("station:right\n")
+        ok = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                     str(artifacts / "model.int8.onnx"), "--mqtt", f"mqtt://127.0.0.1:{broker.port}/{BASE}",
+                     "--mqtt-auth", str(auth), "--quiet")
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout.splitlines()[-1])["outputs"]["mqtt"]["delivered"] >= 16
+    finally:
+        broker.stop()
+
+
+def test_bad_mqtt_url_is_one_line(demo_data, artifacts):
+    proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                   str(artifacts / "model.int8.onnx"), "--mqtt", "http://broker/topic")
+    assert "expected mqtt://" in one_line_error(proc)
