@@ -32,7 +32,7 @@ class Failures:
         self.said: set[str] = set()
 
     def __call__(self, name: str, message: str) -> None:
-        if name not in self.said:  # once per output: the summary counts the rest
+        if name not in self.said and self.policy == "continue":  # once per output: the summary counts the rest
             self.said.add(name)
             click.echo(f"output {name} failing: {message} (inspection goes on; failures are counted)", err=True)
         if self.policy == "stop" and self.first is None:
