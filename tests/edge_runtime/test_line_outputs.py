@@ -227,3 +227,11 @@ def test_manifest_refuses_an_altered_model(artifacts, demo_data, tmp_path):
     proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model", str(altered),
                    "--manifest", str(artifacts / "manifest.json"))
     assert "does not match the sha256" in one_line_error(proc)
+
+
+def test_the_example_station_config_names_only_real_flags():
+    from edge_runtime.cli import edge_run
+    from edge_runtime.line_config import load_line_config
+
+    options = load_line_config(ROOT / "deploy" / "line.example.yaml", {p.name for p in edge_run.params})
+    assert options["mqtt"].startswith("mqtt://") and options["modbus_reject"] and options["watch_model"] == 1
