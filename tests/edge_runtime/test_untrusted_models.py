@@ -50,6 +50,31 @@ def test_side_file_of_external_weights_is_refused(tmp_path, artifacts, demo_data
     assert "external-data" in _run(model, demo_data)
 
 
+def test_external_data_pointing_outside_the_model_folder_is_refused(tmp_path, artifacts, demo_data):
+    """Path traversal, an absolute path, a symlink out of the folder: the file is refused before anything runs."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\1" * 4096)
+    graph = onnx.load(str(artifacts / "model.fp32.onnx"))
+    tensor = next(t for t in graph.graph.initializer if t.data_type == TensorProto.FLOAT and len(t.raw_data) >= 64)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "link.bin").symlink_to(secret)
+    for location in ("../secret.bin", str(secret), "link.bin"):
+        tampered = onnx.ModelProto()
+        tampered.CopyFrom(graph)
+        target = next(t for t in tampered.graph.initializer if t.name == tensor.name)
+        length = len(target.raw_data)
+        target.ClearField("raw_data")
+        target.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", "0"), ("length", str(length))):
+            entry = target.external_data.add()
+            entry.key, entry.value = key, value
+        path = folder / "m.onnx"
+        onnx.save(tampered, str(path))
+        line = _run(path, demo_data)
+        assert "escapes model directory" in line or "Absolute path not allowed" in line, line
+
+
 def test_a_pickle_checkpoint_is_never_unpickled(trained_run, tmp_path):
     import shutil
 
