@@ -77,6 +77,8 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--modbus-pulse-ms", type=click.FloatRange(min=1), default=100, show_default=True)
 @click.option("--modbus-id-register", type=click.IntRange(min=0), default=None,
               help="Also write the frame id into this holding register and the next (high word first).")
+@click.option("--modbus-serve", default=None,
+              help="Serve the latest decision as Modbus holding registers at [HOST:]PORT for the PLC to poll.")
 @click.option("--webhook", default=None, help="POST each reject's record as JSON to this http(s) URL.")
 @click.option("--on-reject", default=None, help="Run this command on each reject, with VERDICT LABEL SCORE FRAME_ID.")
 @click.option("--metrics-port", default=None, help="Serve Prometheus metrics at [HOST:]PORT (default host: localhost).")

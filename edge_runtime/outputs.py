@@ -67,6 +67,11 @@ def open_outputs(stack: contextlib.ExitStack, opts: dict, model, roi, stop: thre
                                                       id_register=opts["modbus_id_register"],
                                                       required=opts["output_failure"] == "stop", echo=echo))
         queued("modbus", plc.deliver, only=actions.is_reject)
+    if opts["modbus_serve"]:
+        served = stack.enter_context(_line_module("modbus_server", "--modbus-serve").ModbusStatusServer(
+            opts["modbus_serve"]))
+        sinks.append(served)  # only stores numbers under a lock: no queue needed
+        echo(f"modbus: serving the latest decision at {served.host}:{served.port} (holding registers 0-6)")
     if opts["webhook"]:
         queued("webhook", actions.webhook(opts["webhook"]), only=actions.is_reject)
     if opts["on_reject"]:

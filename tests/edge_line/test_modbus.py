@@ -39,3 +39,54 @@ def test_refusing_plc_keeps_inspecting_or_stops_the_line_when_told(demo_data, ar
     assert json.loads(going.stdout.splitlines()[-1])["outputs"]["modbus"]["failed"] >= 6
     line = one_line_error(run_cli(*args, "--output-failure", "stop"))
     assert "PLC refuses connections" in line and "Connection" not in line and "--output-failure stop" in line
+
+
+def test_the_plc_can_poll_the_latest_decision_from_a_served_register_block(demo_data, artifacts, tmp_path):
+    import subprocess
+    import time
+
+    from pymodbus.client import ModbusTcpClient
+
+    from clitools import BIN, ROOT
+
+    port = free_port()
+    log = tmp_path / "v.jsonl"
+    run = subprocess.Popen([str(BIN / "edge-run"), "--source", str(demo_data / "brick" / "test" / "hole"), "--loop",
+                            "--model", str(artifacts / "model.int8.onnx"), "--frozen-frames", "0", "--quiet",
+                            "--jsonl", str(log), "--modbus-serve", str(port)], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    plc = ModbusTcpClient("127.0.0.1", port=port)
+    try:
+        deadline = time.monotonic() + 30
+        while not plc.connect() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seen = []
+        while len(seen) < 2 and time.monotonic() < deadline:
+            answer = plc.read_holding_registers(0, count=7)
+            assert not answer.isError(), answer
+            if answer.registers[4] > 0:
+                seen.append(answer.registers)
+            time.sleep(0.3)
+    finally:
+        plc.close()
+        run.terminate()
+        out, err = run.communicate(timeout=30)
+    assert run.returncode == 0, err
+    first, later = seen
+    assert later[4] > first[4]  # decisions keep counting while the PLC polls
+    verdicts = [r for r in jsonl_rows(log) if r["type"] == "verdict"]
+    decided = {r["frame_id"]: r for r in verdicts}
+    frame_id = later[1] << 16 | later[2]
+    assert frame_id in decided and later[0] == {"good": 1, "defect": 2, "invalid": 3}[decided[frame_id]["verdict"]]
+    assert later[3] <= later[4] and later[6] < 5
+
+
+def test_a_served_port_in_use_is_one_line(demo_data, artifacts):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                       str(artifacts / "model.int8.onnx"), "--modbus-serve", str(busy.getsockname()[1]))
+    assert "cannot be served" in one_line_error(proc)
