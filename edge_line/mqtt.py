@@ -62,7 +62,7 @@ class MqttOutput:
     def __init__(self, url: str, qos: int = 1, retain: bool = False, credentials=None, ca_file: str | None = None,
                  connect_wait_s: float = 3.0, echo=print):
         self.host, self.port, self.base, tls = parse_mqtt_url(url)
-        self.qos, self.retain, self.connect_wait_s, self.echo = qos, retain, connect_wait_s, echo
+        self.qos, self.retain, self.connect_wait_s, self.echo, self.tls = qos, retain, connect_wait_s, echo, tls
         self.status_topic = f"{self.base}/status"
         self.connected, self.closed = threading.Event(), threading.Event()
         self.refused: str | None = None
@@ -102,8 +102,9 @@ class MqttOutput:
             raise ServiceError(f"--mqtt broker {self.host}:{self.port} refused the login ({self.refused}): "
                                "check --mqtt-auth or LINESIDE_MQTT_USER/LINESIDE_MQTT_PASSWORD")
         if not self.connected.is_set():
-            self.echo(f"mqtt: broker {self.host}:{self.port} does not answer yet; inspecting anyway, records are "
-                      "queued and sent when it does")
+            hint = " (mqtts: check that --mqtt-ca signed the broker's certificate)" if self.tls else ""
+            self.echo(f"mqtt: broker {self.host}:{self.port} does not answer yet{hint}; inspecting anyway, records "
+                      "are queued and sent when it does")
         return self
 
     def deliver(self, record: dict) -> None:

@@ -29,14 +29,15 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 class Mosquitto:
     """A mosquitto broker on a free loopback port, with persistence so that a restart keeps sessions."""
 
-    def __init__(self, folder: Path, password_file: Path | None = None):
+    def __init__(self, folder: Path, password_file: Path | None = None, tls: tuple[Path, Path, Path] | None = None):
         self.folder, self.port, self.proc = folder, free_port(), None
         folder.mkdir(parents=True, exist_ok=True)
+        tls_lines = f"cafile {tls[0]}\ncertfile {tls[1]}\nkeyfile {tls[2]}\n" if tls else ""
         auth = f"password_file {password_file}\nallow_anonymous false\n" if password_file else "allow_anonymous true\n"
         # run as root (CI), mosquitto would drop to its own user, who cannot read pytest's private folders
         user = "user root\n" if os.geteuid() == 0 else ""
         (folder / "mosquitto.conf").write_text(
-            f"{user}listener {self.port} 127.0.0.1\n{auth}persistence true\npersistence_location {folder}/\n"
+            f"{user}listener {self.port} 127.0.0.1\n{tls_lines}{auth}persistence true\npersistence_location {folder}/\n"
             f"autosave_interval 1\n")
 
     def start(self) -> "Mosquitto":
@@ -50,6 +51,24 @@ class Mosquitto:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # graceful: the broker saves its sessions and queued messages
             self.proc.wait(timeout=10)
+
+
+def self_signed_tls(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl): (ca, cert, key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, ca_key, cert, key = (folder / n for n in ("ca.pem", "ca.key", "server.pem", "server.key"))
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lineside test CA",
+        "-keyout", str(ca_key), "-out", str(ca))
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+        "-out", str(folder / "server.csr"))
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", str(folder / "server.csr"), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-extfile", str(folder / "san.cnf"), "-out", str(cert))
+    return ca, cert, key
 
 
 def mosquitto_path() -> str | None:

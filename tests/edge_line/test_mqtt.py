@@ -126,3 +126,22 @@ def test_bad_mqtt_url_is_one_line(demo_data, artifacts):
     proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
                    str(artifacts / "model.int8.onnx"), "--mqtt", "http://broker/topic")
     assert "expected mqtt://" in one_line_error(proc)
+
+
+def test_tls_with_the_plant_ca_delivers_and_a_wrong_ca_is_never_trusted(demo_data, artifacts, tmp_path):
+    from peers import self_signed_tls
+
+    ca, cert, key = self_signed_tls(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "broker", tls=(ca, cert, key)).start()
+    try:
+        args = ("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                str(artifacts / "model.int8.onnx"), "--quiet", "--mqtt", f"mqtts://127.0.0.1:{broker.port}/{BASE}")
+        ok = run_cli(*args, "--mqtt-ca", str(ca))
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout.splitlines()[-1])["outputs"]["mqtt"]["delivered"] >= 16
+        other, _, _ = self_signed_tls(tmp_path / "other")  # a CA that did not sign the broker's certificate
+        refused = run_cli(*args, "--mqtt-ca", str(other))
+        stats = json.loads(refused.stdout.splitlines()[-1])["outputs"]["mqtt"]
+        assert stats["delivered"] == 0 and "check that --mqtt-ca signed" in refused.stderr
+    finally:
+        broker.stop()
