@@ -98,6 +98,8 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         "data.sha256": config["data"]["sha256"],
         "metrics": {k: v for k, v in config["metrics"]["validation"].items() if k != "confusion_matrix"},
     }
+    if "threshold_rule" in config:  # how the threshold was calibrated travels with it
+        common["threshold_rule"] = config["threshold_rule"]
     report = {"run": str(run), "toolkit_version": __version__, "versions": _versions(), "threads": threads,
               "validation_count": len(truth), "artifacts": {}}
     failures = []

@@ -20,20 +20,27 @@ def geometric(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def photometric(batch: torch.Tensor, generator: torch.Generator, gain: float = 0.3, bias: float = 20.0,
-                noise: float = 3.0, blur: float = 0.0) -> torch.Tensor:
-    """Per image: contrast gain (±gain/2), brightness (±bias/2), sensor noise (sigma up to `noise`) and, with
-    `blur`, defocus for a third of the images (sigma up to `blur` px)."""
+                noise: float = 3.0, blur: float = 0.0, exposure: float = 0.0, noise_grain: int = 1) -> torch.Tensor:
+    """Per image: exposure (×1±exposure), contrast gain (±gain/2), brightness (±bias/2), sensor noise (sigma up
+    to `noise`, grain 1..`noise_grain` px: a camera's noise becomes blobs when its image is scaled up to the
+    model's input) and, with `blur`, defocus for a third of the images (sigma up to `blur` px)."""
     n = batch.shape[0]
     x = batch.float()
     if blur > 0:
         sigmas = blur * torch.rand(n, generator=generator) * (torch.rand(n, generator=generator) < 1 / 3)
         x = torch.from_numpy(np.stack([cv2.GaussianBlur(img, (0, 0), float(s)) if s > 0.2 else img
                                        for img, s in zip(x.numpy(), sigmas)]))
+    if exposure > 0:
+        x = x * (1.0 + exposure * (2 * torch.rand(n, 1, 1, 1, generator=generator) - 1))
     g = 1.0 + gain * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
     b = bias * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * g + mean + b
-    x = x + torch.randn(x.shape, generator=generator) * noise * torch.rand(n, 1, 1, 1, generator=generator)
+    grain = int(torch.randint(1, noise_grain + 1, (1,), generator=generator)) if noise_grain > 1 else 1
+    h, w = x.shape[1], x.shape[2]
+    grains = torch.randn((n, -(-h // grain), -(-w // grain), x.shape[3]), generator=generator)
+    grains = grains.repeat_interleave(grain, 1).repeat_interleave(grain, 2)[:, :h, :w]
+    x = x + grains * noise * torch.rand(n, 1, 1, 1, generator=generator)
     return x.round().clamp(0, 255).to(torch.uint8)
 
 

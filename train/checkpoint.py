@@ -8,6 +8,7 @@ original command line.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch.nn as nn
@@ -25,7 +26,14 @@ def save_checkpoint(run_dir: Path, model: nn.Module, config: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(run_dir / WEIGHTS))
-    (run_dir / CONFIG).write_text(json.dumps({"schema": SCHEMA_VERSION, **config}, indent=2))
+    save_config(run_dir, config)
+
+
+def save_config(run_dir: Path, config: dict) -> None:
+    """config.json, written beside and then renamed over the old one: never half a file."""
+    staged = run_dir / (CONFIG + ".tmp")
+    staged.write_text(json.dumps({"schema": SCHEMA_VERSION, **config}, indent=2))
+    os.replace(staged, run_dir / CONFIG)
 
 
 def load_config(run_dir: str | Path) -> dict:
