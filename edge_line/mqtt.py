@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 import paho.mqtt.client as mqtt
 
 from edge_runtime.errors import ServiceError
+from edge_runtime.web import load_credentials
 
 AUTH_FAILURES = ("bad user name or password", "not authorized")
 
@@ -43,17 +44,8 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str, bool]:
 
 
 def load_mqtt_credentials(path: str | None) -> tuple[str, str] | None:
-    """From a file holding user:password, else LINESIDE_MQTT_USER / LINESIDE_MQTT_PASSWORD. Never logged."""
-    if path:
-        try:
-            user, _, password = open(path).read().strip().partition(":")
-        except OSError as exc:
-            raise ServiceError(f"--mqtt-auth {path}: {exc.strerror}") from None
-        if not user:
-            raise ServiceError(f"--mqtt-auth {path} must hold one line user:password")
-        return user, password
-    user = os.environ.get("LINESIDE_MQTT_USER")
-    return (user, os.environ.get("LINESIDE_MQTT_PASSWORD", "")) if user else None
+    """From --mqtt-auth FILE (user:password), else LINESIDE_MQTT_USER / LINESIDE_MQTT_PASSWORD. Never logged."""
+    return load_credentials(path, flag="--mqtt-auth", env="LINESIDE_MQTT")
 
 
 class MqttOutput:

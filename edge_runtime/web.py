@@ -38,17 +38,17 @@ def parse_address(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
-def load_credentials(path: str | None) -> tuple[str, str] | None:
-    """From a file holding `user:password`, else LINESIDE_WEB_USER / LINESIDE_WEB_PASSWORD, else none."""
+def load_credentials(path: str | None, flag: str = "--web-auth", env: str = "LINESIDE_WEB") -> tuple[str, str] | None:
+    """From a file holding `user:password`, else ENV_USER / ENV_PASSWORD, else none. Never logged."""
     if path:
         try:
             user, _, password = Path(path).read_text().strip().partition(":")
         except OSError as exc:
-            raise InputFileError(f"--web-auth {path}: {exc.strerror}") from exc
+            raise InputFileError(f"{flag} {path}: {exc.strerror}") from exc
         if not user or not password:
-            raise InputFileError(f"--web-auth {path} must hold one line user:password")
+            raise InputFileError(f"{flag} {path} must hold one line user:password")
         return user, password
-    user, password = os.environ.get("LINESIDE_WEB_USER"), os.environ.get("LINESIDE_WEB_PASSWORD")
+    user, password = os.environ.get(f"{env}_USER"), os.environ.get(f"{env}_PASSWORD")
     return (user, password) if user and password else None
 
 

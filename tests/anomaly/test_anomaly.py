@@ -89,7 +89,7 @@ def test_edge_run_saves_frame_and_heat_map_for_each_reject(anomaly_artifacts, de
     heat = sorted(rejects.glob("*_heatmap.png"))
     assert len(heat) == len(rejected)
     first = cv2.imread(str(heat[0]), cv2.IMREAD_GRAYSCALE)
-    assert first.shape == (128, 128) and first.max() > 128  # the hole is hot
+    assert first.shape == (128, 128) and first.max() > 1.5 * np.median(first)  # the hole is hotter than the surface
 
 
 def test_model_without_threshold_is_refused_in_one_line(anomaly_artifacts, demo_data, tmp_path):
