@@ -147,6 +147,53 @@ def compare(old, new, tolerance):
         raise BenchmarkFailed(f"regressed beyond {tolerance:.0%}: {', '.join(regressed)}")
 
 
+@edge_bench.command()
+@click.option("--data", required=True, type=click.Path(), help="MVTec-layout folder with train/, train_ground_truth/, test/.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--k", "ks", default="5,10,20", show_default=True, help="Comma list: real defect images per kind.")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--arms", default="plain,classic,gan,paste", show_default=True,
+              help="plain (k real), classic (k real repeated to the same count as gan), gan (+ GAN images), "
+                   "paste (+ copy-paste images).")
+@click.option("--kinds", default=None, help="Comma list of defect kinds (default: every train/<defect>).")
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Classifier optimizer steps, the same for every arm (epochs follow from its image count).")
+@click.option("--image-size", type=click.IntRange(min=32), default=128, show_default=True)
+@click.option("--synth-count", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Synthetic images per kind (gan and paste).")
+@click.option("--gan-steps", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--gan-patch", type=click.IntRange(min=16), default=32, show_default=True)
+@click.option("--gan-width", type=click.IntRange(min=8), default=16, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+def augment(data, out, ks, seeds, arms, kinds, steps, image_size, synth_count, gan_steps, gan_patch, gan_width,
+            device):
+    """Do GAN defect images help when real defects are scarce? Classifier with k real defects per kind, with GAN
+    images vs classic augmentation of the real ones (and copy-paste as a control), same untouched test set,
+    several seeds.
+
+    \b
+    Example:
+      edge-bench augment --data data/demo/brick --out reports/augment --k 5,10,20 --seeds 3
+    """
+    from benchmarks.augment import ARMS, AugmentSettings, run_augment
+    from benchmarks.augment_report import markdown, write_augment_report
+
+    arm_list = tuple(a.strip() for a in arms.split(",") if a.strip())
+    unknown = sorted(set(arm_list) - set(ARMS))
+    if unknown or "classic" not in arm_list:
+        raise click.BadParameter(f"{arms!r}: give classic plus any of plain, gan, paste", param_hint="--arms")
+    if gan_patch % 8:
+        raise click.BadParameter(f"{gan_patch} is not a multiple of 8", param_hint="--gan-patch")
+    settings = AugmentSettings(ks=tuple(_int_list(ks, "--k")), seeds=seeds, arms=arm_list, steps=steps,
+                               image_size=image_size, synth_count=synth_count, gan_steps=gan_steps,
+                               gan_patch=gan_patch, gan_width=gan_width, device=device,
+                               kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()) if kinds else ())
+    report = run_augment(data, out, settings, echo=lambda m: click.echo(m, err=True))
+    folder = write_augment_report(report, out)
+    click.echo(markdown(report).split("## The GANs")[0].rstrip())
+    click.echo(f"report: {Path(folder) / 'report.md'}, report.json and plot.png")
+
+
 def main() -> None:
     run_cli(edge_bench)
 

@@ -21,7 +21,7 @@ from edge_runtime.metrics import classification_metrics
 from train import distributed
 from train.augment import augment
 from train.checkpoint import save_checkpoint
-from train.images import files_sha256, load_image_set, split_train_val
+from train.images import ImageSet, files_sha256, load_image_set, split_train_val
 from train.models import create_model
 
 
@@ -49,29 +49,16 @@ def _predict(model: torch.nn.Module, images: np.ndarray, device: torch.device, b
     return np.concatenate(out)
 
 
-def train_classifier(cfg: ClassifyConfig, echo=print) -> dict | None:
-    """Train, validate and save; returns the run's config (also OUT/config.json), None on non-main ranks."""
-    ctx = distributed.setup(cfg.device)
-    try:
-        return _train(cfg, ctx, echo if ctx.main else (lambda *a, **k: None))
-    finally:
-        distributed.teardown(ctx)
+def fit_classifier(train_set: ImageSet, cfg: ClassifyConfig, ctx: distributed.DistContext | None = None,
+                   echo=print) -> tuple[torch.nn.Module, dict, float]:
+    """The training loop on images in memory → (model, its constructor arguments, seconds).
 
-
-def _train(cfg: ClassifyConfig, ctx: distributed.DistContext, echo) -> dict:
-    root = Path(cfg.data)
-    pairs = labeled_images(root, "train")
-    labels = ordered_labels({label for _, label in pairs})
-    if GOOD not in labels or len(labels) < 2:
-        raise DatasetLayoutError(
-            f"{root}: a classifier needs train/good and at least one train/<defect> folder (found: "
-            f"{', '.join(labels)}); for good images only use `edge-train anomaly`"
-        )
+    `edge-train classify` calls it after its split; `edge-bench augment` calls it
+    with its own training sets, so both measure exactly this training.
+    """
+    ctx = ctx or distributed.DistContext(device=distributed.resolve_device(cfg.device))
+    labels = train_set.labels
     torch.manual_seed(cfg.seed)
-    size = (cfg.image_size, cfg.image_size)
-    train_pairs, val_pairs = split_train_val(pairs, cfg.val_fraction, cfg.seed)
-    train_set = load_image_set(train_pairs, labels, size)
-    val_set = load_image_set(val_pairs, labels, size)
     # Normalisation statistics of the training images, baked into the graph.
     mean = (train_set.images.reshape(-1, 3).mean(0) / 255.0).round(4).tolist()
     std = (train_set.images.reshape(-1, 3).std(0) / 255.0).clip(1e-3).round(4).tolist()
@@ -90,8 +77,6 @@ def _train(cfg: ClassifyConfig, ctx: distributed.DistContext, echo) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed + ctx.rank)
     images = torch.from_numpy(train_set.images)
     targets = torch.from_numpy(train_set.targets)
-    echo(f"training defectnet on {len(train_set.targets)} images ({len(val_set.targets)} for validation), "
-         f"classes {', '.join(labels)}, device {ctx.device}, processes {ctx.world}")
     started = time.perf_counter()
     for epoch in range(cfg.epochs):
         net.train()
@@ -116,6 +101,35 @@ def _train(cfg: ClassifyConfig, ctx: distributed.DistContext, echo) -> dict:
                 losses.append(loss.item())
         echo(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}")
     seconds = time.perf_counter() - started
+    return model, model_args, seconds
+
+
+def train_classifier(cfg: ClassifyConfig, echo=print) -> dict | None:
+    """Train, validate and save; returns the run's config (also OUT/config.json), None on non-main ranks."""
+    ctx = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, ctx, echo if ctx.main else (lambda *a, **k: None))
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(cfg: ClassifyConfig, ctx: distributed.DistContext, echo) -> dict:
+    root = Path(cfg.data)
+    pairs = labeled_images(root, "train")
+    labels = ordered_labels({label for _, label in pairs})
+    if GOOD not in labels or len(labels) < 2:
+        raise DatasetLayoutError(
+            f"{root}: a classifier needs train/good and at least one train/<defect> folder (found: "
+            f"{', '.join(labels)}); for good images only use `edge-train anomaly`"
+        )
+    size = (cfg.image_size, cfg.image_size)
+    train_pairs, val_pairs = split_train_val(pairs, cfg.val_fraction, cfg.seed)
+    train_set = load_image_set(train_pairs, labels, size)
+    val_set = load_image_set(val_pairs, labels, size)
+    echo(f"training defectnet on {len(train_set.targets)} images ({len(val_set.targets)} for validation), "
+         f"classes {', '.join(labels)}, device {ctx.device}, processes {ctx.world}")
+    model, model_args, seconds = fit_classifier(train_set, cfg, ctx, echo)
+    mean, std = model_args["mean"], model_args["std"]
 
     # Validation goes through the runtime's decision rule (threshold on P(not good)), the one the line uses.
     info = ModelInfo(task="classify", labels=labels, threshold=cfg.threshold, precision="fp32", good_label=GOOD)

@@ -68,13 +68,15 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
               help="Training crop side; the network is fully convolutional, so it judges whole images.")
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True,
-              help="Threshold = the score this share of held-out good images reaches.")
+              help="Threshold from the score this share of held-out good images reaches (plus --margin).")
+@click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True,
+              help="Threshold = that quantile + MARGIN x (quantile - median of the good scores).")
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
               help="Share of good images held out to calibrate the threshold.")
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
-def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, val_fraction, bad, seed, device):
+def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, margin, val_fraction, bad, seed, device):
     """Anomaly model trained on good parts only: a score per image and a heat map per pixel.
 
     \b
@@ -85,9 +87,38 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, val_
     from train.anomaly import AnomalyConfig, train_anomaly  # torch loads only when training
 
     cfg = AnomalyConfig(data=data, out=out, steps=steps, batch_size=batch_size, image_size=image_size,
-                        crop=min(crop, image_size), lr=lr, target_frr=target_frr, val_fraction=val_fraction, bad=bad,
-                        seed=seed, device=device)
+                        crop=min(crop, image_size), lr=lr, target_frr=target_frr, margin=margin,
+                        val_fraction=val_fraction, bad=bad, seed=seed, device=device)
     config = train_anomaly(cfg, echo=lambda m: click.echo(m, err=True))
+    _show_anomaly_validation(config)
+    click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json "
+               f"({config['train']['seconds']} s on {config['train']['device_used']})")
+
+
+@edge_train.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--good", default=None, type=click.Path(file_okay=False),
+              help="Good images from the real camera (default: the run's held-out good images).")
+@click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
+@click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
+@click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
+def calibrate(run, good, target_frr, margin, bad):
+    """New threshold for an anomaly run from good images, without retraining; then edge-export again.
+
+    \b
+    Example:
+      edge-train calibrate runs/part-anomaly --good station3/good_week1 --target-frr 0.005
+      edge-export runs/part-anomaly --out artifacts/part-anomaly
+    """
+    from train.anomaly import recalibrate
+
+    config = recalibrate(run, good, target_frr, margin, bad)
+    _show_anomaly_validation(config)
+    click.echo(f"config: {Path(run) / 'config.json'} updated from {config['calibration']['source']}; "
+               "export it again to deploy the new threshold")
+
+
+def _show_anomaly_validation(config: dict) -> None:
     val = config["metrics"]["validation"]
     click.echo(f"threshold {config['threshold']:.4f} ({config['threshold_rule']}); held-out good median "
                f"{val['heldout_good']['median']:.4f}, max {val['heldout_good']['max']:.4f}")
@@ -96,8 +127,63 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, val_
     if "bad_auroc" in val:
         click.echo(f"--bad AUROC {val['bad_auroc']:.4f}, false reject {val['bad']['false_reject_rate']:.3f}, "
                    f"escape {val['bad']['escape_rate']:.3f}")
-    click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json "
+
+
+@edge_train.command()
+@click.option("--data", required=True, type=click.Path(),
+              help="MVTec-layout folder: train/good, train/<defect>, train_ground_truth/<defect>/*_mask.png.")
+@click.option("--defect", required=True, help="Defect kind to learn (a train/<defect> folder).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
+@click.option("--k", type=click.IntRange(min=1), default=None, help="Use only K real defect images (drawn by --seed).")
+@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(min=16), default=48, show_default=True,
+              help="Patch side the GAN works at (multiple of 8); patches are scaled back to the defect's size.")
+@click.option("--width", type=click.IntRange(min=8), default=24, show_default=True, help="Network width.")
+@click.option("--sample-every", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Write a sample grid to OUT/samples every this many steps.")
+@click.option("--judge-steps", type=click.IntRange(min=1), default=150, show_default=True,
+              help="Training steps of the small classifier whose features judge the samples (KID, copy check).")
+@click.option("--quality-samples", type=click.IntRange(min=2), default=64, show_default=True,
+              help="Generated images the quality measures use.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, judge_steps, quality_samples, seed,
+        device):
+    """Defect GAN: paints new defects of one kind onto good images, learned from a few real ones with masks.
+
+    Writes OUT/model.safetensors + config.json (with the collapse check and
+    quality measures), OUT/bank.safetensors (the real shapes new defects start
+    from) and OUT/samples/*.png. Exits non-zero when the generator collapsed.
+
+    \b
+    Example:
+      edge-train gan --data data/demo/brick --defect crack --k 5 --out runs/gan-crack
+      edge-data synth --gan runs/gan-crack --count 200 --out data/demo/brick
+    """
+    from train.gan.quality import GanCollapsed
+    from train.gan.train import GanConfig, train_gan  # torch loads only when training
+
+    if patch % 8:
+        raise click.BadParameter(f"{patch} is not a multiple of 8", param_hint="--patch")
+    cfg = GanConfig(data=data, defect=defect, out=out, k=k, steps=steps, batch_size=batch_size, patch=patch,
+                    width=width, sample_every=sample_every, feature_steps=judge_steps, quality_samples=quality_samples,
+                    seed=seed, device=device)
+    config = train_gan(cfg, echo=lambda m: click.echo(m, err=True))
+    c = config["collapse"]
+    click.echo(f"diversity: spread {c['spread_ratio']:.2f}x the real defects', noise effect {c['noise_ratio']:.2f}")
+    for name, row in config["quality"]["sets"].items():
+        click.echo(f"{name:10s} KID {row['kid']:.4f}  FD {row['frechet']:.1f}  nearest-training-defect distance "
+                   f"{row['nearest']['ratio']:.2f}x a real one's, near-copies {row['nearest']['copy_share']:.0%}")
+    click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json, samples in {Path(out) / 'samples'} "
                f"({config['train']['seconds']} s on {config['train']['device_used']})")
+    sets = config["quality"]["sets"]
+    if sets["gan"]["kid"] > sets["good"]["kid"]:
+        click.echo("warning: the GAN's images are farther from real defects than good images are (KID); look at "
+                   "the samples and train longer before using them", err=True)
+    if c["collapsed"]:
+        raise GanCollapsed(f"the generator collapsed: {c['reason']}; see {Path(out) / 'samples'}, "
+                           "then train longer (--steps) or with more real defect images")
 
 
 def main() -> None:

@@ -53,6 +53,44 @@ def demo(out, seed, surfaces, train_good, train_defect, test_good, test_defect, 
                    f"@ {clip['fps']} fps, ROI {','.join(map(str, clip['roi']))}; truth in line_clip.csv")
 
 
+@edge_data.command()
+@click.option("--gan", "run", required=True, type=click.Path(), help="GAN run folder (edge-train gan --out).")
+@click.option("--count", required=True, type=click.IntRange(min=1), help="Defect images to write.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="MVTec-layout folder to write train/<defect> and train_ground_truth/<defect> into.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files (byte for byte).")
+@click.option("--background", default=None, type=click.Path(),
+              help="Good images to paint on (default: the GAN's training data).")
+@click.option("--method", type=click.Choice(["gan", "paste"]), default="gan", show_default=True,
+              help="paste: move the real defects instead of painting new ones (the baseline to beat).")
+@click.option("--allow-collapsed", is_flag=True, help="Use a run that failed the collapse check.")
+def synth(run, count, out, seed, background, method, allow_collapsed):
+    """Synthetic defect images + masks from a trained defect GAN, ready for `edge-train classify`.
+
+    Files are named synth_NNNN, so writing into a real data folder adds to it
+    without touching the real images (earlier synth_* files of the kind are
+    replaced); the manifest is OUT/synth_<defect>.json. `edge-train gan` never
+    takes synth_* files for real defects.
+
+    \b
+    Example:
+      edge-data synth --gan runs/gan-crack --count 200 --out data/demo/brick --seed 0
+      edge-train classify --data data/demo/brick --out runs/brick-synth
+    """
+    from train.gan.data import load_good
+    from train.gan.synth import load_gan, synthesize, write_manifest, write_mvtec
+
+    G, config, bank = load_gan(run, allow_collapsed=allow_collapsed)
+    goods, _ = load_good(background or config["data"]["root"], tuple(config["image_size"]))
+    kind = config["defect"]
+    with progress(label=f"painting {kind} defects (images)", length=count) as bar:
+        images, masks = synthesize(G, bank, goods, count, seed=seed, method=method, progress=bar.update)
+    files = write_mvtec(Path(out), kind, images, masks)
+    write_manifest(Path(out), kind, run, config, count, seed, method)
+    click.echo(f"{len(files)} {kind} images in {Path(out) / 'train' / kind}, masks in "
+               f"{Path(out) / 'train_ground_truth' / kind} ({method}, seed {seed})")
+
+
 def main() -> None:
     run_cli(edge_data)
 

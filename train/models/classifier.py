@@ -32,10 +32,13 @@ class DefectNet(nn.Module):
         )
         self.head = nn.Linear(6 * w, num_classes)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features, what the head sees (also the GAN quality measure's features)."""
         f = self.features(self.stem(x))
-        pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
-        return self.head(pooled)
+        return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=1)
