@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import signal
 import sys
@@ -20,8 +19,7 @@ from edge_runtime.cli_support import parse_roi, run_cli
 from edge_runtime.frame_checks import FrameLimits
 from edge_runtime.line_config import load_line_config
 from edge_runtime.errors import ServiceError
-from edge_runtime.model import EdgeModel
-from edge_runtime.model_swap import ModelSwapper, check_manifest
+from edge_runtime.model_swap import ModelSwapper, open_model
 from edge_runtime.outputs import Failures, open_outputs
 from edge_runtime.pipeline import run_pipeline
 from edge_runtime.session import DEVICES
@@ -112,11 +110,7 @@ def edge_run(ctx, config_path, **options):
     if not opts["model"]:
         raise click.UsageError("give --model PATH (or model: in --config)")
     roi = parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
-    if opts["manifest"]:
-        check_manifest(Path(opts["model"]), opts["manifest"])
-    model = EdgeModel(opts["model"], device=opts["device"], threads=opts["threads"])
-    if opts["threshold"] is not None:
-        model.info = dataclasses.replace(model.info, threshold=opts["threshold"])
+    model = open_model(opts["model"], opts["device"], opts["threads"], opts["manifest"], opts["threshold"])
     settings = CaptureSettings(opts["width"], opts["height"], opts["fps"], opts["fourcc"], opts["exposure"])
     src = open_source(opts["camera"], opts["source"], realtime=opts["realtime"], loop=opts["loop"], settings=settings,
                       reconnect=opts["reconnect"], max_outage_s=opts["max_outage_s"])
@@ -130,7 +124,7 @@ def edge_run(ctx, config_path, **options):
         notify("READY=1")  # systemd Type=notify: the station is inspecting
 
     swapper = ModelSwapper(model, opts["device"], opts["threads"], manifest=opts["manifest"],
-                           watch=opts["watch_model"])
+                           watch=opts["watch_model"], threshold=opts["threshold"])
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())  # finish the frame in flight, flush, summarise
     signal.signal(signal.SIGHUP, lambda *_: swapper.requested.set())  # reload the model between two frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -44,12 +45,16 @@ def check_file(path: Path) -> None:
 class EdgeModel:
     """Load once, then `prepare` frames, `infer` batches and `decide` on outputs."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
+                 threshold: float | None = None):
+        """`threshold` overrides the one in the file's metadata (edge-run --threshold)."""
         self.path = Path(path)
         check_file(self.path)
         self.session = create_session(self.path, device=device, threads=threads)
         props = self.session.get_modelmeta().custom_metadata_map
         self.info: ModelInfo = from_props(props, origin=str(self.path))
+        if threshold is not None:
+            self.info = dataclasses.replace(self.info, threshold=threshold)
         if self.info.task not in DECIDERS:
             raise ModelFileError(
                 f"{self.path} is a {self.info.task!r} model, which this runtime version cannot run yet; "

@@ -34,10 +34,19 @@ def check_manifest(path: Path, manifest: str | Path) -> None:
                              "truncated on its way; copy it again")
 
 
+def open_model(path: str | Path, device: str = "cpu", threads: int | None = None, manifest: str | None = None,
+               threshold: float | None = None) -> EdgeModel:
+    """The model edge-run starts with, and every one it swaps in: checked against the manifest, then opened."""
+    if manifest:
+        check_manifest(Path(path), manifest)
+    return EdgeModel(path, device=device, threads=threads, threshold=threshold)
+
+
 class ModelSwapper:
     def __init__(self, model: EdgeModel, device: str = "cpu", threads: int | None = None,
-                 manifest: str | None = None, watch: bool = False, check_every_s: float = 1.0):
-        self.model, self.device, self.threads = model, device, threads
+                 manifest: str | None = None, watch: bool = False, check_every_s: float = 1.0,
+                 threshold: float | None = None):
+        self.model, self.device, self.threads, self.threshold = model, device, threads, threshold
         self.manifest, self.watch, self.check_every_s = manifest, watch, check_every_s
         self.requested = threading.Event()
         self._seen = self._signature()
@@ -89,10 +98,9 @@ class ModelSwapper:
                  "previous_sha256": old.sha256}]
 
     def load(self, path: Path) -> EdgeModel:
-        """Open, check against the manifest, and warm up: a model that cannot run one frame never goes live."""
-        if self.manifest:
-            check_manifest(path, self.manifest)
-        model = EdgeModel(path, device=self.device, threads=self.threads)
+        """Check against the manifest, open, and warm up: a model that cannot run one frame never goes live.
+        An --threshold override holds for every model swapped in, as for the first."""
+        model = open_model(path, self.device, self.threads, self.manifest, self.threshold)
         h, w = model.info.input_size
         try:
             outputs = model.run(np.zeros((1, h, w, 3), np.uint8))
