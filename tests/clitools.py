@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -33,8 +35,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def busy_port():
+    """A loopback port somebody else is listening on, for the 'port in use' cases."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield busy.getsockname()[1]
+
+
 def jsonl_rows(path: Path) -> list[dict]:
     """Every record of an edge-run --jsonl file."""
-    import json
-
     return [json.loads(line) for line in Path(path).read_text().splitlines()]

@@ -32,10 +32,9 @@ from train.images import files_sha256, load_image_set
 from train.models import create_model
 
 MIN_GOOD = 10
-# Wider than the classifier's: the score is a maximum over the whole image, so a model that has never seen a
-# dimmer lamp or a noisier sensor would call every such frame anomalous (edge-eval --perturb measures this).
-# What a line camera varies between good parts, wider than the disturbances edge-eval --perturb applies
-# (noise sigma 8, exposure x0.75/x1.25, blur sigma 1.5), so that those stay "good".
+# What a line camera varies between good parts. Wider than the classifier's, because the score is a maximum over
+# the whole image: a model that never saw a dimmer lamp or a noisier sensor calls every such frame anomalous. Also
+# wider than the disturbances edge-eval --perturb applies (noise sigma 8, exposure x0.75/x1.25, blur sigma 1.5).
 CAMERA_VARIATION = {"gain": 0.6, "bias": 40.0, "noise": 12.0, "blur": 1.8, "exposure": 0.35, "noise_grain": 3}
 ANOMALY = "anomaly"
 

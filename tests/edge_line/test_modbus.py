@@ -2,7 +2,7 @@
 
 import json
 
-from clitools import jsonl_rows, one_line_error, run_cli, free_port
+from clitools import busy_port, free_port, jsonl_rows, one_line_error, run_cli
 from peers import ModbusPlc
 
 
@@ -82,11 +82,7 @@ def test_the_plc_can_poll_the_latest_decision_from_a_served_register_block(demo_
 
 
 def test_a_served_port_in_use_is_one_line(demo_data, artifacts):
-    import socket
-
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
+    with busy_port() as port:
         proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
-                       str(artifacts / "model.int8.onnx"), "--modbus-serve", str(busy.getsockname()[1]))
+                       str(artifacts / "model.int8.onnx"), "--modbus-serve", str(port))
     assert "cannot be served" in one_line_error(proc)

@@ -13,7 +13,7 @@ import urllib.request
 
 import onnx
 
-from clitools import BIN, ROOT, free_port, jsonl_rows, one_line_error, run_cli
+from clitools import BIN, ROOT, busy_port, free_port, jsonl_rows, one_line_error, run_cli
 from peers import HttpReceiver
 
 
@@ -65,11 +65,9 @@ def test_prometheus_endpoint_counts_verdicts_latency_and_the_model(demo_data, ar
 
 
 def test_metrics_port_in_use_is_one_line(demo_data, artifacts):
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
+    with busy_port() as port:
         proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
-                       str(artifacts / "model.int8.onnx"), "--metrics-port", str(busy.getsockname()[1]))
+                       str(artifacts / "model.int8.onnx"), "--metrics-port", str(port))
     assert "cannot be served" in one_line_error(proc)
 
 

@@ -9,19 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from clitools import BIN, ROOT, free_port, one_line_error, run_cli
+from clitools import BIN, ROOT, free_port, jsonl_rows, one_line_error, run_cli
 from edge_runtime.frame_checks import FrameChecker, FrameLimits
 from edge_runtime.sources import CaptureSettings, csi_pipeline
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (.ci/run installs it)")
 
 
-def rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def verdicts(path):
-    return [r for r in rows(path) if r["type"] == "verdict"]
+    return [r for r in jsonl_rows(path) if r["type"] == "verdict"]
 
 
 def serve(clip, url, seconds):
@@ -52,7 +48,7 @@ def test_stream_outage_is_reported_and_the_run_resumes(demo_data, artifacts, tmp
             if proc and proc.poll() is None:
                 proc.kill()
     assert run.returncode == 0, err
-    records = rows(jsonl)
+    records = jsonl_rows(jsonl)
     outages = [r for r in records if r["type"] == "outage"]
     assert len(outages) == 1 and outages[0]["seconds"] >= 0.5 and outages[0]["attempts"] >= 1
     ids = [r["frame_id"] for r in records if r["type"] == "verdict"]
@@ -91,7 +87,7 @@ def test_black_saturated_and_frozen_frames_are_never_good(demo_data, artifacts, 
     assert all("frozen" in got[i]["flags"] and got[i]["verdict"] == "invalid" for i in (5, 6, 7))
     assert got[8]["flags"] == ["black"] and got[8]["verdict"] == "invalid"
     assert got[9]["flags"] == ["saturated"] and got[9]["verdict"] == "invalid"
-    summary = [r for r in rows(jsonl) if r["type"] == "summary"][-1]
+    summary = [r for r in jsonl_rows(jsonl) if r["type"] == "summary"][-1]
     assert summary["flags"] == {"frozen": 3, "black": 1, "saturated": 1} and summary["invalid"] == 5
 
 

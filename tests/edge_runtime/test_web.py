@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from clitools import BIN, ROOT, free_port, one_line_error, run_cli
+from clitools import BIN, ROOT, busy_port, free_port, one_line_error, run_cli
 from edge_runtime.web import parse_address
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -99,12 +99,7 @@ def test_basic_auth_guards_everything_but_health(demo_data, artifacts, tmp_path)
 
 
 def test_port_in_use_is_one_line_and_localhost_is_the_default(artifacts, demo_data):
-    import socket
-
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
                                       str(artifacts / "model.int8.onnx"), "--web", f":{port}"))
     assert "cannot listen" in line
