@@ -45,8 +45,27 @@ def decide_anomaly(scores: np.ndarray, info: ModelInfo) -> list[Decision]:
             for s in np.asarray(scores, dtype=np.float64).ravel()]
 
 
+def decide_quality(values: np.ndarray, info: ModelInfo) -> list[Decision]:
+    """Decisions for predicted quality values (N or N x 1): reject when a value leaves the spec limits.
+
+    A quality model trained on a pass/fail column outputs class probabilities
+    instead (metadata `quality_output` = "class") and is decided like a classifier.
+    """
+    if info.extra.get("quality_output") == "class":
+        return decide_classify(values, info)
+    lower, upper = info.extra.get("spec", [None, None])
+    out = []
+    for v in np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 0]:
+        bad = not np.isfinite(v) or (lower is not None and v < lower) or (upper is not None and v > upper)
+        out.append(Decision("defect", "out_of_spec", float(v)) if bad else Decision("good", info.good_label, float(v)))
+    return out
+
+
 # Tasks this runtime can decide on; a model of another task is refused at load.
-DECIDERS = {"classify": decide_classify, "anomaly": decide_anomaly}
+DECIDERS = {"classify": decide_classify, "anomaly": decide_anomaly, "sensor_classify": decide_classify,
+            "sensor_anomaly": decide_anomaly, "quality": decide_quality}
+# Tasks whose input is a window of sensor samples (float32 N x T x C) rather than an image.
+SENSOR_TASKS = ("sensor_classify", "sensor_anomaly", "quality")
 
 
 def decide(outputs: np.ndarray, info: ModelInfo) -> list[Decision]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.decision import DECIDERS, Decision, decide
+from edge_runtime.decision import DECIDERS, SENSOR_TASKS, Decision, decide
 from edge_runtime.errors import ModelFileError
 from edge_runtime.metadata import ModelInfo, from_props
 from edge_runtime.preprocess import Roi, prepare_image
@@ -64,16 +64,40 @@ class EdgeModel:
         self.sha256 = file_sha256(self.path)
         self.provider = self.session.get_providers()[0]
 
+    @property
+    def is_sensor(self) -> bool:
+        return self.info.task in SENSOR_TASKS
+
+    @property
+    def window(self) -> int:
+        """Samples per model input (sensor models; 1 for a quality model on process parameters)."""
+        return int(self.info.extra["window"])
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.info.extra["channels"])
+
     def _check_input(self) -> str:
-        """The graph's input must be what the metadata promises: one uint8 N x H x W x 3 image tensor."""
+        """The graph's input must be what the metadata promises.
+
+        Image models: one uint8 N x H x W x 3 tensor. Sensor models: one float32
+        N x T x C window, T and the channel names in the metadata.
+        """
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise ModelFileError(f"{self.path} has {len(inputs)} inputs; a lineside image model has exactly one")
+            raise ModelFileError(f"{self.path} has {len(inputs)} inputs; a lineside model has exactly one")
         shape, kind = inputs[0].shape, inputs[0].type
-        expected = [*self.info.input_size, 3]
-        if kind != "tensor(uint8)" or len(shape) != 4 or list(shape[1:]) != expected:
-            raise ModelFileError(f"{self.path} takes {kind} {shape}, but its metadata promises uint8 "
-                                 f"[N, {expected[0]}, {expected[1]}, 3]: re-export it with edge-export")
+        if self.is_sensor:
+            try:
+                expected, dtype = [self.window, len(self.channels)], "float32"
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelFileError(f"{self.path} is a {self.info.task} model without window/channels metadata "
+                                     f"({exc}): re-export it with edge-export") from exc
+        else:
+            expected, dtype = [*self.info.input_size, 3], "uint8"
+        if kind != f"tensor({dtype})" or len(shape) != len(expected) + 1 or list(shape[1:]) != expected:
+            raise ModelFileError(f"{self.path} takes {kind} {shape}, but its metadata promises {dtype} "
+                                 f"[N, {', '.join(map(str, expected))}]: re-export it with edge-export")
         return inputs[0].name
 
     def prepare(self, image: np.ndarray, roi: Roi | None = None) -> np.ndarray:
@@ -81,11 +105,12 @@ class EdgeModel:
         return prepare_image(image, self.info.input_size, roi, self.info.resize, self.info.channel_order)
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Run a N x H x W x 3 uint8 batch; every output (an anomaly model: scores, heat maps)."""
+        """Run a batch (images: N x H x W x 3 uint8; sensor windows: N x T x C float32); every output
+        (an anomaly model: scores, heat maps)."""
         return self.session.run(None, {self.input_name: batch})
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run a N x H x W x 3 uint8 batch; the output decisions are made on (probabilities or scores)."""
+        """Run a batch; the output decisions are made on (probabilities, scores or quality values)."""
         return self.run(batch)[0]
 
     def decide(self, outputs: np.ndarray) -> list[Decision]:
