@@ -1,0 +1,541 @@
+"""Reading the sensor files people already have into arrays a sensor model takes.
+
+Three layouts:
+
+- UCR/UEA `.ts` (sktime's format, e.g. PLAID): one series per line, dimensions
+  separated by ':', values by ',', the class label last. Lengths may differ.
+- Long CSV: one row per (series, time): `series_id, t, <channel>..., label`.
+- Wide CSV: one row per sample time of a continuous recording: `time, <channel>..., label`.
+  `wide_windows` cuts it into windows for a model.
+
+Every malformed input raises `InputFileError` with one line that names the file,
+the line and what to do; nothing is guessed or filled in silently.
+Runtime code: numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import InputFileError
+
+TIME_NAMES = ("t", "time", "timestamp")  # wide CSV: the time column, whatever the case
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class SeriesSet:
+    """Series of one file: each a float32 (T_i, C) array; lengths may differ."""
+
+    series: list[np.ndarray]
+    labels: list[str] | None  # one per series, None when the file has none
+    channels: list[str]  # len C
+    origin: str  # the file, for messages
+
+
+@dataclass(frozen=True)
+class WideTable:
+    """A continuous recording: one row per sample time."""
+
+    values: np.ndarray  # float32 (N, C)
+    channels: list[str]
+    times: np.ndarray | None  # float64 (N,) seconds, when a time column exists
+    labels: list[str] | None  # per row, when a label column exists
+    origin: str
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+def _fail(path, line: int | None, what: str, todo: str) -> InputFileError:
+    where = f"{path} line {line}" if line is not None else f"{path}"
+    return InputFileError(f"{where}: {what}: {todo}")
+
+
+def _show(text: str, limit: int = 30) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _read_text(path) -> tuple[Path, str]:
+    """The file's text (UTF-8, a BOM allowed); missing, unreadable, empty or binary files fail."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path} does not exist: check the path")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder: give the sensor file itself (.ts or .csv)")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputFileError(f"cannot read {path} ({error.strerror}): check its permissions") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise _fail(path, line, "not UTF-8 text", "save the file as UTF-8 text") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise _fail(path, line, "a NUL byte (binary data)", "give a text file")
+    if not text.strip():
+        raise InputFileError(f"{path} is empty: give a file with data")
+    return path, text
+
+
+def _check_finite(path, values: np.ndarray, lines, column: str | None = None) -> np.ndarray:
+    """float32 of `values` (float64, one per line); NaN, inf or out-of-float32-range values fail."""
+    bad = ~np.isfinite(values) | (np.abs(values) > _F32_MAX)
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = f" in column {column!r}" if column else ""
+        raise _fail(path, lines[i], f"value {values[i]!r}{where} is not a finite float32 number",
+                    "fix or remove the sample (NaN, inf and values beyond ±3.4e38 are refused)")
+    return values.astype(np.float32)
+
+
+def _numbers(path, texts: list[str], lines: list[int], column: str) -> np.ndarray:
+    """float64 of a column's texts; the first empty or non-numeric one fails, naming its line."""
+    try:
+        return np.array(texts, dtype=np.float64)
+    except ValueError:
+        pass
+    for text, line in zip(texts, lines):
+        try:
+            float(text)
+        except ValueError:
+            what = f"empty value in column {column!r}" if not text.strip() else \
+                f"value {_show(text)} in column {column!r} is not a number"
+            raise _fail(path, line, what, "every channel value must be a number (decimal point '.')") from None
+    raise AssertionError("numpy refused a column that float() accepts")  # a bug, not a user error
+
+
+def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.ndarray:
+    """Seconds (numbers) or ISO 8601 times with a UTC offset (-> epoch seconds), one kind per file."""
+    try:
+        float(texts[0])
+        numeric = True
+    except ValueError:
+        numeric = False
+    if numeric:
+        try:
+            times = np.array(texts, dtype=np.float64)
+        except ValueError:
+            for text, line in zip(texts, lines):
+                try:
+                    float(text)
+                except ValueError:
+                    raise _fail(path, line, f"time {_show(text)} in column {column!r} is not a number of seconds "
+                                f"like line {lines[0]}'s", "give every row's time in the same form") from None
+            raise AssertionError("numpy refused times that float() accepts")
+        bad = ~np.isfinite(times)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise _fail(path, lines[i], f"time {texts[i].strip()!r} is not a finite number", "fix the time")
+        return times
+    times = np.empty(len(texts), dtype=np.float64)
+    for i, (text, line) in enumerate(zip(texts, lines)):
+        try:
+            stamp = datetime.fromisoformat(text.strip())
+            times[i] = stamp.timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise _fail(path, line, f"time {_show(text)} in column {column!r} is neither seconds nor an ISO 8601 time",
+                        "write times as seconds or like 2022-03-20T11:00:00+01:00") from None
+        if stamp.tzinfo is None or stamp.utcoffset() is None:
+            raise _fail(path, line, f"time {_show(text)} has no UTC offset",
+                        "add the offset (e.g. +01:00 or Z) so the time is unambiguous")
+    return times
+
+
+def _read_csv(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
+    """(path, header, header's line, rows, line of each row); blank lines skipped, rows as wide as the header."""
+    path, text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    header: list[str] | None = None
+    header_line = 1
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header = [name.strip() for name in row]
+                header_line = reader.line_num
+                continue
+            if len(row) != len(header):
+                raise _fail(path, reader.line_num, f"{len(row)} fields, the header has {len(header)}",
+                            "give every row one value per column")
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as error:
+        raise _fail(path, reader.line_num, f"not valid CSV ({error})", "fix the quoting of that line") from None
+    assert header is not None  # the text is not blank
+    for i, name in enumerate(header):
+        if not name:
+            raise _fail(path, header_line, f"column {i + 1} of the header has no name", "name every column")
+        if name in header[:i]:
+            raise _fail(path, header_line, f"column {name!r} appears twice in the header", "give columns unique names")
+    if not rows:
+        raise _fail(path, header_line, "a header and no data rows", "give at least one row of data")
+    return path, header, header_line, rows, lines
+
+
+def _labels(path, texts: list[str], lines: list[int], column: str) -> list[str]:
+    labels = [text.strip() for text in texts]
+    for label, line in zip(labels, lines):
+        if not label:
+            raise _fail(path, line, f"empty label in column {column!r}", "give every row its label")
+    return labels
+
+
+def _channel_columns(path, header: list[str], header_line: int, used: set[str]) -> list[int]:
+    channels = [i for i, name in enumerate(header) if name not in used]
+    if not channels:
+        raise _fail(path, header_line, f"no channel columns besides {', '.join(sorted(used))}",
+                    "add a column per sensor channel")
+    return channels
+
+
+def _channel_values(path, rows, lines, header, columns: list[int], label_hint: str) -> np.ndarray:
+    """float32 (N, C) of the channel columns; a text column fails with a hint about labels."""
+    out = np.empty((len(rows), len(columns)), dtype=np.float32)
+    for j, col in enumerate(columns):
+        texts = [row[col] for row in rows]
+        try:
+            float(texts[0])
+        except ValueError:
+            if texts[0].strip():
+                raise _fail(path, lines[0], f"column {header[col]!r} is not numeric ({_show(texts[0])})",
+                            f"{label_hint} or remove the column") from None
+        out[:, j] = _check_finite(path, _numbers(path, texts, lines, header[col]), lines, header[col])
+    return out
+
+
+# ----------------------------------------------------------------------------- .ts
+
+_TS_KEYS = ("@problemname", "@timestamps", "@missing", "@univariate", "@dimension", "@dimensions", "@equallength",
+            "@serieslength", "@classlabel", "@targetlabel", "@data")
+
+
+def _ts_bool(path, line: int, key: str, tokens: list[str]) -> bool:
+    if len(tokens) < 2 or tokens[1].lower() not in ("true", "false"):
+        raise _fail(path, line, f"{key} needs true or false", f"write e.g. '{key} false'")
+    return tokens[1].lower() == "true"
+
+
+def _ts_int(path, line: int, key: str, tokens: list[str]) -> int:
+    if len(tokens) != 2 or not tokens[1].isdecimal() or int(tokens[1]) < 1:
+        raise _fail(path, line, f"{key} needs one positive whole number", f"write e.g. '{key} 100'")
+    return int(tokens[1])
+
+
+def _ts_values(path, line: int, part: str, dim: int, allow_missing: bool) -> np.ndarray:
+    tokens = part.split(",")
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        values = np.empty(len(tokens), dtype=np.float64)
+        for i, token in enumerate(tokens):
+            token = token.strip()
+            if token == "?":
+                values[i] = np.nan
+                continue
+            try:
+                values[i] = float(token)
+            except ValueError:
+                what = f"value {i + 1} of dimension {dim + 1} is empty" if not token else \
+                    f"value {i + 1} of dimension {dim + 1} ({_show(token)}) is not a number"
+                raise _fail(path, line, what, "separate values with ',' and dimensions with ':'") from None
+    if np.isnan(values).any() and not allow_missing:
+        raise _fail(path, line, f"missing value ('?' or NaN) in dimension {dim + 1}",
+                    "fill the gap in the file, or read it with allow_missing=True")
+    if np.isinf(values).any() or (np.abs(values[~np.isnan(values)]) > _F32_MAX).any():
+        raise _fail(path, line, f"infinite or out-of-float32-range value in dimension {dim + 1}",
+                    "fix the value (|x| must stay below 3.4e38)")
+    return values
+
+
+def read_ts(path, allow_missing: bool = False) -> SeriesSet:
+    """A UCR/UEA `.ts` file: univariate or multivariate, equal or variable length, with or without labels.
+
+    Honoured header keys: @problemName, @timeStamps (false only), @missing, @univariate,
+    @dimensions, @equalLength, @seriesLength, @classLabel (true <classes> | false) and
+    @targetLabel (a regression target, kept as text in `labels`). Other @ keys are ignored,
+    as sktime does. '?' marks a missing value: read as NaN when `allow_missing`, refused otherwise.
+    Channels are named dim_0, dim_1, ...
+    """
+    path, text = _read_text(path)
+    header: dict = {}
+    series: list[np.ndarray] = []
+    labels: list[str] = []
+    data_line = None
+    dims = None
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#%":  # comments: "#" (UEA) or "%" (ARFF style)
+            continue
+        if data_line is None:
+            if not line.startswith("@"):
+                raise _fail(path, number, "data before the @data line",
+                            "put the header (@problemName ... @data) before the series")
+            tokens = line.split()
+            key = tokens[0].lower()
+            if key not in _TS_KEYS:
+                continue
+            if key == "@timestamps":
+                if _ts_bool(path, number, tokens[0], tokens):
+                    raise _fail(path, number, "@timeStamps true is not supported",
+                                "write the values without timestamps ('@timeStamps false')")
+            elif key in ("@univariate", "@equallength", "@missing"):
+                header[key] = _ts_bool(path, number, tokens[0], tokens)
+            elif key in ("@dimension", "@dimensions", "@serieslength"):
+                header["@dimensions" if key.startswith("@dim") else key] = _ts_int(path, number, tokens[0], tokens)
+            elif key == "@classlabel":
+                header["labelled"] = _ts_bool(path, number, tokens[0], tokens)
+                header["classes"] = tokens[2:] if header["labelled"] else []
+                if header["labelled"] and not header["classes"]:
+                    raise _fail(path, number, "@classLabel true without class names",
+                                "list them, e.g. '@classLabel true normal fault'")
+            elif key == "@targetlabel":
+                header["labelled"] = _ts_bool(path, number, tokens[0], tokens)
+                header["classes"] = []
+            elif key == "@data":
+                if "labelled" not in header:
+                    raise _fail(path, number, "no @classLabel line before @data",
+                                "add '@classLabel false' or '@classLabel true <class names>' to the header")
+                if header.get("@univariate") and header.get("@dimensions", 1) != 1:
+                    raise _fail(path, number, "@univariate true but @dimensions is not 1", "fix the header")
+                dims = 1 if header.get("@univariate") else header.get("@dimensions")
+                data_line = number
+            continue
+        if line.startswith("@"):
+            raise _fail(path, number, f"header line {_show(line)} after @data", "move it above @data")
+        parts = line.split(":")
+        if header["labelled"]:
+            if len(parts) < 2:
+                raise _fail(path, number, "no ':<label>' at the end of the series",
+                            "end each series with ':' and its class, or declare '@classLabel false'")
+            label = parts.pop().strip()
+            if not label:
+                raise _fail(path, number, "empty label after the last ':'", "give the series its class")
+            if header["classes"] and label not in header["classes"]:
+                raise _fail(path, number, f"label {_show(label)} is not among @classLabel's classes "
+                            f"({' '.join(header['classes'])})", "add it to @classLabel or fix the label")
+            labels.append(label)
+        if dims is None:
+            dims = len(parts)
+        elif len(parts) != dims:
+            raise _fail(path, number, f"{len(parts)} dimensions, expected {dims}",
+                        "give every series the same number of ':'-separated dimensions")
+        columns = [_ts_values(path, number, part, d, allow_missing) for d, part in enumerate(parts)]
+        length = len(columns[0])
+        for d, column in enumerate(columns[1:], start=2):
+            if len(column) != length:
+                raise _fail(path, number, f"dimension {d} has {len(column)} values, dimension 1 has {length}",
+                            "give all dimensions of a series the same length")
+        if header.get("@serieslength") and length != header["@serieslength"]:
+            raise _fail(path, number, f"{length} values per dimension, @seriesLength says {header['@serieslength']}",
+                        "fix the series or the header")
+        if header.get("@equallength") and series and length != len(series[0]):
+            raise _fail(path, number, f"{length} values per dimension, the first series has {len(series[0])} "
+                        "and @equalLength is true", "fix the series, or declare '@equalLength false'")
+        series.append(np.stack(columns, axis=1).astype(np.float32))
+    if data_line is None:
+        raise InputFileError(f"{path}: no @data line: a .ts file needs its header, then '@data', then one series a line")
+    if not series:
+        raise _fail(path, data_line, "no series after @data", "add one series per line after @data")
+    return SeriesSet(series=series, labels=labels if header["labelled"] else None,
+                     channels=[f"dim_{d}" for d in range(dims)], origin=str(path))
+
+
+# ----------------------------------------------------------------------------- long CSV
+
+
+def read_long_csv(path, label_column: str | None = "label", id_column: str = "series_id",
+                  time_column: str = "t") -> SeriesSet:
+    """One row per (series, time): `series_id, t, <channel>..., label`.
+
+    Series keep the order in which their ids first appear; each series' rows are sorted
+    by t (seconds, or ISO 8601 with an offset), which must not repeat inside a series.
+    Channels are every other column, in header order; each must be numeric. The label
+    must stay the same within a series. A file without the default 'label' column gives
+    `labels=None`; any other label column the file lacks is an error.
+    """
+    path, header, header_line, rows, lines = _read_csv(path)
+    for name, option in ((id_column, "id_column"), (time_column, "time_column")):
+        if name not in header:
+            raise _fail(path, header_line, f"no {name!r} column (header: {', '.join(header)})",
+                        f"name the column {name!r} or pass {option}=<its name>")
+    if label_column is not None and label_column not in header:
+        if label_column != "label":
+            raise _fail(path, header_line, f"no label column {label_column!r} (header: {', '.join(header)})",
+                        "give the name of the column that holds the labels")
+        label_column = None
+    used = {id_column, time_column} | ({label_column} if label_column else set())
+    columns = _channel_columns(path, header, header_line, used)
+    id_col, time_col = header.index(id_column), header.index(time_column)
+    times = _parse_times(path, [row[time_col] for row in rows], lines, time_column)
+    values = _channel_values(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
+    labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
+        if label_column else None
+    members: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        key = row[id_col].strip()
+        if not key:
+            raise _fail(path, lines[i], f"empty {id_column!r}", "give every row the id of its series")
+        members.setdefault(key, []).append(i)
+    series, series_labels = [], []
+    for key, index in members.items():
+        index = np.asarray(index)
+        order = index[np.argsort(times[index], kind="stable")]
+        sorted_times = times[order]
+        repeat = np.flatnonzero(np.diff(sorted_times) == 0)
+        if repeat.size:
+            a, b = sorted(int(lines[order[repeat[0]]]), int(lines[order[repeat[0] + 1]]))
+            raise _fail(path, b, f"series {_show(key)} has time {rows[order[repeat[0]]][time_col].strip()} twice "
+                        f"(also line {a})", "give each sample of a series its own time")
+        if labels is not None:
+            first = labels[index[0]]
+            for i in index:
+                if labels[i] != first:
+                    raise _fail(path, lines[i], f"series {_show(key)} changes label from {_show(first)} "
+                                f"(line {lines[index[0]]}) to {_show(labels[i])}",
+                                "give every row of a series the same label, or split it into two series")
+            series_labels.append(first)
+        series.append(values[order])
+    return SeriesSet(series=series, labels=series_labels if labels is not None else None,
+                     channels=[header[c] for c in columns], origin=str(path))
+
+
+# ----------------------------------------------------------------------------- wide CSV
+
+
+def read_wide_csv(path, label_column: str | None = None, time_column: str | None = None) -> WideTable:
+    """One row per sample: an optional time column, an optional label column, the rest channels.
+
+    The time column is the one named t, time or timestamp (any case) unless `time_column`
+    names it; its values are seconds, or ISO 8601 times with an offset (-> epoch seconds),
+    and must not go backwards. The label column is 'label' unless `label_column` names it.
+    Every other column is a channel and must be numeric.
+    """
+    path, header, header_line, rows, lines = _read_csv(path)
+    for name, option in ((time_column, "time_column"), (label_column, "label_column")):
+        if name is not None and name not in header:
+            raise _fail(path, header_line, f"no column {name!r} (header: {', '.join(header)})",
+                        f"give {option} as one of the header's names")
+    if time_column is None:
+        found = [name for name in header if name.lower() in TIME_NAMES]
+        if len(found) > 1:
+            raise _fail(path, header_line, f"several time columns ({', '.join(found)})",
+                        "pass time_column=<the one that holds the time>")
+        time_column = found[0] if found else None
+    if label_column is None and "label" in header:
+        label_column = "label"
+    if time_column is not None and time_column == label_column:
+        raise _fail(path, header_line, f"column {time_column!r} given as both time and label", "give two columns")
+    used = {name for name in (time_column, label_column) if name is not None}
+    columns = _channel_columns(path, header, header_line, used)
+    times = None
+    if time_column is not None:
+        times = _parse_times(path, [row[header.index(time_column)] for row in rows], lines, time_column)
+        back = np.flatnonzero(np.diff(times) < 0)
+        if back.size:
+            raise _fail(path, lines[back[0] + 1], f"time goes backwards (from line {lines[back[0]]})",
+                        "sort the rows by time")
+    values = _channel_values(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
+    labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
+        if label_column else None
+    return WideTable(values=values, channels=[header[c] for c in columns], times=times, labels=labels, origin=str(path))
+
+
+def wide_windows(table: WideTable, window: int, stride: int, good_label: str = "normal") -> SeriesSet:
+    """Sliding windows of `window` rows every `stride` rows (the last partial window is dropped).
+
+    A window's label is the first label in it that is not `good_label`, else `good_label`.
+    """
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be at least 1, got {window} and {stride}")
+    n = len(table.values)
+    if window > n:
+        raise InputFileError(f"{table.origin} has {n} samples, fewer than the window of {window}: "
+                             "give a smaller window or a longer recording")
+    starts = range(0, n - window + 1, stride)
+    series = [table.values[s:s + window] for s in starts]
+    labels = None
+    if table.labels is not None:
+        bad = np.array([label != good_label for label in table.labels])
+        labels = []
+        for s in starts:
+            hit = np.flatnonzero(bad[s:s + window])
+            labels.append(table.labels[s + hit[0]] if hit.size else good_label)
+    return SeriesSet(series=series, labels=labels, channels=list(table.channels), origin=table.origin)
+
+
+# ----------------------------------------------------------------------------- dispatch and shaping
+
+
+def _csv_header(path) -> list[str]:
+    path, text = _read_text(path)
+    first = next(line for line in text.splitlines() if line.strip())
+    try:
+        return [name.strip() for name in next(csv.reader([first]))]
+    except csv.Error:
+        return []  # read_wide_csv reports it with its line
+
+
+def read_series(path, label_column: str = "label", window: int | None = None,
+                stride: int | None = None) -> SeriesSet:
+    """Series from any of the three layouts: .ts, long CSV (has a series_id column), wide CSV (cut into windows).
+
+    A wide CSV needs `window` (rows per series); `stride` defaults to `window`.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ts":
+        return read_ts(path)
+    if suffix != ".csv":
+        if not Path(path).exists():
+            raise InputFileError(f"{path} does not exist: check the path")
+        raise InputFileError(f"{path}: unknown sensor file type {suffix or '(none)'!r}: give a .ts or .csv file")
+    if "series_id" in _csv_header(path):
+        return read_long_csv(path, label_column=label_column)
+    if window is None:
+        raise InputFileError(f"{path} is a wide CSV (one row per sample, no series_id column): "
+                             "give a window length (--window) to cut it into series")
+    table = read_wide_csv(path, label_column=None if label_column == "label" else label_column)
+    return wide_windows(table, window, stride or window)
+
+
+def fit_length(series: list[np.ndarray], length: int, how: str = "resample") -> np.ndarray:
+    """Series of any lengths as one float32 (N, length, C) array.
+
+    "resample": linear interpolation per channel onto `length` evenly spaced points;
+    "pad": keep the first `length` samples, padding a short series by repeating its last sample.
+    """
+    if how not in ("resample", "pad"):
+        raise ValueError(f"how must be 'resample' or 'pad', got {how!r}")
+    if length < 1:
+        raise ValueError(f"length must be at least 1, got {length}")
+    if not series:
+        raise ValueError("no series to fit")
+    channels = {s.shape[1] if s.ndim == 2 else -1 for s in series}
+    if len(channels) != 1 or -1 in channels or any(len(s) == 0 for s in series):
+        raise ValueError("every series must be a non-empty (T, C) array with the same C")
+    out = np.empty((len(series), length, channels.pop()), dtype=np.float32)
+    for i, s in enumerate(series):
+        s = np.asarray(s, dtype=np.float64)
+        if how == "pad":
+            take = s[:length]
+            out[i, :len(take)] = take
+            out[i, len(take):] = take[-1]
+        elif len(s) == 1:
+            out[i] = s[0]
+        else:
+            old = np.arange(len(s), dtype=np.float64)
+            new = np.linspace(0.0, len(s) - 1, length)
+            for c in range(s.shape[1]):
+                out[i, :, c] = np.interp(new, old, s[:, c])
+    return out
