@@ -25,6 +25,12 @@ _JSON_KEYS = {
     "metrics",
     "quantization",
     "parity",
+    # sensor-family models
+    "channels",
+    "window",
+    "stride",
+    "sample_rate_hz",
+    "spec",
 }
 _REQUIRED = ("lineside.schema", "task", "labels", "threshold", "precision")
 

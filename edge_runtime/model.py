@@ -95,7 +95,7 @@ class EdgeModel:
                                      f"({exc}): re-export it with edge-export") from exc
         else:
             expected, dtype = [*self.info.input_size, 3], "uint8"
-        if kind != f"tensor({dtype})" or len(shape) != len(expected) + 1 or list(shape[1:]) != expected:
+        if kind != {"float32": "tensor(float)"}.get(dtype, f"tensor({dtype})") or len(shape) != len(expected) + 1 or list(shape[1:]) != expected:
             raise ModelFileError(f"{self.path} takes {kind} {shape}, but its metadata promises {dtype} "
                                  f"[N, {', '.join(map(str, expected))}]: re-export it with edge-export")
         return inputs[0].name
