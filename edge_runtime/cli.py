@@ -1,4 +1,5 @@
-"""`edge-run`: judge frames from a camera, stream, video file or image folder with a lineside model.
+"""`edge-run`: judge frames from a camera, stream, video file or image folder, or windows of sensor samples
+(CSV replay, UDP, serial, Modbus), with a lineside model.
 
 `edge-run doctor` checks what this machine can do (providers, OpenCV I/O, cameras, a model).
 """
@@ -18,10 +19,12 @@ from click.core import ParameterSource
 from edge_runtime.cli_support import parse_roi, run_cli
 from edge_runtime.frame_checks import FrameLimits
 from edge_runtime.line_config import load_line_config
-from edge_runtime.errors import ServiceError
+from edge_runtime.errors import ServiceError, SourceError
 from edge_runtime.model_swap import ModelSwapper, open_model
 from edge_runtime.outputs import Failures, open_outputs
 from edge_runtime.pipeline import run_pipeline
+from edge_runtime.sensor_pipeline import run_sensor_pipeline
+from edge_runtime.sensor_sources import open_sensor_source
 from edge_runtime.session import DEVICES
 from edge_runtime.sources import CaptureSettings, open_source
 from edge_runtime.systemd import Watchdog, notify
@@ -35,6 +38,9 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--camera", type=int, default=None, help="Camera device index (0 = first camera).")
 @click.option("--source", default=None,
               help="Video file, image folder, rtsp:// or http:// URL, GStreamer pipeline ('... ! appsink'), csi://N.")
+@click.option("--sensor", default=None,
+              help="Sensor samples for a sensor model: csv:PATH[?rate=HZ|recorded|max], udp://HOST:PORT, "
+                   "serial:///dev/ttyX?baud=N, modbus://HOST:PORT?start=N&count=C&rate=HZ.")
 @click.option("--model", default=None, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
               help="Execution provider; a demanded one that is not active is an error, never a silent fallback.")
@@ -48,7 +54,8 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (q quits).")
 @click.option("--realtime", is_flag=True, help="Play a video file at its native rate like a camera (newest frame, drops counted).")
 @click.option("--loop", is_flag=True, help="Repeat an image folder or a video file forever.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after this many decisions.")
+@click.option("--max-frames", "--max-windows", "max_frames", type=click.IntRange(min=1), default=None,
+              help="Stop after this many decisions (frames, or windows with --sensor).")
 @click.option("--width", type=int, default=None, help="Camera capture width (csi:// too).")
 @click.option("--height", type=int, default=None, help="Camera capture height (csi:// too).")
 @click.option("--fps", type=float, default=None, help="Camera capture rate (csi:// too).")
@@ -100,6 +107,8 @@ def edge_run(ctx, config_path, **options):
       edge-run --source rtsp://10.0.0.5/stream --model part.onnx --device cuda
       edge-run --source csi://0 --width 1920 --height 1080 --model part.onnx   # Jetson CSI camera
       edge-run --config line.yaml --threads 2
+      edge-run --sensor udp://0.0.0.0:9000 --model vibration.onnx --jsonl windows.jsonl   # sensor windows
+      edge-run --sensor csv:spindle.csv?rate=max --model vibration.onnx
       edge-run --camera 0 --model part.onnx --web 0.0.0.0:8080    # operator view in a browser
       edge-run --camera 0 --model part.onnx --mqtt mqtt://broker:1883/lineside/line1/st3 \
                --modbus-reject 192.168.0.10:502/16 --metrics-port 9108 --watch-model
@@ -109,18 +118,33 @@ def edge_run(ctx, config_path, **options):
     opts = _merge_config(ctx, config_path, options)
     if not opts["model"]:
         raise click.UsageError("give --model PATH (or model: in --config)")
+    given = [flag for flag, on in (("--camera", opts["camera"] is not None), ("--source", opts["source"]),
+                                   ("--sensor", opts["sensor"])) if on]
+    if len(given) > 1:
+        raise click.UsageError(f"give one of --camera, --source or --sensor, not {' and '.join(given)}")
     roi = parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
     model = open_model(opts["model"], opts["device"], opts["threads"], opts["manifest"], opts["threshold"])
-    settings = CaptureSettings(opts["width"], opts["height"], opts["fps"], opts["fourcc"], opts["exposure"])
-    src = open_source(opts["camera"], opts["source"], realtime=opts["realtime"], loop=opts["loop"], settings=settings,
-                      reconnect=opts["reconnect"], max_outage_s=opts["max_outage_s"])
+    if opts["sensor"] and not model.is_sensor:
+        raise SourceError(f"{model.path.name} is a {model.info.task} model, which judges images: run it with "
+                          "--camera or --source, not --sensor")
+    if model.is_sensor and not opts["sensor"]:
+        raise SourceError(f"{model.path.name} is a {model.info.task} model, which judges windows of sensor samples: "
+                          "run it with --sensor (csv:PATH, udp://HOST:PORT, serial:///dev/ttyX, modbus://HOST:PORT)")
+    if opts["sensor"]:
+        src = open_sensor_source(opts["sensor"], model.channels, model.info.extra.get("sample_rate_hz"))
+    else:
+        settings = CaptureSettings(opts["width"], opts["height"], opts["fps"], opts["fourcc"], opts["exposure"])
+        src = open_source(opts["camera"], opts["source"], realtime=opts["realtime"], loop=opts["loop"],
+                          settings=settings, reconnect=opts["reconnect"], max_outage_s=opts["max_outage_s"])
     limits = FrameLimits(frozen_frames=opts["frozen_frames"], max_age_ms=opts["max_age_ms"])
     stop = threading.Event()
 
     def announce():  # once the source is open, so that a failure to open stays one line
         click.echo(f"config: {json.dumps({k: v for k, v in opts.items() if v not in (None, False)})}", err=True)
-        click.echo(f"{src.name} → {model.path.name}: {model.info.task}, {model.info.precision}, {model.provider}, "
-                   f"labels {','.join(model.info.labels)}, threshold {model.info.threshold}", err=True)
+        shape = (f"window {model.window} x {','.join(model.channels)}, stride {model.info.extra.get('stride')}, "
+                 if model.is_sensor else "")
+        click.echo(f"{src.name} → {model.path.name}: {model.info.task}, {shape}{model.info.precision}, "
+                   f"{model.provider}, labels {','.join(model.info.labels)}, threshold {model.info.threshold}", err=True)
         notify("READY=1")  # systemd Type=notify: the station is inspecting
 
     swapper = ModelSwapper(model, opts["device"], opts["threads"], manifest=opts["manifest"],
@@ -132,8 +156,14 @@ def edge_run(ctx, config_path, **options):
     failures = Failures(opts["output_failure"], stop)
     with contextlib.ExitStack() as stack:
         sinks, queues = open_outputs(stack, opts, model, roi, stop, failures)
-        summary = run_pipeline(src, model, sinks, roi=roi, max_frames=opts["max_frames"], stop=stop, on_live=live,
-                               on_start=announce, limits=limits, on_beat=Watchdog().beat, swapper=swapper)
+        if opts["sensor"]:
+            summary = run_sensor_pipeline(src, model, sinks, max_windows=opts["max_frames"], stop=stop, on_live=live,
+                                          on_start=announce, on_beat=Watchdog().beat, swapper=swapper,
+                                          max_age_ms=opts["max_age_ms"], echo=lambda line: click.echo(line, err=True))
+        else:
+            summary = run_pipeline(src, model, sinks, roi=roi, max_frames=opts["max_frames"], stop=stop,
+                                   on_live=live, on_start=announce, limits=limits, on_beat=Watchdog().beat,
+                                   swapper=swapper)
         notify("STOPPING=1")
         record = summary.record()
         record["model_swaps"], record["model_refusals"] = swapper.swaps, swapper.refusals
