@@ -153,7 +153,7 @@ def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.nd
 def _read_csv(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
     """(path, header, header's line, rows, line of each row); blank lines skipped, rows as wide as the header."""
     path, text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[list[str]] = []
     lines: list[int] = []
     header: list[str] | None = None
@@ -395,7 +395,7 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
         sorted_times = times[order]
         repeat = np.flatnonzero(np.diff(sorted_times) == 0)
         if repeat.size:
-            a, b = sorted(int(lines[order[repeat[0]]]), int(lines[order[repeat[0] + 1]]))
+            a, b = sorted((lines[order[repeat[0]]], lines[order[repeat[0] + 1]]))
             raise _fail(path, b, f"series {_show(key)} has time {rows[order[repeat[0]]][time_col].strip()} twice "
                         f"(also line {a})", "give each sample of a series its own time")
         if labels is not None:
