@@ -136,9 +136,13 @@ class HttpReceiver:
 
 
 class ModbusPlc:
-    """A pymodbus TCP server standing in for the PLC; `writes` logs (time, kind, address, values)."""
+    """A pymodbus TCP server standing in for the PLC; `writes` logs (time, kind, address, values).
 
-    def __init__(self):
+    `on_read(address, count, registers)` may change the registers a read is about to return (a live
+    sensor block); `port` lets a test start a PLC again where a stopped one listened.
+    """
+
+    def __init__(self, port: int | None = None, on_read=None):
         from pymodbus.simulator import DataType, SimData, SimDevice
 
         self.writes: list[tuple[float, str, int, list]] = []
@@ -147,12 +151,14 @@ class ModbusPlc:
             if set_values is not None:  # 5/15: coils, 6/16: holding registers
                 kind = "coil" if function_code in (5, 15) else "register"
                 self.writes.append((time.monotonic(), kind, address, list(set_values)))
+            elif on_read is not None:
+                on_read(address - start_address, count, current_registers)
             return None
 
         bits = lambda: [SimData(0, count=200, values=False, datatype=DataType.BITS)]  # noqa: E731
         regs = lambda: [SimData(0, count=200, values=0, datatype=DataType.REGISTERS)]  # noqa: E731
         self.device = SimDevice(id=0, simdata=(bits(), bits(), regs(), regs()), action=log_writes)
-        self.port = free_port()
+        self.port = port or free_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
