@@ -54,6 +54,36 @@ def demo(out, seed, surfaces, train_good, train_defect, test_good, test_defect, 
 
 
 @edge_data.command()
+@click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files (byte for byte).")
+@click.option("--train-per-class", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Machine series per class in machine/train.csv.")
+@click.option("--test-per-class", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Machine series per class in machine/test.csv.")
+def sensor(out, seed, train_per_class, test_per_class):
+    """Sensor and process data: PLAID appliance current and a water pipeline (real, from sktime and river),
+    machine vibration and moulding quality (generated); what each file is goes to OUT/README.md.
+
+    \b
+    Example:
+      edge-data sensor --out data/sensor --seed 0
+    """
+    from train.data.sensor_demo import make_sensor
+
+    summary = make_sensor(Path(out), seed=seed, train_per_class=train_per_class, test_per_class=test_per_class)
+    out = Path(out)
+    water, machine, quality = summary["water_flow"], summary["machine"], summary["quality"]
+    click.echo(f"{out / 'plaid'}: PLAID_TRAIN.ts, PLAID_TEST.ts ({summary['plaid']['source']})")
+    click.echo(f"{out / 'water_flow'}: {water['rows']} hourly rows, {len(water['segments'])} anomalous segments, "
+               f"{water['train_rows']} normal rows in train.csv ({water['source']})")
+    click.echo(f"{out / 'machine'}: train {machine['train']}, test {machine['test']}, "
+               f"train_normal {machine['train_normal']} series; stream.csv {machine['stream_seconds']:g} s")
+    click.echo(f"{out / 'quality'}: train {quality['train']['parts']}, test {quality['test']['parts']} parts; "
+               f"spec.json")
+    click.echo(f"what each file is: {out / 'README.md'}")
+
+
+@edge_data.command()
 @click.option("--gan", "run", required=True, type=click.Path(), help="GAN run folder (edge-train gan --out).")
 @click.option("--count", required=True, type=click.IntRange(min=1), help="Defect images to write.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
