@@ -345,7 +345,8 @@ def read_ts(path, allow_missing: bool = False) -> SeriesSet:
                         "and @equalLength is true", "fix the series, or declare '@equalLength false'")
         series.append(np.stack(columns, axis=1).astype(np.float32))
     if data_line is None:
-        raise InputFileError(f"{path}: no @data line: a .ts file needs its header, then '@data', then one series a line")
+        raise InputFileError(f"{path}: no @data line: a .ts file needs its header, then '@data', "
+                             "then one series a line")
     if not series:
         raise _fail(path, data_line, "no series after @data", "add one series per line after @data")
     return SeriesSet(series=series, labels=labels if header["labelled"] else None,

@@ -1,4 +1,4 @@
-"""Sensor file readers: good files read back exactly, every malformed one is a one-line InputFileError naming the line."""
+"""Sensor file readers: good files read back exactly; a malformed one is a one-line InputFileError naming the line."""
 
 import importlib.util
 import time
@@ -44,7 +44,8 @@ def test_ts_univariate_variable_length(tmp_path):
 
 def test_ts_multivariate_and_unlabelled(tmp_path):
     path = write(tmp_path, "m.ts", "%arff-style comment\n@problemName m\n@timeStamps false\n@univariate false\n"
-                 "@dimensions 2\n@equalLength true\n@seriesLength 3\n@classLabel false\n@data\n1,2,3:4,5,6\n7,8,9:1,1,1\n")
+                 "@dimensions 2\n@equalLength true\n@seriesLength 3\n@classLabel false\n@data\n"
+                 "1,2,3:4,5,6\n7,8,9:1,1,1\n")
     s = read_ts(path)
     assert s.labels is None and s.channels == ["dim_0", "dim_1"]
     assert s.series[0].tolist() == [[1, 4], [2, 5], [3, 6]]
@@ -113,7 +114,8 @@ def test_plaid_as_shipped_by_sktime():
 
 
 def test_long_csv_groups_sorts_and_keeps_channel_order(tmp_path):
-    path = write(tmp_path, "l.csv", "series_id,t,b,a,label\nx,0.1,2,20,ok\ny,0,5,50,bad\nx,0.0,1,10,ok\n\nx,0.2,3,30,ok\n")
+    path = write(tmp_path, "l.csv",
+                 "series_id,t,b,a,label\nx,0.1,2,20,ok\ny,0,5,50,bad\nx,0.0,1,10,ok\n\nx,0.2,3,30,ok\n")
     s = read_long_csv(path)
     assert s.channels == ["b", "a"] and s.labels == ["ok", "bad"]
     assert s.series[0].tolist() == [[1, 10], [2, 20], [3, 30]] and s.series[1].shape == (1, 2)
