@@ -86,6 +86,30 @@ def pipeline(source, model_path, out, fps, roi, frames, threads, viewers):
     click.echo(f"report: {Path(folder) / 'report.md'}, report.html and report.json")
 
 
+@edge_bench.command("sensor-stream")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="A lineside sensor model (.onnx; sensor_anomaly, sensor_classify or quality).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--seconds", type=click.FloatRange(min=1), default=20, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=1), default=1000, show_default=True, help="Samples per second.")
+@click.option("--per-datagram", type=click.IntRange(min=1, max=1000), default=1, show_default=True,
+              help="Samples the sender puts in one datagram.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="edge-run's ORT threads.")
+def sensor_stream(model_path, out, seconds, rate, per_datagram, threads):
+    """A UDP sensor stream into a real `edge-run --sensor`: samples lost, decision − last sample p50/p99.
+
+    \b
+    Example:
+      edge-bench sensor-stream --model vibration.onnx --seconds 20 --out reports/sensor_stream
+    """
+    from benchmarks.sensor_stream import bench_sensor_stream, markdown
+
+    report = bench_sensor_stream(model_path, out, seconds, rate, per_datagram, threads,
+                                 echo=lambda m: click.echo(m, err=True))
+    click.echo(markdown(report))
+    click.echo(f"report: {Path(out) / 'report.md'} and report.json")
+
+
 def _int_list(text: str, flag: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]

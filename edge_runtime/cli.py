@@ -125,11 +125,11 @@ def edge_run(ctx, config_path, **options):
     roi = parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
     model = open_model(opts["model"], opts["device"], opts["threads"], opts["manifest"], opts["threshold"])
     if opts["sensor"] and not model.is_sensor:
-        raise SourceError(f"{model.path.name} is a {model.info.task} model, which judges images: run it with "
-                          "--camera or --source, not --sensor")
+        raise SourceError(f"{model.path.name} judges images ({model.info.task} model): run it with --camera or "
+                          "--source, not --sensor")
     if model.is_sensor and not opts["sensor"]:
-        raise SourceError(f"{model.path.name} is a {model.info.task} model, which judges windows of sensor samples: "
-                          "run it with --sensor (csv:PATH, udp://HOST:PORT, serial:///dev/ttyX, modbus://HOST:PORT)")
+        raise SourceError(f"{model.path.name} judges windows of sensor samples ({model.info.task} model): run it "
+                          "with --sensor (csv:PATH, udp://HOST:PORT, serial:///dev/ttyX, modbus://HOST:PORT)")
     if opts["sensor"]:
         src = open_sensor_source(opts["sensor"], model.channels, model.info.extra.get("sample_rate_hz"))
     else:
