@@ -240,7 +240,7 @@ def install_service(config_path, name, user, unit_dir, watchdog_s):
         raise ServiceError(f"--config {config} names no model: add `model: /path/part.onnx`")
     if not (options.get("source") or options.get("sensor") or options.get("camera") is not None):
         raise ServiceError(f"--config {config} names no source: add `camera: 0`, `source: rtsp://...` or "
-                           "`sensor: udp://0.0.0.0:9000`")
+                           "`sensor: \"udp://0.0.0.0:9000\"`")
     name = name or f"lineside-{config.stem}"
     path = Path(unit_dir) / f"{name}.service"
     try:
