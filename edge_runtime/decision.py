@@ -25,7 +25,14 @@ class Decision:
 
 
 def decide_classify(probs: np.ndarray, info: ModelInfo) -> list[Decision]:
-    """Decisions for a batch of class probabilities (N x classes)."""
+    """Decisions for a batch of class probabilities (N x classes).
+
+    A model without a good class (identifying which appliance or machine state it
+    sees, e.g. PLAID) gives the most probable class as its verdict.
+    """
+    if info.good_label not in info.labels:
+        return [Decision(info.labels[int(row.argmax())], info.labels[int(row.argmax())], float(row.max()))
+                for row in np.asarray(probs, dtype=np.float64)]
     good = info.labels.index(info.good_label)
     out = []
     for row in np.asarray(probs, dtype=np.float64):

@@ -59,3 +59,12 @@ def format_table(metrics: dict) -> str:
     for name, row in zip(labels, metrics["confusion_matrix"]):
         lines.append(name.ljust(width) + "".join(str(v).rjust(width) for v in row))
     return "\n".join(lines)
+
+
+def regression_metrics(true: np.ndarray, pred: np.ndarray) -> dict:
+    """MAE, RMSE and R² of predicted values against measured ones."""
+    true, pred = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    err = pred - true
+    spread = float(((true - true.mean()) ** 2).sum())
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())),
+            "r2": float(1 - (err**2).sum() / spread) if spread else None, "count": int(len(true))}

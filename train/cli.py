@@ -186,6 +186,105 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
                            "then train longer (--steps) or with more real defect images")
 
 
+@edge_train.command()
+@click.option("--task", type=click.Choice(["classify", "anomaly"]), required=True,
+              help="classify: faults from labelled series; anomaly: trained on normal data only.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="A .ts file, a long CSV (series_id, t, channels..., label) or a wide CSV (one row per sample).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
+@click.option("--arch", type=click.Choice(["cnn", "lstm"]), default="cnn", show_default=True, help="Classifier network.")
+@click.option("--label-column", default="label", show_default=True, help="CSV column with the class / normal label.")
+@click.option("--window", type=click.IntRange(min=1), default=None,
+              help="Samples per model input (wide CSV: required; series: default their median length).")
+@click.option("--stride", type=click.IntRange(min=1), default=None, help="Samples between windows (default: --window).")
+@click.option("--fit", "fit_how", type=click.Choice(["resample", "pad"]), default="resample", show_default=True,
+              help="How series of other lengths meet the window: resample, or crop/pad (keeps the time scale).")
+@click.option("--good-label", default=None, help="The label that means normal (default: normal/good/ok if present).")
+@click.option("--sample-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Samples per second of the live source (recorded in the model, for edge-run's gap checks).")
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
+@click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True,
+              help="anomaly: threshold from the score this share of held-out normal windows reaches (+ --margin).")
+@click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+def sensor(task, data, out, arch, label_column, window, stride, fit_how, good_label, sample_rate, epochs, batch_size,
+           lr, val_fraction, target_frr, margin, seed, device):
+    """Sensor-signal models: fault classifier (1D-CNN or LSTM) or good-only anomaly detector.
+
+    \b
+    Example:
+      edge-train sensor --task classify --data data/sensor/plaid/PLAID_TRAIN.ts --out runs/plaid
+      edge-train sensor --task classify --arch lstm --data data/sensor/machine/train.csv --out runs/machine-lstm
+      edge-train sensor --task anomaly --data data/sensor/water_flow/train.csv --window 24 --stride 1 --out runs/flow
+    """
+    from train.sensor import SensorConfig, train_sensor_anomaly, train_sensor_classifier
+
+    cfg = SensorConfig(data=data, out=out, task=task, arch=arch, label_column=label_column, window=window,
+                       stride=stride, fit=fit_how, good_label=good_label, sample_rate_hz=sample_rate, epochs=epochs,
+                       batch_size=batch_size, lr=lr, val_fraction=val_fraction, target_frr=target_frr, margin=margin,
+                       seed=seed, device=device)
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    config = train_sensor_classifier(cfg, echo) if task == "classify" else train_sensor_anomaly(cfg, echo)
+    val = config["metrics"]["validation"]
+    if task == "classify":
+        click.echo(format_table(val))
+    else:
+        click.echo(f"threshold {config['threshold']:.4f} ({config['threshold_rule']}); held-out normal median "
+                   f"{val['heldout_normal']['median']:.4f}, max {val['heldout_normal']['max']:.4f}")
+        if "fault_auroc" in val:
+            click.echo(f"labelled faults in the training file: AUROC {val['fault_auroc']:.4f}")
+    click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json "
+               f"({config['train']['seconds']} s on {config['train']['device_used']})")
+
+
+@edge_train.command()
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="CSV with one row per part.")
+@click.option("--target", required=True, help="Column to predict: a measured value or a pass/fail word.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
+@click.option("--spec-lower", type=float, default=None, help="Lower spec limit of a measured target.")
+@click.option("--spec-upper", type=float, default=None, help="Upper spec limit of a measured target.")
+@click.option("--spec", "spec_file", default=None, type=click.Path(dir_okay=False),
+              help='spec.json with {"lower": .., "upper": ..} instead of the two flags.')
+@click.option("--good-label", default=None, help="Passing value of a word target (default: pass/in_spec/ok/good).")
+@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+def quality(data, target, out, spec_lower, spec_upper, spec_file, good_label, epochs, batch_size, lr, val_fraction,
+            seed, device):
+    """Quality model: an MLP from process parameters (one CSV row per part) to the part's quality.
+
+    \b
+    Example:
+      edge-train quality --data data/sensor/quality/train.csv --target quality \\
+          --spec data/sensor/quality/spec.json --out runs/quality
+      edge-train quality --data parts.csv --target pass --out runs/quality-pass
+    """
+    from train.quality import QualityConfig, spec_from_file, train_quality
+
+    if spec_file:
+        spec_lower, spec_upper = spec_from_file(spec_file)
+    cfg = QualityConfig(data=data, out=out, target=target, spec_lower=spec_lower, spec_upper=spec_upper,
+                        good_label=good_label, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
+                        seed=seed, device=device)
+    config = train_quality(cfg, echo=lambda m: click.echo(m, err=True))
+    val = config["metrics"]["validation"]
+    if "mae" in val:
+        click.echo(f"validation MAE {val['mae']:.4f}, RMSE {val['rmse']:.4f}, R² {val['r2']:.3f}; in/out of spec "
+                   f"accuracy {val['spec_call']['accuracy']:.3f}")
+        click.echo(format_table(val["spec_call"]))
+    else:
+        click.echo(format_table(val))
+    click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json "
+               f"({config['train']['seconds']} s on {config['train']['device_used']})")
+
+
 def main() -> None:
     run_cli(edge_train)
 

@@ -1,0 +1,45 @@
+"""One small training loop for models that fit in memory (sensor windows, process parameters)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from edge_runtime.cli_support import progress
+
+
+def fit(model: torch.nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, lr: float,
+        seed: int, device: torch.device, echo=print) -> float:
+    """AdamW with a one-cycle schedule; `loss_fn(model, xb, yb)` → scalar. Returns the seconds spent."""
+    model.to(device).train()
+    xs, ys = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(np.asarray(y))
+    steps = int(np.ceil(len(xs) / batch_size))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
+    started = time.perf_counter()
+    with progress(range(epochs), "epochs") as bar:
+        for epoch in bar:
+            order = torch.randperm(len(xs), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+            losses = []
+            for i in range(steps):
+                idx = order[i * batch_size : (i + 1) * batch_size]
+                loss = loss_fn(model, xs[idx].to(device), ys[idx].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+            if epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 5) == 0:
+                echo(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}")
+    model.cpu().eval()
+    return time.perf_counter() - started
+
+
+def predict(model: torch.nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The model's deployed output (probabilities, scores or values) on CPU, in batches."""
+    model.eval()
+    with torch.inference_mode():
+        return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch], dtype=np.float32))).numpy()
+                               for i in range(0, len(x), batch)])

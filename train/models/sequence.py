@@ -1,0 +1,168 @@
+"""Models for sensor windows and process parameters: float32 N x T x C in, raw sensor units.
+
+Every model starts with its normalisation (`ChannelNorm`, or `WindowNorm` for the
+classifiers), with statistics learnt at training inside the ONNX graph, so the
+runtime feeds raw samples.
+
+- `seq_cnn`: a fully convolutional 1D network (the FCN of Wang et al. 2017, a strong
+  UCR baseline) with global average and max pooling — fast, and length-agnostic inside.
+- `seq_lstm`: a 2-layer LSTM read at its last step plus the mean over time; exports to
+  ONNX's LSTM op, which ORT quantizes dynamically.
+- `signal_ae`: a good-only anomaly model, an autoencoder whose reconstruction error
+  (mean of the worst 5 % of samples, so a 10 ms spike counts) becomes a 0..1 score.
+- `quality_mlp`: process parameters (a window of 1 sample) → a quality value in the
+  target's own units, or pass/fail probabilities.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from train.models.registry import register_model
+
+
+class ChannelNorm(nn.Module):
+    """(x - mean) / std per channel, with the statistics of the training data as buffers."""
+
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class WindowNorm(nn.Module):
+    """Each window's shape and its level, separately: (x - window mean) / window std, plus log(window std).
+
+    Signals of one class can differ in amplitude by orders of magnitude (PLAID: a
+    laptop charger draws 1/1000 of a heater's current). Global normalisation
+    would leave the small ones flat zeros to the network; z-normalising each
+    window alone would throw the level away. The level channel keeps it, on a log
+    scale relative to the training data's spread. Output: N x T x 2C.
+    """
+
+    def __init__(self, std: list[float]):
+        super().__init__()
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        spread = x.std(dim=1, keepdim=True) + 1e-3 * self.std
+        level = torch.log(spread / self.std)
+        return torch.cat([(x - mean) / spread, level.expand_as(x)], dim=2)
+
+
+def _block(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class SeqCNN(nn.Module):
+    def __init__(self, channels: int, num_classes: int, mean: list[float], std: list[float], width: int = 64):
+        super().__init__()
+        self.norm = WindowNorm(std)
+        self.features = nn.Sequential(_block(2 * channels, width, 7), _block(width, 2 * width, 5), _block(2 * width, width, 3))
+        self.head = nn.Linear(2 * width, num_classes)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(self.norm(x).transpose(1, 2))
+        return self.head(torch.cat([f.mean(dim=2), f.amax(dim=2)], dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=1)
+
+
+class SeqLSTM(nn.Module):
+    def __init__(self, channels: int, num_classes: int, mean: list[float], std: list[float], hidden: int = 64,
+                 stride: int = 1):
+        super().__init__()
+        self.norm = WindowNorm(std)
+        # A strided convolution in front shortens long windows (PLAID: 300 samples) before the recurrence,
+        # which is sequential and dominates the latency.
+        self.reduce = nn.Conv1d(2 * channels, hidden, kernel_size=max(stride, 1), stride=max(stride, 1))
+        self.lstm = nn.LSTM(hidden, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(2 * hidden, num_classes)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.relu(self.reduce(self.norm(x).transpose(1, 2))).transpose(1, 2)
+        out, _ = self.lstm(z)
+        return self.head(torch.cat([out[:, -1], out.mean(dim=1)], dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=1)
+
+
+class SignalAE(nn.Module):
+    """Reconstruct a normal window; `forward` gives the 0..1 anomaly score, `errors` the per-sample error."""
+
+    def __init__(self, channels: int, window: int, mean: list[float], std: list[float], scale: float = 1.0,
+                 width: int = 32, code: int = 8):
+        super().__init__()
+        self.norm = ChannelNorm(mean, std)
+        self.register_buffer("scale", torch.tensor(float(scale)))  # median error of normal training windows
+        flat = channels * window
+        hidden = max(4 * code, min(256, flat))
+        self.top = max(1, window * channels // 20)
+        # A dense bottleneck over the whole window: works for a window of 1 (a tabular detector) up to a
+        # few hundred samples, and sees the shape of the window, not only local texture.
+        self.encode = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, width),
+                                    nn.ReLU(), nn.Linear(width, code))
+        self.decode = nn.Sequential(nn.Linear(code, width), nn.ReLU(), nn.Linear(width, hidden), nn.ReLU(),
+                                    nn.Linear(hidden, flat))
+
+    def errors(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.norm(x)
+        return (self.decode(self.encode(z)).view_as(z) - z).pow(2).flatten(1)
+
+    def raw_score(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.topk(self.errors(x), self.top, dim=1).values.mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.raw_score(x)
+        return s / (s + self.scale)  # 0.5 at the median normal window, → 1 as the error grows
+
+
+class QualityMLP(nn.Module):
+    def __init__(self, channels: int, mean: list[float], std: list[float], outputs: int = 1, target_mean: float = 0.0,
+                 target_std: float = 1.0, hidden: int = 64, classes: bool = False):
+        super().__init__()
+        self.norm = ChannelNorm(mean, std)
+        self.classes = classes
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                 nn.SiLU(), nn.Linear(hidden, outputs))
+        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
+        self.register_buffer("target_std", torch.tensor(float(target_std)))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits, or the value in normalised target units (what the loss sees)."""
+        return self.net(self.norm(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.logits(x)
+        return torch.softmax(out, dim=1) if self.classes else out * self.target_std + self.target_mean
+
+
+@register_model("seq_cnn")
+def seq_cnn(channels: int, num_classes: int, mean: list[float], std: list[float], width: int = 64) -> SeqCNN:
+    return SeqCNN(channels, num_classes, mean, std, width)
+
+
+@register_model("seq_lstm")
+def seq_lstm(channels: int, num_classes: int, mean: list[float], std: list[float], hidden: int = 64,
+             stride: int = 1) -> SeqLSTM:
+    return SeqLSTM(channels, num_classes, mean, std, hidden, stride)
+
+
+@register_model("signal_ae")
+def signal_ae(channels: int, window: int, mean: list[float], std: list[float], scale: float = 1.0, width: int = 32,
+              code: int = 8) -> SignalAE:
+    return SignalAE(channels, window, mean, std, scale, width, code)
+
+
+@register_model("quality_mlp")
+def quality_mlp(channels: int, mean: list[float], std: list[float], outputs: int = 1, target_mean: float = 0.0,
+                target_std: float = 1.0, hidden: int = 64, classes: bool = False) -> QualityMLP:
+    return QualityMLP(channels, mean, std, outputs, target_mean, target_std, hidden, classes)

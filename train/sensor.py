@@ -1,0 +1,227 @@
+"""Training on sensor windows: fault classification (LSTM or 1D-CNN) and good-only signal anomaly.
+
+Data comes through `edge_runtime.sensor_files` (the same readers edge-eval uses):
+a UCR/UEA `.ts` file, a long CSV (one series per id) or a wide CSV cut into
+windows. Series of different lengths are brought to the model's window length
+by `fit_length` (resampled by default; `--fit pad` keeps the time scale), and
+that choice is stored with the model so evaluation does the same.
+
+Validation is a held-out part of the training file: a stratified sample of
+series, or for windows cut from one recording the *last* windows in time, since
+overlapping neighbours of a training window would flatter any model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge_runtime import __version__
+from edge_runtime.anomaly_metrics import auroc, line_rates
+from edge_runtime.decision import decide
+from edge_runtime.errors import InputFileError
+from edge_runtime.metadata import ModelInfo
+from edge_runtime.metrics import classification_metrics
+from edge_runtime.sensor_files import SeriesSet, fit_length, read_series
+from train.anomaly import calibrate
+from train.checkpoint import save_checkpoint
+from train.distributed import resolve_device
+from train.fit import fit, predict
+from train.models import create_model
+
+GOOD_LABELS = ("normal", "good", "ok")
+
+
+@dataclass
+class SensorConfig:
+    data: str
+    out: str
+    task: str = "classify"  # classify | anomaly
+    arch: str = "cnn"  # cnn | lstm (classify)
+    label_column: str = "label"
+    window: int | None = None  # wide CSV: samples per window; series: the model's length (default: median)
+    stride: int | None = None
+    fit: str = "resample"  # resample | pad
+    good_label: str | None = None
+    sample_rate_hz: float | None = None
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 3e-3
+    val_fraction: float = 0.2
+    target_frr: float = 0.01
+    margin: float = 2.0
+    seed: int = 0
+    device: str = "auto"
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_windows(path: str, label_column: str, window: int | None, stride: int | None, fit: str,
+                 length: int | None = None) -> tuple[SeriesSet, np.ndarray, int]:
+    """(the series as read, the model inputs N x length x C, length) — `length` given: the model's, else chosen."""
+    series = read_series(path, label_column=label_column, window=window, stride=stride)
+    if not series.series:
+        raise InputFileError(f"{path} holds no series: nothing to train or evaluate on")
+    if length is None:
+        length = window or int(np.median([len(s) for s in series.series]))
+    return series, fit_length(series.series, length, fit), length
+
+
+def pick_good_label(labels: list[str], given: str | None) -> str | None:
+    """The label meaning 'the machine is fine': given, or a conventional name; None for identification tasks."""
+    if given is not None:
+        if given not in labels:
+            raise InputFileError(f"--good-label {given!r} is not among the labels ({', '.join(labels)})")
+        return given
+    return next((name for name in GOOD_LABELS if name in labels), None)
+
+
+def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for name in sorted(set(labels)):
+        members = np.flatnonzero(np.array(labels) == name)
+        members = members[rng.permutation(len(members))]
+        n_val = max(1, int(round(len(members) * fraction))) if len(members) > 1 else 0
+        val += members[:n_val].tolist()
+        train += members[n_val:].tolist()
+    return np.array(sorted(train)), np.array(sorted(val))
+
+
+def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    return flat.mean(0).round(6).tolist(), np.maximum(flat.std(0), 1e-6).round(6).tolist()
+
+
+def _sensor_block(series: SeriesSet, cfg: SensorConfig, length: int) -> dict:
+    """What the runtime needs to cut and feed windows (stored in the ONNX metadata at export)."""
+    return {"channels": series.channels, "window": length, "stride": cfg.stride or length,
+            "sample_rate_hz": cfg.sample_rate_hz, "length_fit": cfg.fit}
+
+
+def _base_config(cfg: SensorConfig, task: str, model_name: str, model_args: dict, series: SeriesSet,
+                 length: int, seconds: float, device: torch.device) -> dict:
+    return {
+        "task": task,
+        "lineside_version": __version__,
+        "model": {"name": model_name, "args": model_args},
+        "sensor": _sensor_block(series, cfg, length),
+        "preprocess": {"mean": model_args["mean"], "std": model_args["std"]},
+        "train": {**asdict(cfg), "seconds": round(seconds, 1), "device_used": str(device)},
+        "data": {"path": str(Path(cfg.data).resolve()), "sha256": file_sha256(cfg.data),
+                 "label_column": cfg.label_column},
+    }
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Gain and offset drift, and sensor noise, per series — what changes between machines of one type."""
+    n, _, c = x.shape
+    gain = 1 + 0.1 * (torch.rand(n, 1, c, generator=gen) - 0.5)
+    scale = x.std(dim=1, keepdim=True) + 1e-6
+    return x * gain + scale * 0.02 * torch.randn(x.shape, generator=gen)
+
+
+def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
+    device = resolve_device(cfg.device)
+    series, x, length = load_windows(cfg.data, cfg.label_column, cfg.window, cfg.stride, cfg.fit)
+    if series.labels is None:
+        raise InputFileError(f"{cfg.data} has no labels (column {cfg.label_column!r}): a classifier needs them; "
+                             "for normal data only use --task anomaly")
+    labels = sorted(set(series.labels), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
+    if len(labels) < 2:
+        raise InputFileError(f"{cfg.data} has one class ({labels[0]}): a classifier needs two or more")
+    good = pick_good_label(labels, cfg.good_label)
+    y = np.array([labels.index(s) for s in series.labels])
+    train_idx, val_idx = stratified_split(series.labels, cfg.val_fraction, cfg.seed)
+    mean, std = channel_stats(x[train_idx])
+    channels = x.shape[2]
+    if cfg.arch == "lstm":
+        name, args = "seq_lstm", {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std,
+                                  "stride": max(1, length // 64)}
+    else:
+        name, args = "seq_cnn", {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std}
+    torch.manual_seed(cfg.seed)
+    model = create_model(name, **args)
+    echo(f"training {name} on {len(train_idx)} series of {length} x {channels} ({len(val_idx)} for validation), "
+         f"classes {', '.join(labels)}, device {device}")
+    counts = np.bincount(y[train_idx], minlength=len(labels))
+    weight = torch.tensor(counts.sum() / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def loss_fn(net, xb, yb):
+        return F.cross_entropy(net.logits(_augment(xb, gen)), yb, weight=weight.to(xb.device), label_smoothing=0.05)
+
+    seconds = fit(model, loss_fn, x[train_idx], y[train_idx], cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed, device,
+                  echo)
+    info = ModelInfo(task="sensor_classify", labels=labels, threshold=0.5, precision="fp32", good_label=good or "")
+    decisions = decide(predict(model, x[val_idx]), info)
+    metrics = classification_metrics([labels[i] for i in y[val_idx]], [d.label for d in decisions], labels,
+                                     good or "")
+    config = _base_config(cfg, "sensor_classify", name, args, series, length, seconds, device)
+    config.update({"labels": labels, "good_label": good, "threshold": 0.5,
+                   "validation_index": val_idx.tolist(), "metrics": {"validation": metrics}})
+    config["data"]["counts"] = {name: int(c) for name, c in zip(labels, np.bincount(y, minlength=len(labels)))}
+    save_checkpoint(Path(cfg.out), model.cpu(), config)
+    return config
+
+
+def _time_split(count: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out the last windows in time (overlapping neighbours must not sit on both sides)."""
+    n_val = max(1, int(round(count * fraction)))
+    return np.arange(count - n_val), np.arange(count - n_val, count)
+
+
+def train_sensor_anomaly(cfg: SensorConfig, echo=print) -> dict:
+    device = resolve_device(cfg.device)
+    series, x, length = load_windows(cfg.data, cfg.label_column, cfg.window, cfg.stride, cfg.fit)
+    labels = series.labels or []
+    good = pick_good_label(sorted(set(labels)), cfg.good_label) if labels else None
+    if labels and good is None:
+        raise InputFileError(f"{cfg.data} is labelled ({', '.join(sorted(set(labels)))}) but no label says normal: "
+                             "name it with --good-label")
+    is_good = np.array([lbl == good for lbl in labels]) if labels else np.ones(len(x), dtype=bool)
+    normal = np.flatnonzero(is_good)
+    if len(normal) < 10:
+        raise InputFileError(f"{cfg.data} has {len(normal)} normal windows; good-only training needs at least 10 "
+                             "(a longer recording, or a smaller --stride)")
+    fit_idx, held = _time_split(len(normal), cfg.val_fraction)
+    train_x, held_x = x[normal[fit_idx]], x[normal[held]]
+    mean, std = channel_stats(train_x)
+    args = {"channels": x.shape[2], "window": length, "mean": mean, "std": std}
+    torch.manual_seed(cfg.seed)
+    model = create_model("signal_ae", **args)
+    echo(f"training signal_ae on {len(train_x)} normal windows of {length} x {x.shape[2]} "
+         f"({len(held_x)} held out to calibrate), device {device}")
+
+    def loss_fn(net, xb, _):
+        return net.errors(xb).mean()
+
+    seconds = fit(model, loss_fn, train_x, np.zeros(len(train_x)), cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed,
+                  device, echo)
+    with torch.inference_mode():
+        scale = float(np.median(model.eval().raw_score(torch.from_numpy(train_x)).numpy()))
+    model.scale.fill_(max(scale, 1e-8))
+    args["scale"] = float(model.scale)
+    held_scores = predict(model, held_x)
+    threshold, rule = calibrate(held_scores, cfg.target_frr, cfg.margin)
+    validation = {"heldout_normal": {"count": len(held_scores), "median": float(np.median(held_scores)),
+                                    "max": float(held_scores.max())}}
+    abnormal = np.flatnonzero(~is_good)
+    if len(abnormal):  # labelled faults in the training file: reported, never trained on
+        truth = np.r_[np.zeros(len(held_scores)), np.ones(len(abnormal))]
+        scores = np.r_[held_scores, predict(model, x[abnormal])]
+        validation.update({"fault_auroc": auroc(truth, scores), "faults": line_rates(truth, scores, threshold)})
+    config = _base_config(cfg, "sensor_anomaly", "signal_ae", args, series, length, seconds, device)
+    config.update({"labels": [good or "normal", "anomaly"], "good_label": good or "normal", "threshold": threshold,
+                   "threshold_rule": rule.replace("image", "window"), "validation_index": normal[held].tolist(),
+                   "metrics": {"validation": validation}})
+    save_checkpoint(Path(cfg.out), model.cpu(), config)
+    return config
