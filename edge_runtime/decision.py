@@ -60,12 +60,18 @@ def decide_quality(values: np.ndarray, info: ModelInfo) -> list[Decision]:
     """
     if info.extra.get("quality_output") == "class":
         return decide_classify(values, info)
-    lower, upper = info.extra.get("spec", [None, None])
     out = []
     for v in np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 0]:
-        bad = not np.isfinite(v) or (lower is not None and v < lower) or (upper is not None and v > upper)
-        out.append(Decision("defect", "out_of_spec", float(v)) if bad else Decision("good", info.good_label, float(v)))
+        label = spec_call(v, info)
+        out.append(Decision("good" if label == info.good_label else "defect", label, float(v)))
     return out
+
+
+def spec_call(value: float, info: ModelInfo) -> str:
+    """The quality label of a value (predicted or measured) against the model's spec limits."""
+    lower, upper = info.extra.get("spec", [None, None])
+    bad = not np.isfinite(value) or (lower is not None and value < lower) or (upper is not None and value > upper)
+    return "out_of_spec" if bad else info.good_label
 
 
 # Tasks this runtime can decide on; a model of another task is refused at load.

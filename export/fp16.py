@@ -32,13 +32,65 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
-def convert_fp16(fp32_path: Path, out_path: Path) -> dict:
+def _drop_round_trips(graph: onnx.GraphProto, original: onnx.GraphProto) -> None:
+    """Undo the converter's float32 → float16 → float32 round trips into float32 nodes.
+
+    Around a node kept in float32 the converter still casts a float32 input down and
+    back up, and stores the node's constants in float16 with a cast up — which loses
+    exactly the precision the node was kept for (a raw 883.72 bar input becomes
+    883.5). Each round trip is rewired to the float32 tensor it started from.
+    """
+    producer = {out: node for node in graph.node for out in node.output}
+    weights = {t.name: t for t in original.initializer}
+    current = {t.name: t for t in graph.initializer}
+    to_float = [n for n in graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT]
+    rename: dict[str, str] = {}
+    outputs = {o.name for o in graph.output}
+    for cast in to_float:
+        source = producer.get(cast.input[0])
+        if source is not None and source.op_type == "Cast" and source.attribute[0].i == onnx.TensorProto.FLOAT16:
+            if cast.output[0] in outputs:  # the graph's output keeps its name: pass the float32 tensor through
+                cast.op_type, cast.input[0] = "Identity", source.input[0]
+                del cast.attribute[:]
+            else:
+                rename[cast.output[0]] = source.input[0]
+        elif cast.input[0] in current and cast.input[0] in weights:  # a constant stored in float16
+            restored = onnx.TensorProto()
+            restored.CopyFrom(weights[cast.input[0]])
+            restored.name = cast.output[0]
+            graph.initializer.append(restored)
+            rename[cast.output[0]] = cast.output[0]
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename and not (node.op_type == "Cast" and node.output[0] == name):
+                node.input[i] = rename[name]
+    dropped = {n.output[0] for n in to_float if n.output[0] in rename}
+    keep = [n for n in graph.node if not (n.op_type == "Cast" and n.output[0] in dropped)]
+    while True:  # remove what no longer feeds anything
+        used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
+        alive = [n for n in keep if any(o in used for o in n.output)]
+        if len(alive) == len(keep):
+            break
+        keep = alive
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {i for n in keep for i in n.input}
+    alive_weights = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(alive_weights)
+
+
+def convert_fp16(fp32_path: Path, out_path: Path, keep_nodes: list[str] = ()) -> dict:
+    """`keep_nodes` stay in float32 (a sensor model's ends, see export.float_ends)."""
+    original = onnx.load(str(fp32_path))
     # Resize stays in float32 (its scales and ROI inputs must be float32); upsampling costs little.
     model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True,
-                                     op_block_list=[*DEFAULT_OP_BLOCK_LIST, "Resize"])
+                                     op_block_list=[*DEFAULT_OP_BLOCK_LIST, "Resize"], node_block_list=list(keep_nodes))
+    if keep_nodes:
+        _drop_round_trips(model.graph, original.graph)
     _sort_nodes(model.graph)
     onnx.checker.check_model(model)
     partial = out_path.with_name(out_path.name + ".tmp")
     onnx.save(model, str(partial))
     os.replace(partial, out_path)
-    return {"format": "fp16", "keep_io_types": True, "kept_in_float32": ["Resize"]}
+    return {"format": "fp16", "keep_io_types": True, "kept_in_float32": ["Resize", *keep_nodes]}

@@ -14,16 +14,30 @@ import numpy as np
 import torch
 
 from edge_runtime.datasets import GOOD, image_files, labeled_images
+from edge_runtime.decision import SENSOR_TASKS
 from edge_runtime.errors import InputFileError
 from train.anomaly import ANOMALY, good_images, synthetic_validation
 from train.anomaly_synth import add_anomalies
 from train.images import load_image_set, validation_set
 
-OUTPUT_NAMES = {"classify": ["output"], "anomaly": ["score", "anomaly_map"]}
+OUTPUT_NAMES = {"classify": ["output"], "anomaly": ["score", "anomaly_map"], "sensor_classify": ["output"],
+                "sensor_anomaly": ["score"], "quality": ["output"]}
+INPUT_NAMES = {"classify": "image", "anomaly": "image"}  # sensor tasks: "signal"
+
+
+def input_name(task: str) -> str:
+    return INPUT_NAMES.get(task, "signal")
 
 
 def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, list[str]]:
-    """(data root, uint8 NHWC inputs, true label per input) for the gate and the model benchmark."""
+    """(data root, model inputs, true label per input) for the gate and the model benchmark.
+
+    Images: uint8 NHWC; sensor tasks: float32 N x T x C (see export.sensor_gate).
+    """
+    if config["task"] in SENSOR_TASKS:
+        from export.sensor_gate import sensor_gate_set
+
+        return Path(data or config["data"]["path"]), *sensor_gate_set(config, data)
     root, val = validation_set(config, data)
     if config["task"] == "anomaly":
         images, is_bad = synthetic_validation(val.images, config["validation_synthetic_seed"])
@@ -38,6 +52,10 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
     ranges learnt from good parts alone would clip the activations a defect
     causes, and INT8 would then under-score exactly the parts it must reject.
     """
+    if config["task"] in SENSOR_TASKS:
+        from export.sensor_gate import sensor_calibration
+
+        return sensor_calibration(config, calib or str(root), count, seed)
     size = tuple(config["preprocess"]["input_size"])
     if calib:
         folder = Path(calib)

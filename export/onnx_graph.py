@@ -15,7 +15,7 @@ MIN_OPSET = 17  # the dynamo exporter's floor
 
 
 def export_fp32(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int = DEFAULT_OPSET,
-                output_names: list[str] = ("output",)) -> None:
+                output_names: list[str] = ("output",), input_name: str = "image") -> None:
     """Write `model` to `path` with a dynamic batch axis and the weights inside the file.
 
     torch 2.13's dynamo exporter writes weights to a `*.onnx.data` side file by
@@ -29,7 +29,7 @@ def export_fp32(model: torch.nn.Module, example: torch.Tensor, path: Path, opset
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model.eval(), (example,), dynamo=True, external_data=False, opset_version=opset,
-            input_names=["image"], output_names=list(output_names), dynamic_shapes=({0: batch},), verbose=False,
+            input_names=[input_name], output_names=list(output_names), dynamic_shapes=({0: batch},), verbose=False,
         )
     program.save(str(path), external_data=False)
     onnx.checker.check_model(str(path), full_check=True)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from edge_runtime.anomaly_metrics import auroc, line_rates
-from edge_runtime.decision import decide
+from edge_runtime.decision import decide, spec_call
 from edge_runtime.metadata import ModelInfo
-from edge_runtime.metrics import classification_metrics
+from edge_runtime.metrics import classification_metrics, regression_metrics
 from edge_runtime.model import EdgeModel
 
 
@@ -37,14 +37,25 @@ def onnx_outputs(model: EdgeModel, images: np.ndarray) -> list[np.ndarray]:
 
 def task_metrics(info: ModelInfo, truth: list[str], decisions: list, scores: np.ndarray) -> dict:
     """The task's headline metric (`metric`) and the line's rates, from decisions on labelled inputs."""
-    if info.task == "anomaly":
+    if info.task == "quality" and info.extra.get("quality_output") == "value":
+        values = np.array([float(t) for t in truth])
+        regression = regression_metrics(values, scores)  # a quality decision's score is the predicted value
+        return {"metric_name": "r2", "metric": regression["r2"], "mae": regression["mae"],
+                **_call_rates(info, [d.label for d in decisions], [spec_call(v, info) for v in values])}
+    if info.task in ("anomaly", "sensor_anomaly"):
         is_bad = np.array([t != info.good_label for t in truth])
         rates = line_rates(is_bad, scores, info.threshold)
         return {"metric_name": "auroc", "metric": auroc(is_bad, scores), "accuracy": rates["accuracy"],
                 "false_reject_rate": rates["false_reject_rate"], "escape_rate": rates["escape_rate"]}
-    metrics = classification_metrics(truth, [d.label for d in decisions], info.labels, info.good_label)
-    return {"metric_name": "accuracy", "metric": metrics["accuracy"], "accuracy": metrics["accuracy"],
-            "false_reject_rate": metrics.get("false_reject_rate"), "escape_rate": metrics.get("escape_rate")}
+    rates = _call_rates(info, [d.label for d in decisions], truth)
+    return {"metric_name": "accuracy", "metric": rates["accuracy"], **rates}
+
+
+def _call_rates(info: ModelInfo, predicted: list[str], truth: list[str]) -> dict:
+    """Accuracy and the line's two rates of the verdicts' labels against the true ones."""
+    metrics = classification_metrics(truth, predicted, info.labels, info.good_label)
+    return {"accuracy": metrics["accuracy"], "false_reject_rate": metrics.get("false_reject_rate"),
+            "escape_rate": metrics.get("escape_rate")}
 
 
 def compare(reference, outputs, info: ModelInfo, truth: list[str]) -> dict:

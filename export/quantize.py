@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                      quantize_static)
+                                      quantize_dynamic, quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge_runtime.cpu import int8_target
@@ -50,10 +50,34 @@ def prepare(fp32_path: Path, out_path: Path) -> None:
     quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
 
 
+def has_recurrent(path: Path) -> bool:
+    import onnx
+
+    return any(node.op_type in RECURRENT_OPS for node in onnx.load(str(path)).graph.node)
+
+
+# Static QDQ cannot carry a recurrent layer's state between steps; ORT quantizes LSTM/GRU weights
+# dynamically (DynamicQuantizeLSTM) and the activations per call.
+RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
+
+
 def quantize_int8(prepared: Path, out_path: Path, calibration: np.ndarray, input_name: str = "image",
                   target: str = "auto", method: str = "minmax", exclude: list[str] = ()) -> dict:
-    """Quantize the `prepare`d model into `out_path`, keeping `exclude` nodes in float; returns what was done."""
+    """Quantize the `prepare`d model into `out_path`, keeping `exclude` nodes in float; returns what was done.
+
+    Models with recurrent layers are quantized dynamically (no calibration needed, none used).
+    """
     target = resolve_target(target)
+    if has_recurrent(prepared):
+        partial = out_path.with_name(out_path.name + ".tmp")
+        quantize_dynamic(str(prepared), str(partial), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=INT8_FORMATS[target]["reduce_range"], nodes_to_exclude=list(exclude),
+                         op_types_to_quantize=["LSTM", "GRU", "MatMul", "Gemm"], use_external_data_format=False)
+        os.replace(partial, out_path)
+        return {"format": "dynamic", "target": target, "weight_type": "QInt8", "activation_type": "per call",
+                "reduce_range": INT8_FORMATS[target]["reduce_range"], "per_channel": True,
+                "ops": ["LSTM", "GRU", "MatMul", "Gemm"], "calibration_method": None, "calibration_count": 0,
+                "excluded_nodes": list(exclude)}
     fmt = INT8_FORMATS[target]
     partial = out_path.with_name(out_path.name + ".tmp")
     quantize_static(

@@ -11,13 +11,15 @@ import numpy as np
 import torch
 
 from edge_runtime import __version__
+from edge_runtime.decision import SENSOR_TASKS
 from edge_runtime.errors import InputFileError, LinesideError
 from edge_runtime.metadata import ModelInfo, to_props
 from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_calls
 from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata
+from export.float_ends import float_ends
 from export.fp16 import convert_fp16
-from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set
+from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_name
 from export.parity import compare, onnx_outputs, torch_outputs
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
@@ -63,6 +65,11 @@ def _speed(path: Path, sample: np.ndarray, threads: int) -> float:
 
 def model_info(config: dict, precision: str, extra: dict) -> ModelInfo:
     pre = config["preprocess"]
+    if config["task"] in SENSOR_TASKS:  # raw float32 windows; normalisation statistics shown, applied in-graph
+        return ModelInfo(task=config["task"], labels=config["labels"], threshold=config["threshold"],
+                         precision=precision, good_label=config["good_label"] or "", input_size=(0, 0),
+                         input_layout="NTC", input_dtype="float32", channel_order="", resize="",
+                         mean=pre["mean"], std=pre["std"], extra={**config["sensor"], **extra})
     return ModelInfo(task=config["task"], labels=config["labels"], threshold=config["threshold"], precision=precision,
                      good_label=config["good_label"], input_size=tuple(pre["input_size"]), resize=pre["resize"],
                      channel_order=pre["channel_order"], mean=pre["mean"], std=pre["std"], extra=extra)
@@ -107,7 +114,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         fp32_tmp = Path(tmp) / "model.fp32.onnx"
         example = torch.from_numpy(images[:2])
         echo("exporting fp32 ONNX")
-        export_fp32(model, example, fp32_tmp, opset, OUTPUT_NAMES[config["task"]])
+        export_fp32(model, example, fp32_tmp, opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
         set_metadata(fp32_tmp, to_props(model_info(config, "fp32", common)))
         evaluate = lambda path, precision: _figures(path, precision, config, reference, images, truth, threads)  # noqa: E731
         built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
@@ -116,12 +123,13 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
             echo(f"quantizing to INT8 ({calib_method} calibration)")
             calibration = calibration_images(config, root, calib, calib_count, seed=0)
             built["int8"] = _int8_with_exclusions(fp32_tmp, Path(tmp), calibration, target, calib_method, gate,
-                                                  fp32_figures, evaluate, images[:32], max_excluded_layers, echo)
+                                                  fp32_figures, evaluate, images[:32], max_excluded_layers, echo,
+                                                  input_name(config["task"]))
             report["int8"] = built["int8"][1]  # per-layer error and exclusions, even when INT8 is not written
         if "fp16" in precisions:
             echo("converting to FP16 (for GPU targets; I/O stays uint8 in, float32 out)")
             fp16_tmp = Path(tmp) / "model.fp16.onnx"
-            details = convert_fp16(fp32_tmp, fp16_tmp)
+            details = convert_fp16(fp32_tmp, fp16_tmp, float_ends(fp32_tmp) if config["task"] in SENSOR_TASKS else [])
             built["fp16"] = (fp16_tmp, details, evaluate(fp16_tmp, "fp16"))
         for precision, (path, details, figures) in built.items():
             fails = gate.check(precision, figures, fp32_figures)
@@ -154,18 +162,20 @@ def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, im
 
 
 def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target: str, method: str, gate: Gate,
-                          fp32_figures: dict, evaluate, probe: np.ndarray, max_layers: int, echo):
+                          fp32_figures: dict, evaluate, probe: np.ndarray, max_layers: int, echo, input_name: str):
     """Quantize; while the gate fails, keep the layer that adds most INT8 error in float and try again.
 
     Returns (path, quantization details with the per-layer table, gate figures).
     """
     prepared, out = tmp / "prepared.onnx", tmp / "model.int8.onnx"
     prepare(fp32, prepared)
-    excluded: list[str] = []
+    excluded: list[str] = float_ends(prepared) if input_name == "signal" else []
     while True:
-        details = quantize_int8(prepared, out, calibration, target=target, method=method, exclude=excluded)
+        details = quantize_int8(prepared, out, calibration, input_name=input_name, target=target, method=method,
+                                exclude=excluded)
         figures = evaluate(out, "int8")
-        layers = layer_errors(prepared, out, probe)
+        # Per-layer error needs QDQ pairs to compare; a dynamically quantized (recurrent) model has none.
+        layers = layer_errors(prepared, out, probe, input_name) if details["format"] == "QDQ" else []
         details["layers"] = [{k: v for k, v in row.items() if k != "nodes"} for row in layers[:8]]
         fails = gate.check("int8", figures, fp32_figures)
         candidates = [row for row in layers if row["added_loss_db"] > 0 and not set(row["nodes"]) <= set(excluded)]

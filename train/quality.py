@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from edge_runtime import __version__
-from edge_runtime.decision import decide
+from edge_runtime.decision import decide, spec_call
 from edge_runtime.errors import InputFileError
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics, regression_metrics
@@ -132,9 +132,7 @@ def quality_metrics(info: ModelInfo, truth: list[str], outputs: np.ndarray) -> d
     if info.extra.get("quality_output") == "class":
         return classification_metrics(truth, [d.label for d in decisions], info.labels, info.good_label)
     values = np.array([float(t) for t in truth])
-    lower, upper = info.extra["spec"]
-    true_calls = ["out_of_spec" if (lower is not None and v < lower) or (upper is not None and v > upper)
-                  else info.good_label for v in values]
+    true_calls = [spec_call(v, info) for v in values]
     return {**regression_metrics(values, np.asarray(outputs, dtype=np.float64).reshape(len(values), -1)[:, 0]),
             "spec_call": classification_metrics(true_calls, [d.label for d in decisions], info.labels,
                                                 info.good_label)}

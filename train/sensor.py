@@ -225,3 +225,24 @@ def train_sensor_anomaly(cfg: SensorConfig, echo=print) -> dict:
                    "metrics": {"validation": validation}})
     save_checkpoint(Path(cfg.out), model.cpu(), config)
     return config
+
+
+def run_inputs(config: dict, data: str | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """Every model input of the run's data file, as the model saw them in training (N x T x C), with labels.
+
+    A quality run's labels are its target column as text. `data` replaces the
+    file named in the run (it moved since training).
+    """
+    path = data or config["data"]["path"]
+    if config["task"] == "quality":
+        from edge_runtime.process_table import read_process_table
+
+        table = read_process_table(path, config["sensor"]["target"], config["sensor"]["channels"])
+        return table.features[:, None, :], table.target
+    sensor = config["sensor"]
+    series, x, _ = load_windows(path, config["data"]["label_column"], config["train"]["window"],
+                                config["train"]["stride"], sensor["length_fit"], sensor["window"])
+    if series.channels != sensor["channels"]:
+        raise InputFileError(f"{path} has channels {', '.join(series.channels)}, the run was trained on "
+                             f"{', '.join(sensor['channels'])}")
+    return x, series.labels
