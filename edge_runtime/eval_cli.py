@@ -12,7 +12,9 @@ from edge_runtime.cli_support import progress, run_cli
 from edge_runtime.datasets import labeled_images
 from edge_runtime.disturb import parse_disturbances
 from edge_runtime.evaluate import check_classes, evaluate
+from edge_runtime.errors import InputFileError
 from edge_runtime.evaluate_anomaly import anomaly_metrics, format_anomaly_table
+from edge_runtime.evaluate_sensor import format_sensor_table, sensor_metrics
 from edge_runtime.metrics import format_table
 from edge_runtime.model import EdgeModel
 from edge_runtime.session import DEVICES
@@ -24,26 +26,34 @@ _ROBUSTNESS_KEYS = {"anomaly": ("image_auroc", "pixel_auroc", "false_reject_rate
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
-@click.option("--data", required=True, type=click.Path(), help="MVTec-layout folder (uses test/) or class folders.")
+@click.option("--data", required=True, type=click.Path(), help="MVTec-layout folder (uses test/) or class folders; for a sensor model a .ts or CSV file.")
 @click.option("--split", default="test", show_default=True, help="Split folder inside DATA, when it has one.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the metrics here.")
 @click.option("--perturb", default=None,
               help="Also evaluate under camera disturbances: comma list of noise, shift, brightness, blur, or all.")
+@click.option("--baseline-train", default=None, type=click.Path(dir_okay=False),
+              help="Sensor classifier: also score a 1-nearest-neighbour Euclidean baseline trained on this file.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None)
-def edge_eval(model_path, data, split, json_path, perturb, device, threads):
+def edge_eval(model_path, data, split, json_path, perturb, baseline_train, device, threads):
     """Metrics of a deployed model on a labelled test split, at the threshold stored in the model.
 
     \b
     Classifier: accuracy per class, confusion matrix, false-reject and escape rates.
     Anomaly model: image AUROC, pixel AUROC, PRO, F1, false-reject and escape rates, per defect kind.
+    Sensor models (DATA is a .ts or CSV file): accuracy per class (+ a 1-NN baseline), fault AUROC per
+    kind, or a quality model's MAE / R² and spec-call accuracy.
     \b
     Examples:
       edge-eval --model artifacts/brick/model.int8.onnx --data data/demo/brick --json eval.json
       edge-eval --model artifacts/brick-anomaly/model.int8.onnx --data data/demo/brick --perturb all
+      edge-eval --model artifacts/plaid/model.int8.onnx --data data/sensor/plaid/PLAID_TEST.ts \\
+          --baseline-train data/sensor/plaid/PLAID_TRAIN.ts
     """
     disturbances = parse_disturbances(perturb)
     model = EdgeModel(model_path, device=device, threads=threads)
+    if model.is_sensor:
+        return _eval_sensor(model, data, baseline_train, json_path, perturb)
     pairs = labeled_images(data, split)
     task = model.info.task
     if task == "anomaly":
@@ -70,6 +80,23 @@ def edge_eval(model_path, data, split, json_path, perturb, device, threads):
     if disturbed and task != "anomaly":
         for name, row in disturbed.items():
             click.echo(f"under {name:10s}: accuracy {row['accuracy']:.4f} ({row['delta_accuracy']:+.4f})")
+    _write_json(metrics, json_path)
+
+
+def _eval_sensor(model: EdgeModel, data: str, baseline_train: str | None, json_path: str | None,
+                 perturb: str | None) -> None:
+    if perturb:
+        raise InputFileError("--perturb disturbs camera images; a sensor model's robustness is measured by "
+                             "edge-eval on a file with recorded or injected faults")
+    metrics = {"model": model.describe(), **sensor_metrics(model, data, baseline_train), "data": str(data)}
+    click.echo(format_table(metrics) if "confusion_matrix" in metrics and "mae" not in metrics
+               else format_sensor_table(metrics))
+    if "baseline_1nn_euclidean" in metrics:
+        click.echo(f"1-NN Euclidean baseline on the same inputs: accuracy {metrics['baseline_1nn_euclidean']:.4f}")
+    _write_json(metrics, json_path)
+
+
+def _write_json(metrics: dict, json_path: str | None) -> None:
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(metrics, indent=2))

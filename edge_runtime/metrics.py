@@ -43,7 +43,7 @@ def format_table(metrics: dict) -> str:
     """Per-class accuracy and the confusion matrix as plain text for a terminal."""
     labels = metrics["labels"]
     width = max(8, *(len(n) for n in labels)) + 2
-    lines = [f"accuracy {metrics['accuracy']:.4f} on {metrics['count']} images"]
+    lines = [f"accuracy {metrics['accuracy']:.4f} on {metrics['count']} {metrics.get('unit', 'images')}"]
     for key in ("false_reject_rate", "escape_rate"):
         if metrics.get(key) is not None:
             lines.append(f"{key.replace('_', ' ')} {metrics[key]:.4f}")

@@ -169,7 +169,9 @@ def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target
     """
     prepared, out = tmp / "prepared.onnx", tmp / "model.int8.onnx"
     prepare(fp32, prepared)
-    excluded: list[str] = float_ends(prepared) if input_name == "signal" else []
+    ends = float_ends(prepared) if input_name == "signal" else []
+    excluded: list[str] = list(ends)
+    kept_layers = 0
     while True:
         details = quantize_int8(prepared, out, calibration, input_name=input_name, target=target, method=method,
                                 exclude=excluded)
@@ -177,14 +179,16 @@ def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target
         # Per-layer error needs QDQ pairs to compare; a dynamically quantized (recurrent) model has none.
         layers = layer_errors(prepared, out, probe, input_name) if details["format"] == "QDQ" else []
         details["layers"] = [{k: v for k, v in row.items() if k != "nodes"} for row in layers[:8]]
+        details["float_ends"] = ends  # a sensor graph's input and output ends, never quantized (export.float_ends)
         fails = gate.check("int8", figures, fp32_figures)
         candidates = [row for row in layers if row["added_loss_db"] > 0 and not set(row["nodes"]) <= set(excluded)]
-        if not fails or len(excluded) >= max_layers * 2 or not candidates or max_layers == 0:
+        if not fails or kept_layers >= max_layers or not candidates:
             return out, details, figures
         worst = candidates[0]
         echo(f"int8 fails the gate ({'; '.join(fails)}); keeping {worst['tensor']} "
              f"({', '.join(worst['nodes'])}, +{worst['added_loss_db']} dB loss) in float and retrying")
         excluded = sorted(set(excluded) | set(worst["nodes"]))
+        kept_layers += 1
 
 
 def _recommend(artifacts: dict) -> str | None:

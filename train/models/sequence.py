@@ -102,7 +102,7 @@ class SignalAE(nn.Module):
                  width: int = 32, code: int = 8):
         super().__init__()
         self.norm = ChannelNorm(mean, std)
-        self.register_buffer("scale", torch.tensor(float(scale)))  # median error of normal training windows
+        self.register_buffer("scale", torch.tensor(float(scale)))  # set from the normal training windows' errors
         flat = channels * window
         hidden = max(4 * code, min(256, flat))
         self.top = max(1, window * channels // 20)
@@ -122,7 +122,7 @@ class SignalAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.raw_score(x)
-        return s / (s + self.scale)  # 0.5 at the median normal window, → 1 as the error grows
+        return s / (s + self.scale)  # 0..1, → 1 as the error grows
 
 
 class QualityMLP(nn.Module):

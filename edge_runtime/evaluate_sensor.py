@@ -1,0 +1,105 @@
+"""Metrics of a deployed sensor-family model on a labelled file, through the runtime itself.
+
+The file is read and cut exactly as at training (the model's metadata says how:
+window, stride, length fit, label column). Fault classifier: accuracy per class
+and the confusion matrix, beside a 1-nearest-neighbour Euclidean baseline on
+the same inputs when a training file is given. Signal anomaly model: AUROC, F1
+and the line's rates at the stored threshold, overall and per fault kind.
+Quality model: MAE / RMSE / R² and the accuracy of its in/out-of-spec calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_runtime.anomaly_metrics import auroc, line_rates
+from edge_runtime.decision import spec_call
+from edge_runtime.errors import InputFileError
+from edge_runtime.metrics import classification_metrics, regression_metrics
+from edge_runtime.model import EdgeModel
+from edge_runtime.process_table import read_process_table
+from edge_runtime.sensor_files import fit_length, read_series
+
+
+def model_inputs(model: EdgeModel, path: str) -> tuple[np.ndarray, list[str] | None]:
+    """(N x window x C float32 inputs, labels) of a file, cut as the model was trained."""
+    extra = model.info.extra
+    if model.info.task == "quality":
+        table = read_process_table(path, extra.get("target"), model.channels)
+        return np.ascontiguousarray(table.features[:, None, :]), table.target
+    # A wide CSV is cut into the model's windows at its stride; series files give their own series.
+    series = read_series(path, label_column=extra.get("label_column", "label"), window=model.window,
+                         stride=extra.get("stride") or model.window)
+    if series.channels != model.channels:
+        raise InputFileError(f"{path} has channels {', '.join(series.channels)}; the model reads "
+                             f"{', '.join(model.channels)}: evaluate on data from the same sensors")
+    return fit_length(series.series, model.window, extra.get("length_fit", "resample")), series.labels
+
+
+def outputs(model: EdgeModel, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate([model.infer(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def nearest_neighbour_accuracy(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str]) -> float:
+    """1-NN with Euclidean distance on the same fitted inputs: the classic time-series baseline."""
+    a, b = train_x.reshape(len(train_x), -1).astype(np.float64), test_x.reshape(len(test_x), -1).astype(np.float64)
+    distances = (b**2).sum(1)[:, None] - 2 * b @ a.T + (a**2).sum(1)[None, :]
+    nearest = distances.argmin(axis=1)
+    return float(np.mean([train_y[j] == t for j, t in zip(nearest, test_y)]))
+
+
+def sensor_metrics(model: EdgeModel, path: str, baseline_train: str | None = None) -> dict:
+    x, labels = model_inputs(model, path)
+    if labels is None:
+        raise InputFileError(f"{path} has no labels: edge-eval needs labelled data "
+                             f"(column {model.info.extra.get('label_column') or model.info.extra.get('target')})")
+    out = outputs(model, x)
+    decisions = model.decide(out)
+    info = model.info
+    if info.task == "sensor_anomaly":
+        return anomaly_window_metrics(info.good_label, labels, np.array([d.score for d in decisions]), info.threshold)
+    if info.task == "quality" and info.extra.get("quality_output") == "value":
+        values = np.array([float(t) for t in labels])
+        calls = classification_metrics([spec_call(v, info) for v in values], [d.label for d in decisions],
+                                       info.labels, info.good_label)
+        return {**regression_metrics(values, np.array([d.score for d in decisions])), "spec_call": calls}
+    foreign = sorted(set(labels) - set(info.labels))
+    if foreign:
+        raise InputFileError(f"{path} has classes {', '.join(foreign)} the model does not know "
+                             f"({', '.join(info.labels)}): evaluate on data of the same classes")
+    metrics = {**classification_metrics(labels, [d.label for d in decisions], info.labels, info.good_label),
+               "unit": "series"}
+    if baseline_train:
+        train_x, train_y = model_inputs(model, baseline_train)
+        metrics["baseline_1nn_euclidean"] = nearest_neighbour_accuracy(train_x, train_y, x, labels)
+    return metrics
+
+
+def anomaly_window_metrics(good: str, labels: list[str], scores: np.ndarray, threshold: float) -> dict:
+    """AUROC and rates for normal vs every fault, and per fault kind (normal vs that kind)."""
+    is_bad = np.array([lbl != good for lbl in labels])
+    if is_bad.all() or not is_bad.any():
+        raise InputFileError(f"the data holds only {'faults' if is_bad.all() else 'normal windows'}: AUROC needs both")
+    per_kind = {}
+    for kind in sorted(set(labels) - {good}):
+        pick = np.array([lbl in (good, kind) for lbl in labels])
+        truth = np.array([lbl == kind for lbl in labels])[pick]
+        per_kind[kind] = {"auroc": auroc(truth, scores[pick]), "count": int(truth.sum()),
+                          "escape_rate": float((scores[pick][truth] < threshold).mean())}
+    return {"auroc": auroc(is_bad, scores), **line_rates(is_bad, scores, threshold), "count": len(labels), "normal": int((~is_bad).sum()), "faults": int(is_bad.sum()), "per_kind": per_kind}
+
+
+def format_sensor_table(metrics: dict) -> str:
+    """Anomaly and quality metrics as a few lines for a terminal (classifiers use format_table)."""
+    if "mae" in metrics:
+        call = metrics["spec_call"]
+        return (f"MAE {metrics['mae']:.4g}, RMSE {metrics['rmse']:.4g}, R² {metrics['r2']:.4f} on {metrics['count']} "
+                f"parts; in/out-of-spec accuracy {call['accuracy']:.4f}, false reject {call['false_reject_rate']:.4f}, "
+                f"escape {call['escape_rate']:.4f}")
+    lines = [f"AUROC {metrics['auroc']:.4f}, F1 {metrics['f1']:.4f}, false reject {metrics['false_reject_rate']:.4f}, "
+             f"escape {metrics['escape_rate']:.4f} at threshold {metrics['threshold']:.4f} "
+             f"({metrics['normal']} normal, {metrics['faults']} fault windows)", "", "kind          AUROC   escape  count"]
+    for kind, row in metrics["per_kind"].items():
+        lines.append(f"{kind[:12]:12s}  {row['auroc'] if row['auroc'] is not None else float('nan'):.4f}  "
+                     f"{row['escape_rate']:.4f}  {row['count']:5d}")
+    return "\n".join(lines)
