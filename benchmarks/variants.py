@@ -64,7 +64,7 @@ def onnxruntime(path: Path, threads: int, device: str = "cpu"):
         model = EdgeModel(path, device=device, threads=threads)
     except ProviderError as exc:
         raise Skipped(str(exc)) from exc
-    model.infer(np.zeros((1, *model.info.input_size, 3), np.uint8))
+    model.infer(model.blank_input())
     cold_ms = (time.perf_counter() - started) * 1e3
     suffix = "" if device == "cpu" else f" {device}"
     return {"name": f"onnxruntime {model.info.precision}{suffix}", "framework": "onnxruntime", "precision": model.info.precision,

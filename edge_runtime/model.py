@@ -100,6 +100,12 @@ class EdgeModel:
                                  f"[N, {', '.join(map(str, expected))}]: re-export it with edge-export")
         return inputs[0].name
 
+    def blank_input(self, batch: int = 1) -> np.ndarray:
+        """A zero input of the model's shape and type: warm-ups and benchmarks."""
+        if self.is_sensor:
+            return np.zeros((batch, self.window, len(self.channels)), np.float32)
+        return np.zeros((batch, *self.info.input_size, 3), np.uint8)
+
     def prepare(self, image: np.ndarray, roi: Roi | None = None) -> np.ndarray:
         """One frame → one model input (H x W x 3 uint8), via the shared preprocessing."""
         return prepare_image(image, self.info.input_size, roi, self.info.resize, self.info.channel_order)

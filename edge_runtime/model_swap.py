@@ -101,12 +101,8 @@ class ModelSwapper:
         """Check against the manifest, open, and warm up: a model that cannot run one frame never goes live.
         An --threshold override holds for every model swapped in, as for the first."""
         model = open_model(path, self.device, self.threads, self.manifest, self.threshold)
-        if model.is_sensor:
-            blank = np.zeros((1, model.window, len(model.channels)), np.float32)
-        else:
-            blank = np.zeros((1, *model.info.input_size, 3), np.uint8)
         try:
-            outputs = model.run(blank)
+            outputs = model.run(model.blank_input())
         except Exception as exc:  # ORT raises its own types for graphs that load but cannot run
             raise ModelFileError(f"{path} loads but fails a warm-up run ({type(exc).__name__}): re-export it") from None
         if not all(np.isfinite(o).all() for o in outputs):

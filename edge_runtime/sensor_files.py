@@ -150,7 +150,7 @@ def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.nd
     return times
 
 
-def _read_csv(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
+def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
     """(path, header, header's line, rows, line of each row); blank lines skipped, rows as wide as the header."""
     path, text = _read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -200,7 +200,7 @@ def _channel_columns(path, header: list[str], header_line: int, used: set[str]) 
     return channels
 
 
-def _channel_values(path, rows, lines, header, columns: list[int], label_hint: str) -> np.ndarray:
+def numeric_columns(path, rows, lines, header, columns: list[int], label_hint: str) -> np.ndarray:
     """float32 (N, C) of the channel columns; a text column fails with a hint about labels."""
     out = np.empty((len(rows), len(columns)), dtype=np.float32)
     for j, col in enumerate(columns):
@@ -366,7 +366,7 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
     must stay the same within a series. A file without the default 'label' column gives
     `labels=None`; any other label column the file lacks is an error.
     """
-    path, header, header_line, rows, lines = _read_csv(path)
+    path, header, header_line, rows, lines = read_csv_rows(path)
     for name, option in ((id_column, "id_column"), (time_column, "time_column")):
         if name not in header:
             raise _fail(path, header_line, f"no {name!r} column (header: {', '.join(header)})",
@@ -380,7 +380,7 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
     columns = _channel_columns(path, header, header_line, used)
     id_col, time_col = header.index(id_column), header.index(time_column)
     times = _parse_times(path, [row[time_col] for row in rows], lines, time_column)
-    values = _channel_values(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
+    values = numeric_columns(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
     labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
         if label_column else None
     members: dict[str, list[int]] = {}
@@ -415,15 +415,17 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
 # ----------------------------------------------------------------------------- wide CSV
 
 
-def read_wide_csv(path, label_column: str | None = None, time_column: str | None = None) -> WideTable:
+def read_wide_csv(path, label_column: str | None = None, time_column: str | None = None,
+                  channels: list[str] | None = None) -> WideTable:
     """One row per sample: an optional time column, an optional label column, the rest channels.
 
     The time column is the one named t, time or timestamp (any case) unless `time_column`
     names it; its values are seconds, or ISO 8601 times with an offset (-> epoch seconds),
     and must not go backwards. The label column is 'label' unless `label_column` names it.
-    Every other column is a channel and must be numeric.
+    Every other column is a channel and must be numeric — or, with `channels` (a model's
+    inputs), exactly those columns are read, in that order, and the rest are not.
     """
-    path, header, header_line, rows, lines = _read_csv(path)
+    path, header, header_line, rows, lines = read_csv_rows(path)
     for name, option in ((time_column, "time_column"), (label_column, "label_column")):
         if name is not None and name not in header:
             raise _fail(path, header_line, f"no column {name!r} (header: {', '.join(header)})",
@@ -439,7 +441,14 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
     if time_column is not None and time_column == label_column:
         raise _fail(path, header_line, f"column {time_column!r} given as both time and label", "give two columns")
     used = {name for name in (time_column, label_column) if name is not None}
-    columns = _channel_columns(path, header, header_line, used)
+    if channels is not None:
+        missing = [name for name in channels if name not in header]
+        if missing:
+            raise _fail(path, header_line, f"no column {', '.join(map(repr, missing))} for the model's channels "
+                        f"({', '.join(channels)}; header: {', '.join(header)})", "record the channels the model reads")
+        columns = [header.index(name) for name in channels]
+    else:
+        columns = _channel_columns(path, header, header_line, used)
     times = None
     if time_column is not None:
         times = _parse_times(path, [row[header.index(time_column)] for row in rows], lines, time_column)
@@ -447,7 +456,7 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
         if back.size:
             raise _fail(path, lines[back[0] + 1], f"time goes backwards (from line {lines[back[0]]})",
                         "sort the rows by time")
-    values = _channel_values(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
+    values = numeric_columns(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
     labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
         if label_column else None
     return WideTable(values=values, channels=[header[c] for c in columns], times=times, labels=labels, origin=str(path))

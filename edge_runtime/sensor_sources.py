@@ -357,13 +357,8 @@ class CsvSensorSource:
 
         if not self.path.is_file():
             raise SourceError(f"{self.name}: {self.path} does not exist")
-        table = read_wide_csv(self.path)
-        missing = [c for c in self.wanted if c not in table.channels]
-        if missing:
-            raise SourceError(f"{self.path} has no column {', '.join(missing)} for the model's channels "
-                              f"({', '.join(self.wanted)}); its columns: {', '.join(table.channels)}")
-        self._values = np.ascontiguousarray(table.values[:, [table.channels.index(c) for c in self.wanted]],
-                                            dtype=np.float32)
+        table = read_wide_csv(self.path, channels=list(self.wanted))  # other columns (labels, ids) are not read
+        self._values = np.ascontiguousarray(table.values, dtype=np.float32)
         times = table.times
         rate = self.rate or ("recorded" if times is not None else "max")
         if rate == "recorded" and times is None:

@@ -67,15 +67,15 @@ def _is_numeric(values: list[str]) -> bool:
 def train_quality(cfg: QualityConfig, echo=print) -> dict:
     device = resolve_device(cfg.device)
     table = read_process_table(cfg.data, cfg.target)
+    regression = _is_numeric(table.target)
+    if regression and cfg.spec_lower is None and cfg.spec_upper is None:
+        raise InputFileError(f"{cfg.target} is a measured value: give the spec limits (--spec-lower/--spec-upper "
+                             "or --spec spec.json) so the line knows when to reject")
     if table.ignored:
-        echo(f"ignoring non-numeric columns {', '.join(table.ignored)}")
+        echo(f"not using the non-numeric columns {', '.join(table.ignored)}")
     x = table.features[:, None, :]  # a window of one sample: the sensor-model input N x 1 x C
     mean, std = channel_stats(x)
-    regression = _is_numeric(table.target)
     if regression:
-        if cfg.spec_lower is None and cfg.spec_upper is None:
-            raise InputFileError(f"{cfg.target} is a measured value: give the spec limits (--spec-lower/--spec-upper "
-                                 "or --spec spec.json) so the line knows when to reject")
         y_raw = table.target_values()
         lower = -np.inf if cfg.spec_lower is None else cfg.spec_lower
         upper = np.inf if cfg.spec_upper is None else cfg.spec_upper

@@ -123,7 +123,7 @@ def test_wrong_sources_and_models_are_one_line(models, tmp_path):
     (tmp_path / "two.csv").write_text("x,y\n1,2\n3,4\n")
     line = one_line_error(run_cli("edge-run", "--sensor", f"csv:{tmp_path / 'two.csv'}", "--model",
                                   str(models["anomaly"])))
-    assert "no column z" in line
+    assert "no column 'z'" in line
     line = one_line_error(run_cli("edge-run", "--sensor", f"csv:{csv}", "--source", str(csv), "--model",
                                   str(models["anomaly"])))
     assert "--source and --sensor" in line

@@ -1,0 +1,155 @@
+"""Sensor and process models end to end, as a user runs them: edge-data sensor → edge-train → edge-export →
+edge-eval → edge-run --sensor, on the generated machine signals, river's real water-flow recording and the
+moulding process table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from clitools import jsonl_rows, one_line_error, run_cli
+from edge_runtime.model import EdgeModel
+from edge_runtime.process_table import read_process_table
+from edge_runtime.sensor_files import read_wide_csv
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sensor") / "data"
+    proc = run_cli("edge-data", "sensor", "--out", str(out), "--train-per-class", "12", "--test-per-class", "6")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def train_export(tmp, name: str, train_args: list[str], precisions: str = "fp32,int8") -> tuple:
+    run, art = tmp / f"run-{name}", tmp / f"art-{name}"
+    proc = run_cli("edge-train", *train_args, "--out", str(run))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("edge-export", str(run), "--out", str(art), "--precision", precisions, "--force")
+    assert proc.returncode == 0, proc.stderr
+    return run, art
+
+
+def evaluate(model, test, *extra) -> dict:
+    out = model.with_suffix(".eval.json")
+    proc = run_cli("edge-eval", "--model", str(model), "--data", str(test), "--json", str(out), *extra)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def lstm(data, tmp_path_factory):
+    return train_export(tmp_path_factory.mktemp("lstm"), "lstm",
+                        ["sensor", "--task", "classify", "--arch", "lstm", "--data", str(data / "machine" / "train.csv"),
+                         "--epochs", "25", "--sample-rate", "1000", "--stride", "250"])
+
+
+def test_lstm_fault_classifier_exports_with_dynamic_int8_and_beats_the_1nn_baseline(lstm, data):
+    run, art = lstm
+    for precision in ("fp32", "int8"):
+        path = art / f"model.{precision}.onnx"
+        assert not path.with_name(path.name + ".data").exists()
+        graph = onnx.load(str(path))
+        onnx.checker.check_model(graph, full_check=True)
+        ops = {node.op_type for node in graph.graph.node}
+        assert ("DynamicQuantizeLSTM" in ops) == (precision == "int8"), ops
+        model = EdgeModel(path)
+        assert model.is_sensor and model.window == 500 and model.channels == ["vib_radial", "vib_axial", "current"]
+        assert model.info.extra["stride"] == 250 and model.info.extra["sample_rate_hz"] == 1000
+    report = json.loads((art / "export_report.json").read_text())
+    assert report["int8"]["format"] == "dynamic" and report["artifacts"]["fp32"]["parity"]["flips"] == 0
+    fp32 = evaluate(art / "model.fp32.onnx", data / "machine" / "test.csv", "--baseline-train",
+                    str(data / "machine" / "train.csv"))
+    int8 = evaluate(art / "model.int8.onnx", data / "machine" / "test.csv")
+    assert fp32["count"] == 24 and set(fp32["per_class"]) == {"normal", "imbalance", "bearing_outer", "misalignment"}
+    assert fp32["accuracy"] >= 0.75 and fp32["accuracy"] > fp32["baseline_1nn_euclidean"]
+    assert abs(int8["accuracy"] - fp32["accuracy"]) <= 0.1
+
+
+def test_edge_run_replays_a_recording_through_the_trained_model_window_by_window(lstm, data, tmp_path):
+    _, art = lstm
+    stream = data / "machine" / "stream.csv"
+    jsonl = tmp_path / "v.jsonl"
+    proc = run_cli("edge-run", "--sensor", f"csv:{stream}?rate=max", "--model", str(art / "model.int8.onnx"),
+                   "--jsonl", str(jsonl), "--max-windows", "100", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = jsonl_rows(jsonl)
+    verdicts = [r for r in rows if r["type"] == "verdict"]
+    assert len(verdicts) == 100
+    assert [(v["first_sample"], v["last_sample"]) for v in verdicts] == [(250 * i, 250 * i + 499) for i in range(100)]
+    table = read_wide_csv(stream)
+    model = EdgeModel(art / "model.int8.onnx")
+    direct = model.decide(model.infer(np.stack([table.values[v["first_sample"]:v["last_sample"] + 1]
+                                                for v in verdicts])))
+    assert [v["label"] for v in verdicts] == [d.label for d in direct]
+    # The recording's own labels: a window wholly inside a fault class is mostly called that class.
+    inside = [(v, table.labels[v["first_sample"]]) for v in verdicts
+              if table.labels[v["first_sample"]] == table.labels[v["last_sample"]]
+              and table.labels[v["first_sample"]] in model.info.labels]
+    assert inside and np.mean([v["label"] == truth for v, truth in inside]) >= 0.7
+
+
+def test_cnn_classifier_and_a_channel_mismatch(data, tmp_path):
+    run, art = train_export(tmp_path, "cnn", ["sensor", "--task", "classify", "--data",
+                                              str(data / "machine" / "train.csv"), "--epochs", "15"], "fp32")
+    assert json.loads((run / "config.json").read_text())["model"]["name"] == "seq_cnn"
+    assert evaluate(art / "model.fp32.onnx", data / "machine" / "test.csv")["accuracy"] >= 0.6
+    flow = data / "water_flow" / "stream.csv"
+    line = one_line_error(run_cli("edge-run", "--sensor", f"csv:{flow}", "--model", str(art / "model.fp32.onnx")))
+    assert "vib_radial" in line
+    line = one_line_error(run_cli("edge-eval", "--model", str(art / "model.fp32.onnx"), "--data", str(flow)))
+    assert "flow" in line and "vib_radial" in line
+
+
+def test_good_only_anomaly_on_the_real_water_flow_recording(data, tmp_path):
+    run, art = train_export(tmp_path, "flow", ["sensor", "--task", "anomaly", "--data",
+                                               str(data / "water_flow" / "train.csv"), "--window", "24",
+                                               "--stride", "1", "--epochs", "40"])
+    config = json.loads((run / "config.json").read_text())
+    assert 0 < config["threshold"] < 0.999 and "held-out" in config["threshold_rule"]
+    for precision in ("fp32", "int8"):
+        metrics = evaluate(art / f"model.{precision}.onnx", data / "water_flow" / "test.csv")
+        assert metrics["auroc"] >= 0.97, metrics
+        assert metrics["false_reject_rate"] <= 0.05 and metrics["escape_rate"] <= 0.2, metrics
+    assert EdgeModel(art / "model.fp32.onnx").info.extra["threshold_rule"] == config["threshold_rule"]
+
+
+def test_quality_mlp_against_spec_limits_row_by_row(data, tmp_path):
+    quality = data / "quality"
+    run, art = train_export(tmp_path, "quality", ["quality", "--data", str(quality / "train.csv"), "--target",
+                                                  "quality", "--spec", str(quality / "spec.json"), "--epochs", "60"],
+                            "fp32,fp16")
+    model = EdgeModel(art / "model.fp32.onnx")
+    assert model.window == 1 and model.info.extra["spec"] == [49.92, 50.06]
+    for precision in ("fp32", "fp16"):
+        metrics = evaluate(art / f"model.{precision}.onnx", quality / "test.csv")
+        assert metrics["r2"] >= 0.8 and metrics["spec_call"]["accuracy"] >= 0.9, metrics
+    jsonl = tmp_path / "q.jsonl"
+    proc = run_cli("edge-run", "--sensor", f"csv:{quality / 'test.csv'}?rate=max", "--model",
+                   str(art / "model.fp32.onnx"), "--jsonl", str(jsonl), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    verdicts = [r for r in jsonl_rows(jsonl) if r["type"] == "verdict"]
+    table = read_process_table(quality / "test.csv", "quality", model.channels)
+    assert len(verdicts) == len(table.features) == 500
+    direct = model.decide(model.infer(table.features[:, None, :]))
+    assert [(v["verdict"], v["label"]) for v in verdicts] == [(d.verdict, d.label) for d in direct]
+    assert np.allclose([v["score"] for v in verdicts], [d.score for d in direct], atol=1e-4)
+
+
+def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
+    quality = data / "quality"
+    line = one_line_error(run_cli("edge-train", "quality", "--data", str(quality / "train.csv"), "--target", "quality",
+                                  "--out", str(tmp_path / "q")))
+    assert "spec" in line
+    line = one_line_error(run_cli("edge-train", "quality", "--data", str(quality / "train.csv"), "--target", "width",
+                                  "--out", str(tmp_path / "q")))
+    assert "width" in line
+    line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data",
+                                  str(data / "machine" / "train_normal.csv"), "--out", str(tmp_path / "n")))
+    assert "one class" in line
+    line = one_line_error(run_cli("edge-train", "sensor", "--task", "anomaly", "--data",
+                                  str(data / "water_flow" / "stream.csv"), "--out", str(tmp_path / "w")))
+    assert "--window" in line
