@@ -36,10 +36,6 @@ from train.fit import fit, predict
 from train.models import create_model
 
 GOOD_LABELS = ("normal", "good", "ok")
-# The anomaly score is e / (e + SCORE_SCALE x the 99th percentile of the training windows' errors): normal
-# windows score below ~0.1 and a fault with 10x that error scores 0.5, so the threshold sits well inside
-# 0..1 instead of against its top (at 1x the median error, held-out normal windows already reached 0.94).
-SCORE_SCALE = 10.0
 
 
 @dataclass
@@ -210,10 +206,7 @@ def train_sensor_anomaly(cfg: SensorConfig, echo=print) -> dict:
 
     seconds = fit(model, loss_fn, train_x, np.zeros(len(train_x)), cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed,
                   device, echo)
-    with torch.inference_mode():
-        scale = SCORE_SCALE * float(np.quantile(model.eval().raw_score(torch.from_numpy(train_x)).numpy(), 0.99))
-    model.scale.fill_(max(scale, 1e-8))
-    args["scale"] = float(model.scale)
+    model.eval().calibrate(torch.from_numpy(train_x))
     held_scores = predict(model, held_x)
     threshold, rule = calibrate(held_scores, cfg.target_frr, cfg.margin)
     validation = {"heldout_normal": {"count": len(held_scores), "median": float(np.median(held_scores)),

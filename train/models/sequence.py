@@ -8,8 +8,8 @@ runtime feeds raw samples.
   UCR baseline) with global average and max pooling — fast, and length-agnostic inside.
 - `seq_lstm`: a 2-layer LSTM read at its last step plus the mean over time; exports to
   ONNX's LSTM op, which ORT quantizes dynamically.
-- `signal_ae`: a good-only anomaly model, an autoencoder whose reconstruction error
-  (mean of the worst 5 % of samples, so a 10 ms spike counts) becomes a 0..1 score.
+- `signal_ae`: a good-only anomaly model: an autoencoder's reconstruction error and the
+  window's level and spread, each against the normal training windows, as a 0..1 score.
 - `quality_mlp`: process parameters (a window of 1 sample) → a quality value in the
   target's own units, or pass/fail probabilities.
 """
@@ -96,33 +96,67 @@ class SeqLSTM(nn.Module):
 
 
 class SignalAE(nn.Module):
-    """Reconstruct a normal window; `forward` gives the 0..1 anomaly score, `errors` the per-sample error."""
+    """Good-only anomaly score of a window, 0..1: how far it is from the normal windows seen in training.
 
-    def __init__(self, channels: int, window: int, mean: list[float], std: list[float], scale: float = 1.0,
-                 width: int = 32, code: int = 8):
+    Two measures, each in units of its own 99th percentile over the normal training
+    windows (set by `calibrate`), and the larger one counts:
+    - reconstruction error of a dense autoencoder over the whole window (the mean of
+      its worst 1 % of samples, so that a few spiking samples are not averaged away) —
+      changes of shape;
+    - the window's per-channel mean and log spread against their training
+      distribution — drift, a stuck or dead channel (which an autoencoder reconstructs
+      all too well), a gain change. With a window of 1 sample this is a per-sample
+      z-score: the tabular detector.
+    score = r / (r + SCORE_SCALE): normal windows stay below ~0.1, one 10x beyond them scores 0.5.
+    """
+
+    SCORE_SCALE = 10.0
+
+    def __init__(self, channels: int, window: int, mean: list[float], std: list[float], width: int = 32,
+                 code: int = 8):
         super().__init__()
         self.norm = ChannelNorm(mean, std)
-        self.register_buffer("scale", torch.tensor(float(scale)))  # set from the normal training windows' errors
         flat = channels * window
         hidden = max(4 * code, min(256, flat))
-        self.top = max(1, window * channels // 20)
-        # A dense bottleneck over the whole window: works for a window of 1 (a tabular detector) up to a
-        # few hundred samples, and sees the shape of the window, not only local texture.
+        self.top = max(1, flat // 100)
         self.encode = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, width),
                                     nn.ReLU(), nn.Linear(width, code))
         self.decode = nn.Sequential(nn.Linear(code, width), nn.ReLU(), nn.Linear(width, hidden), nn.ReLU(),
                                     nn.Linear(hidden, flat))
+        # Calibration on the normal training windows (see `calibrate`); the defaults only give shapes.
+        self.register_buffer("recon_ref", torch.tensor(1.0))
+        self.register_buffer("stats_mean", torch.zeros(2 * channels))
+        self.register_buffer("stats_std", torch.ones(2 * channels))
+        self.register_buffer("stats_ref", torch.tensor(1.0))
 
     def errors(self, x: torch.Tensor) -> torch.Tensor:
         z = self.norm(x)
         return (self.decode(self.encode(z)).view_as(z) - z).pow(2).flatten(1)
 
-    def raw_score(self, x: torch.Tensor) -> torch.Tensor:
+    def _recon(self, x: torch.Tensor) -> torch.Tensor:
         return torch.topk(self.errors(x), self.top, dim=1).values.mean(dim=1)
 
+    def _stats(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.norm(x)
+        mean = z.mean(dim=1)
+        spread = torch.log((z - mean.unsqueeze(1)).pow(2).mean(dim=1) + 1e-6)
+        return torch.cat([mean, spread], dim=1)
+
+    def _stats_deviation(self, x: torch.Tensor) -> torch.Tensor:
+        return ((self._stats(x) - self.stats_mean) / self.stats_std).abs().amax(dim=1)
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Set the reference levels from normal windows (after training)."""
+        stats = self._stats(x)
+        self.stats_mean.copy_(stats.mean(dim=0))
+        self.stats_std.copy_(stats.std(dim=0).clamp_min(1e-3))
+        self.recon_ref.fill_(float(torch.quantile(self._recon(x), 0.99).clamp_min(1e-8)))
+        self.stats_ref.fill_(float(torch.quantile(self._stats_deviation(x), 0.99).clamp_min(1e-3)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.raw_score(x)
-        return s / (s + self.scale)  # 0..1, → 1 as the error grows
+        r = torch.maximum(self._recon(x) / self.recon_ref, self._stats_deviation(x) / self.stats_ref)
+        return r / (r + self.SCORE_SCALE)
 
 
 class QualityMLP(nn.Module):
@@ -157,9 +191,9 @@ def seq_lstm(channels: int, num_classes: int, mean: list[float], std: list[float
 
 
 @register_model("signal_ae")
-def signal_ae(channels: int, window: int, mean: list[float], std: list[float], scale: float = 1.0, width: int = 32,
+def signal_ae(channels: int, window: int, mean: list[float], std: list[float], width: int = 32,
               code: int = 8) -> SignalAE:
-    return SignalAE(channels, window, mean, std, scale, width, code)
+    return SignalAE(channels, window, mean, std, width, code)
 
 
 @register_model("quality_mlp")
