@@ -22,10 +22,11 @@ from edge_runtime.cli_support import run_cli
               help="INT8 format for this CPU (auto) or for another device.")
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option("--threads", type=int, default=None, help="Threads for parity and speed checks (default: all cores).")
-@click.option("--max-int8-flip-rate", type=float, default=0.02, show_default=True,
-              help="Gate: share of validation decisions INT8 may change against torch.")
-@click.option("--max-int8-metric-drop", type=float, default=0.02, show_default=True,
-              help="Gate: accuracy (classifier) or AUROC (anomaly model) INT8 may lose against fp32 (0.02 = 2 points).")
+@click.option("--max-int8-flip-rate", type=float, default=0.01, show_default=True,
+              help="Gate: share of validation decisions INT8 (and FP16) may change against torch.")
+@click.option("--max-int8-metric-drop", type=float, default=0.005, show_default=True,
+              help="Gate: accuracy (classifier), AUROC (anomaly) or R² (quality) INT8 may lose against fp32 "
+                   "(0.005 = half a point).")
 @click.option("--max-excluded-layers", type=click.IntRange(min=0), default=3, show_default=True,
               help="When INT8 fails the gate, keep up to this many worst layers in float and retry.")
 @click.option("--force", is_flag=True, help="Write artifacts that fail the gate, stamped as failed.")

@@ -68,6 +68,8 @@ def compare(reference, outputs, info: ModelInfo, truth: list[str]) -> dict:
     figures = {
         "count": len(truth),
         "max_abs_error": float(errors[0].max()),
+        # relative to the output's own scale: a 50 mm part width is judged like a 0..1 probability
+        "max_rel_error": float(errors[0].max() / max(float(np.abs(reference[0]).max()), 1e-6)),
         "mean_abs_error": float(errors[0].mean()),
         "flips": int(flips),
         "flip_rate": flips / max(len(truth), 1),

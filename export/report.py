@@ -29,15 +29,16 @@ def _markdown(report: dict) -> str:
         f"flags {' '.join(cpu['flags'])}) · {report['threads']} threads · "
         + " · ".join(f"{k} {v}" for k, v in report["versions"].items()),
         "",
-        f"Parity against torch on {report['validation_count']} validation images.",
+        f"Parity against torch on {report['validation_count']} validation inputs.",
         "",
-        "| precision | file | MB | gate | flips | max abs error | metric | p50 ms (batch 1) |",
-        "|---|---|---:|---|---:|---:|---:|---:|",
+        "| precision | file | MB | gate | flips | max abs error | max rel error | metric | p50 ms (batch 1) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for precision, art in report["artifacts"].items():
         p = art["parity"]
         lines.append(f"| {precision} | {art['file']} | {art['bytes'] / 1e6:.2f} | {art['gate']} | {p['flips']} | "
-                     f"{p['max_abs_error']:.2e} | {p['metric_name']} {p['metric']:.4f} | {p['p50_ms_batch1']} |")
+                     f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f} | "
+                     f"{p['p50_ms_batch1']} |")
     lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
     if report["gate_failures"]:
         lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]

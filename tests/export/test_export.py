@@ -95,13 +95,13 @@ def test_gate_blocks_flips_and_metric_loss():
     from export.run_export import Gate
 
     gate = Gate()
-    fp32 = {"max_abs_error": 1e-6, "flips": 0, "flip_rate": 0.0, "metric_name": "accuracy", "metric": 0.95}
+    fp32 = {"max_rel_error": 1e-6, "flips": 0, "flip_rate": 0.0, "metric_name": "accuracy", "metric": 0.95}
     assert gate.check("fp32", fp32, None) == []
     assert gate.check("fp32", {**fp32, "flips": 1}, None)
-    assert gate.check("fp32", {**fp32, "max_abs_error": 1e-3}, None)
-    assert gate.check("int8", {**fp32, "flip_rate": 0.01, "metric": 0.94}, fp32) == []
-    assert gate.check("int8", {**fp32, "flip_rate": 0.05, "metric": 0.94}, fp32)
-    assert gate.check("int8", {**fp32, "flip_rate": 0.0, "metric": 0.90}, fp32)
+    assert gate.check("fp32", {**fp32, "max_rel_error": 1e-3}, None)
+    assert gate.check("int8", {**fp32, "flip_rate": 0.01, "metric": 0.946}, fp32) == []  # the defaults
+    assert gate.check("int8", {**fp32, "flip_rate": 0.011, "metric": 0.95}, fp32)
+    assert gate.check("int8", {**fp32, "flip_rate": 0.0, "metric": 0.944}, fp32)
 
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
