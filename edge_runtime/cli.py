@@ -94,6 +94,9 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--watch-model", is_flag=True, help="Swap in a new model file when it changes on disk (SIGHUP too).")
 @click.option("--manifest", default=None, type=click.Path(dir_okay=False),
               help="edge-export's manifest.json: refuse a model whose sha256 it does not list.")
+@click.option("--model-check-s", type=click.FloatRange(min=0.1), default=None,
+              help="Load and run each model file (the first and every swapped-in one) in a separate process first; "
+                   "refuse it if that takes longer or crashes. For model files that arrive over the network.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")
 @click.pass_context
 def edge_run(ctx, config_path, **options):
@@ -123,7 +126,8 @@ def edge_run(ctx, config_path, **options):
     if len(given) > 1:
         raise click.UsageError(f"give one of --camera, --source or --sensor, not {' and '.join(given)}")
     roi = parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
-    model = open_model(opts["model"], opts["device"], opts["threads"], opts["manifest"], opts["threshold"])
+    model = open_model(opts["model"], opts["device"], opts["threads"], opts["manifest"], opts["threshold"],
+                       opts["model_check_s"])
     if opts["sensor"] and not model.is_sensor:
         raise SourceError(f"{model.path.name} judges images ({model.info.task} model): run it with --camera or "
                           "--source, not --sensor")
@@ -148,7 +152,7 @@ def edge_run(ctx, config_path, **options):
         notify("READY=1")  # systemd Type=notify: the station is inspecting
 
     swapper = ModelSwapper(model, opts["device"], opts["threads"], manifest=opts["manifest"],
-                           watch=opts["watch_model"], threshold=opts["threshold"])
+                           watch=opts["watch_model"], threshold=opts["threshold"], check_s=opts["model_check_s"])
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())  # finish the frame in flight, flush, summarise
     signal.signal(signal.SIGHUP, lambda *_: swapper.requested.set())  # reload the model between two frames

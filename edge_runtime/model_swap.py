@@ -14,10 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
 from edge_runtime.errors import LinesideError, ModelFileError
 from edge_runtime.model import EdgeModel, file_sha256
+from edge_runtime.model_vet import vet_model, warm_up
 
 
 def check_manifest(path: Path, manifest: str | Path) -> None:
@@ -35,18 +35,22 @@ def check_manifest(path: Path, manifest: str | Path) -> None:
 
 
 def open_model(path: str | Path, device: str = "cpu", threads: int | None = None, manifest: str | None = None,
-               threshold: float | None = None) -> EdgeModel:
-    """The model edge-run starts with, and every one it swaps in: checked against the manifest, then opened."""
+               threshold: float | None = None, check_s: float | None = None) -> EdgeModel:
+    """The model edge-run starts with, and every one it swaps in: checked against the manifest, with
+    `check_s` first loaded and run in a separate process within that many seconds, then opened."""
     if manifest:
         check_manifest(Path(path), manifest)
+    if check_s:
+        vet_model(path, check_s, device)
     return EdgeModel(path, device=device, threads=threads, threshold=threshold)
 
 
 class ModelSwapper:
     def __init__(self, model: EdgeModel, device: str = "cpu", threads: int | None = None,
                  manifest: str | None = None, watch: bool = False, check_every_s: float = 1.0,
-                 threshold: float | None = None):
+                 threshold: float | None = None, check_s: float | None = None):
         self.model, self.device, self.threads, self.threshold = model, device, threads, threshold
+        self.check_s = check_s
         self.manifest, self.watch, self.check_every_s = manifest, watch, check_every_s
         self.requested = threading.Event()
         self._seen = self._signature()
@@ -100,11 +104,6 @@ class ModelSwapper:
     def load(self, path: Path) -> EdgeModel:
         """Check against the manifest, open, and warm up: a model that cannot run one frame never goes live.
         An --threshold override holds for every model swapped in, as for the first."""
-        model = open_model(path, self.device, self.threads, self.manifest, self.threshold)
-        try:
-            outputs = model.run(model.blank_input())
-        except Exception as exc:  # ORT raises its own types for graphs that load but cannot run
-            raise ModelFileError(f"{path} loads but fails a warm-up run ({type(exc).__name__}): re-export it") from None
-        if not all(np.isfinite(o).all() for o in outputs):
-            raise ModelFileError(f"{path} gives non-finite outputs on a blank frame: re-export it")
+        model = open_model(path, self.device, self.threads, self.manifest, self.threshold, self.check_s)
+        warm_up(model)
         return model

@@ -177,7 +177,7 @@ def test_model_swaps_between_frames_and_a_bad_file_is_refused(demo_data, artifac
     shutil.copy(artifacts / "model.fp32.onnx", live)
     log = tmp_path / "v.jsonl"
     run = start("--source", str(demo_data / "brick" / "test" / "good"), "--loop", "--model", str(live),
-                "--jsonl", str(log), "--quiet", "--frozen-frames", "0", "--watch-model")
+                "--jsonl", str(log), "--quiet", "--frozen-frames", "0", "--watch-model", "--model-check-s", "60")
     try:
         assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) > 20)
         staged = tmp_path / "part.onnx.new"

@@ -90,3 +90,22 @@ def test_a_pickle_checkpoint_is_never_unpickled(trained_run, tmp_path):
     line = one_line_error(run_cli("edge-export", str(run), "--out", str(tmp_path / "out")))
     assert "never unpickles" in line
     assert not marker.exists()
+
+
+def test_a_model_is_checked_in_a_separate_process_with_a_time_limit(tmp_path, artifacts, demo_data):
+    """--model-check-s: the file is loaded and run in a child first; its refusal, a hang or a crash stays there."""
+    from edge_runtime.errors import ModelFileError
+    from edge_runtime.model_vet import vet_model
+
+    vet_model(artifacts / "model.int8.onnx", timeout_s=60)  # a good file passes
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes((artifacts / "model.int8.onnx").read_bytes()[:3000])
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                                  str(truncated), "--model-check-s", "60"))
+    assert "not a loadable ONNX model" in line  # the child's own one-line reason
+    try:
+        vet_model(artifacts / "model.int8.onnx", timeout_s=0.05)  # no interpreter starts that fast
+    except ModelFileError as exc:
+        assert "did not load and run one input within 0.05 s" in str(exc)
+    else:
+        raise AssertionError("a check past its time limit passed")

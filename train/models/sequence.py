@@ -64,7 +64,9 @@ class SeqCNN(nn.Module):
     def __init__(self, channels: int, num_classes: int, mean: list[float], std: list[float], width: int = 64):
         super().__init__()
         self.norm = WindowNorm(std)
-        self.features = nn.Sequential(_block(2 * channels, width, 7), _block(width, 2 * width, 5), _block(2 * width, width, 3))
+        # Two poolings widen the receptive field to ~60 samples (a few mains cycles in PLAID, a shaft turn at 1 kHz).
+        self.features = nn.Sequential(_block(2 * channels, width, 7), _block(width, 2 * width, 5), nn.MaxPool1d(2),
+                                      _block(2 * width, 2 * width, 5), nn.MaxPool1d(2), _block(2 * width, width, 5))
         self.head = nn.Linear(2 * width, num_classes)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
