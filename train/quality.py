@@ -94,7 +94,9 @@ def train_quality(cfg: QualityConfig, echo=print) -> dict:
         strata = table.target
         y = np.array([labels.index(v) for v in table.target])
         args = {"channels": x.shape[2], "mean": mean, "std": std, "outputs": len(labels), "classes": True}
-        loss = lambda net, xb, yb: F.cross_entropy(net.logits(xb), yb)  # noqa: E731
+        counts = np.bincount(y, minlength=len(labels))  # failing parts are rare: they count as much as passing ones
+        weight = torch.tensor(counts.sum() / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+        loss = lambda net, xb, yb: F.cross_entropy(net.logits(xb), yb, weight=weight.to(xb.device))  # noqa: E731
     train_idx, val_idx = stratified_split(strata, cfg.val_fraction, cfg.seed)
     torch.manual_seed(cfg.seed)
     model = create_model("quality_mlp", **args)

@@ -139,6 +139,27 @@ def test_quality_mlp_against_spec_limits_row_by_row(data, tmp_path):
     assert np.allclose([v["score"] for v in verdicts], [d.score for d in direct], atol=1e-4)
 
 
+def test_a_pass_fail_column_makes_a_quality_classifier(data, tmp_path):
+    quality = data / "quality"
+    _, art = train_export(tmp_path, "pass", ["quality", "--data", str(quality / "train.csv"), "--target", "pass",
+                                             "--epochs", "60"], "fp32")
+    model = EdgeModel(art / "model.fp32.onnx")
+    assert model.info.extra["quality_output"] == "class" and model.info.labels == ["in_spec", "out_of_spec"]
+    metrics = evaluate(art / "model.fp32.onnx", quality / "test.csv")
+    # passing everything would score 0.93 with every out-of-spec part escaping
+    assert metrics["accuracy"] >= 0.85 and metrics["escape_rate"] <= 0.5, metrics
+
+
+def test_a_window_of_one_sample_is_a_per_sample_detector(data, tmp_path):
+    _, art = train_export(tmp_path, "flow1", ["sensor", "--task", "anomaly", "--data",
+                                              str(data / "water_flow" / "train.csv"), "--window", "1", "--epochs", "20"],
+                          "fp32")
+    assert EdgeModel(art / "model.fp32.onnx").window == 1
+    metrics = evaluate(art / "model.fp32.onnx", data / "water_flow" / "test.csv")
+    assert metrics["count"] == len(read_wide_csv(data / "water_flow" / "test.csv").values)  # every hour judged
+    assert metrics["auroc"] >= 0.9, metrics
+
+
 def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
     quality = data / "quality"
     line = one_line_error(run_cli("edge-train", "quality", "--data", str(quality / "train.csv"), "--target", "quality",

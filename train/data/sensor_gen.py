@@ -161,7 +161,7 @@ def inject_sensor_fault(signal: np.ndarray, kind: str, rng: np.random.Generator,
     n, channels = out.shape
     channel = int(rng.integers(channels)) if channel is None else channel
     if start is None:
-        start = int(rng.integers(0, int(0.5 * n)))
+        start = int(rng.integers(0, max(1, int(0.5 * n))))  # a window of 1 sample: that sample
     if stop is None:
         stop = min(n, start + int(rng.uniform(0.2, 0.6) * n))
     stop = max(stop, start + 1)
