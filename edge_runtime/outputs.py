@@ -54,7 +54,10 @@ def open_outputs(stack: contextlib.ExitStack, opts: dict, model, roi, stop: thre
 
     if opts["jsonl"]:
         max_bytes = int(opts["jsonl_max_mb"] * 1e6) if opts["jsonl_max_mb"] else None
-        sinks.append(stack.enter_context(JsonlSink(opts["jsonl"], max_bytes=max_bytes)))
+        jsonl = stack.enter_context(JsonlSink(opts["jsonl"], max_bytes=max_bytes, backlog=opts["output_queue"],
+                                              on_failure=failures))
+        sinks.append(jsonl)
+        queues.append(jsonl)  # counted in the summary and in /metrics like the queued outputs
     if opts["mqtt"]:
         mqtt = _line_module("mqtt", "--mqtt")
         broker = stack.enter_context(mqtt.MqttOutput(opts["mqtt"], qos=opts["mqtt_qos"], retain=opts["mqtt_retain"],

@@ -7,6 +7,7 @@ adding one small class here or beside it.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import threading
@@ -32,29 +33,66 @@ class Sink:
 
 
 class JsonlSink(Sink):
-    """One JSON object per line, flushed per record, fsynced on close and rotation — nothing decided is lost.
+    """One JSON object per line, written per record, fsynced on close and rotation — nothing decided is lost
+    while the disk takes it.
 
     With `max_bytes`, a full file is renamed PATH.1 (PATH.1 → PATH.2 …, `keep` files kept).
+    When the disk refuses a write (full, or gone), the line goes on: records wait in a
+    bounded backlog (`backlog`, oldest dropped and counted) and are written, in order,
+    as soon as a write succeeds again; `on_failure("jsonl", message)` says so, and
+    `stats()` counts what was written, dropped and refused, like a queued output.
     """
 
-    def __init__(self, path: str | Path, max_bytes: int | None = None, keep: int = 5):
+    name = "jsonl"
+
+    def __init__(self, path: str | Path, max_bytes: int | None = None, keep: int = 5, backlog: int = 1000,
+                 on_failure=None):
         self.path = Path(path)
-        self.max_bytes, self.keep = max_bytes, keep
-        self._handle = None
+        self.max_bytes, self.keep, self.backlog, self.on_failure = max_bytes, keep, backlog, on_failure
+        self._fd: int | None = None
+        self._pending: collections.deque[bytes] = collections.deque()
+        self.delivered = self.dropped = self.failed = 0
+        self.last_error: str | None = None
 
     def __enter__(self) -> "JsonlSink":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="utf-8")
+            self._open()
         except OSError as exc:
             raise InputFileError(f"cannot write --jsonl {self.path}: {exc.strerror}") from exc
         return self
 
+    def _open(self) -> None:
+        # Unbuffered appends: after a refused write nothing half-written waits in a buffer to be doubled.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
     def __call__(self, record: dict, frame=None) -> None:
-        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._handle.flush()
-        if self.max_bytes and self._handle.tell() >= self.max_bytes:
-            self._rotate()
+        if len(self._pending) >= self.backlog:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
+        self._write_pending()
+
+    def _write_pending(self) -> bool:
+        """Write what waits, in order; False (and the failure said) when the disk refuses."""
+        try:
+            while self._pending:
+                line = self._pending[0]
+                written = os.write(self._fd, line)
+                if written < len(line):  # a partial append: the rest goes next
+                    self._pending[0] = line[written:]
+                    continue
+                self._pending.popleft()
+                self.delivered += 1
+            if self.max_bytes and os.fstat(self._fd).st_size >= self.max_bytes:
+                self._rotate()
+            return True
+        except OSError as exc:
+            self.failed += 1
+            self.last_error = f"{self.path}: {exc.strerror}"
+            if self.on_failure:
+                self.on_failure(self.name, self.last_error)
+            return False
 
     def _rotate(self) -> None:
         self._close()
@@ -63,16 +101,27 @@ class JsonlSink(Sink):
             if older.exists():
                 os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._open()
 
     def _close(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass  # a device that cannot sync (e.g. a pipe) still had every write
+            os.close(fd)
+
+    def stats(self) -> dict:
+        return {"delivered": self.delivered, "dropped": self.dropped, "failed": self.failed,
+                "pending": len(self._pending), "last_error": self.last_error}
 
     def __exit__(self, *exc) -> None:
+        """One last try for what waits; what the disk still refuses is counted as dropped."""
+        if self._pending and self._fd is not None:
+            self._write_pending()
+        self.dropped += len(self._pending)
+        self._pending.clear()
         self._close()
 
 

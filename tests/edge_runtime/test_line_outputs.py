@@ -233,3 +233,57 @@ def test_the_example_station_config_names_only_real_flags():
 
     options = load_line_config(ROOT / "deploy" / "line.example.yaml", {p.name for p in edge_run.params})
     assert options["mqtt"].startswith("mqtt://") and options["modbus_reject"] and options["watch_model"] == 1
+
+
+def test_a_full_disk_costs_counted_records_never_the_line(demo_data, artifacts, tmp_path):
+    """/dev/full refuses every write with ENOSPC, as a full disk does: decisions go on, the loss is counted."""
+    good = str(demo_data / "brick" / "test" / "good")
+    args = ["--source", good, "--loop", "--max-frames", "60", "--model", str(artifacts / "model.int8.onnx"),
+            "--frozen-frames", "0", "--quiet", "--jsonl", "/dev/full", "--output-queue", "10"]
+    proc = run_cli("edge-run", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("output jsonl failing") == 1 and "No space left on device" in proc.stderr
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert summary["frames"] == 60
+    assert summary["outputs"]["jsonl"]["dropped"] == 61 and summary["outputs"]["jsonl"]["delivered"] == 0  # + summary
+    stopped = run_cli("edge-run", *args, "--output-failure", "stop")  # fail-safe: a station that cannot log stops
+    assert stopped.returncode != 0 and "Traceback" not in stopped.stderr
+    last = stopped.stderr.splitlines()[-1]
+    assert last.startswith("error: output jsonl failed") and "stopped" in last
+
+
+def test_a_disk_that_fills_and_frees_again_loses_nothing_the_backlog_holds(demo_data, artifacts, tmp_path):
+    """A real 4 MB tmpfs filled to the brim, freed while edge-run goes on: every record lands, once, in order."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        import pytest
+
+        pytest.skip("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)")
+    try:
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill it: the first record already finds no space
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        log = disk / "v.jsonl"
+        run = start("--source", str(demo_data / "brick" / "test" / "good"), "--loop", "--max-frames", "2000",
+                    "--model", str(artifacts / "model.int8.onnx"), "--frozen-frames", "0", "--quiet",
+                    "--jsonl", str(log), "--output-queue", "5000")
+        said = ""
+        while "output jsonl failing" not in said and run.poll() is None:
+            said = run.stderr.readline()
+        assert "No space left" in said, said
+        filler.unlink()  # space again, while the line is running
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        summary = json.loads(out.splitlines()[-1])
+        assert summary["outputs"]["jsonl"]["dropped"] == 0 and summary["outputs"]["jsonl"]["failed"] >= 1
+        verdicts = [r for r in jsonl_rows(log) if r["type"] == "verdict"]
+        assert [v["frame_id"] for v in verdicts] == list(range(2000))  # all of them, once, in order
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
