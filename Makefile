@@ -59,7 +59,7 @@ demo-anomaly: install
 		--frozen-frames 0 --quiet --save-defects $(REPORT)-anomaly/rejects --jsonl $(REPORT)-anomaly/verdicts.jsonl
 
 # Sensor and process models (#8): PLAID, generated machine signals, river's water-flow, moulding quality
-# (≈ 15 min on 2 cores). An INT8 artifact that fails the export gate (exit 3) is reported, not shipped.
+# (≈ 6 min on 2 cores). An INT8 artifact that fails the export gate (exit 3) is reported, not shipped.
 SENSOR_DATA ?= data/sensor
 define sensor_model  # $(1) name, $(2) test file, $(3) extra edge-eval flags
 	$(BIN)/edge-export runs/sensor/$(1) --out artifacts/sensor/$(1) --precision fp32,int8 || [ $$? -eq 3 ]
@@ -71,7 +71,7 @@ demo-sensor: install
 	$(BIN)/edge-data sensor --out $(SENSOR_DATA)
 	rm -rf reports/sensor artifacts/sensor
 	$(BIN)/edge-train sensor --task classify --data $(SENSOR_DATA)/plaid/PLAID_TRAIN.ts --fit pad --window 512 \
-		--epochs 150 --out runs/sensor/plaid
+		--epochs 60 --out runs/sensor/plaid
 	$(call sensor_model,plaid,$(SENSOR_DATA)/plaid/PLAID_TEST.ts,--baseline-train $(SENSOR_DATA)/plaid/PLAID_TRAIN.ts)
 	$(BIN)/edge-train sensor --task classify --arch lstm --data $(SENSOR_DATA)/machine/train.csv --stride 250 \
 		--sample-rate 1000 --out runs/sensor/machine-lstm
