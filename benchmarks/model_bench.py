@@ -68,7 +68,7 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         "artifacts": str(artifacts),
         "task": config["task"],
         "inputs": {"source": "validation set of the run", "count": len(truth),
-                   "shape": list(images.shape[1:]), "dtype": "uint8"},
+                   "shape": list(images.shape[1:]), "dtype": str(images.dtype)},
         "settings": {"threads": threads, "warmup": warmup, "iterations_batch1": iters, "batches": list(batches)},
         "environment": environment(threads),
         "variants": variants,

@@ -84,7 +84,8 @@ def markdown(report: dict) -> str:
         "",
         environment_line(report["environment"]),
         "",
-        f"Inputs: {report['inputs']['count']} real validation images, {report['inputs']['shape']} uint8. "
+        f"Inputs: {report['inputs']['count']} real validation inputs, {report['inputs']['shape']} "
+        f"{report['inputs'].get('dtype', 'uint8')}. "
         "Agreement = share of inputs whose verdict and label equal torch eager's.",
         "",
         variants_table(report["variants"]),
