@@ -63,7 +63,8 @@ demo-anomaly: install
 SENSOR_DATA ?= data/sensor
 define sensor_model  # $(1) name, $(2) test file, $(3) extra edge-eval flags
 	$(BIN)/edge-export runs/sensor/$(1) --out artifacts/sensor/$(1) --precision fp32,int8 || [ $$? -eq 3 ]
-	$(BIN)/edge-eval --model artifacts/sensor/$(1)/model.fp32.onnx --data $(2) $(3) --json reports/sensor/$(1)/eval.fp32.json
+	$(BIN)/edge-eval --model artifacts/sensor/$(1)/model.fp32.onnx --data $(2) $(3) --perturb all \
+		--json reports/sensor/$(1)/eval.fp32.json
 	test ! -f artifacts/sensor/$(1)/model.int8.onnx || $(BIN)/edge-eval --model artifacts/sensor/$(1)/model.int8.onnx \
 		--data $(2) $(3) --json reports/sensor/$(1)/eval.int8.json
 endef

@@ -60,6 +60,23 @@ def _speed(bench: dict | None) -> str:
     return f"torch {torch['p50_ms']:.3f} ms; " + ", ".join(parts) if torch else "—"
 
 
+def _robustness_row(name: str, metrics: dict | None) -> str | None:
+    if not metrics or "disturbed" not in metrics:
+        return None
+    key = next(k for k in ("auroc", "r2", "accuracy") if k in metrics)
+    cells = []
+    for kind in ("noise", "gain", "offset"):
+        row = metrics["disturbed"].get(kind)
+        if row is None:
+            cells.append("—")
+            continue
+        text = f"{key} {row[key]:.3f} ({row['delta_' + key]:+.3f})"
+        if row.get("false_reject_rate") is not None and "delta_false_reject_rate" in row:
+            text += f", FRR {row['false_reject_rate']:.3f}"
+        cells.append(text)
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def summary(root: Path) -> str:
     reports, artifacts, runs = root / "reports" / "sensor", root / "artifacts" / "sensor", root / "runs" / "sensor"
     lines = ["| model | tested on | fp32 | INT8 | shipped | train s | batch-1 p50 (× torch eager) |",
@@ -77,6 +94,13 @@ def summary(root: Path) -> str:
                                                                if f.startswith("int8")), "not exported")
         lines.append(f"| {name}: {what} | {data} | {_metric(_load(reports / name / 'eval.fp32.json'))} | {int8_text} "
                      f"| {export['recommended']} | {config['train']['seconds'] if config else '—'} | {_speed(bench)} |")
+    robust = [_robustness_row(name, _load(reports / name / "eval.fp32.json")) for name in MODELS]
+    robust = [row for row in robust if row]
+    if robust:
+        lines += ["", "Robustness (`edge-eval --perturb all` on the fp32 artifact; the headline metric and the "
+                  "false-reject rate under each signal disturbance, change in brackets): noise = white noise at 10 % "
+                  "of each channel's spread over the file, gain = ×0.9 / ×1.1, offset = ±0.25 of the spread.", "",
+                  "| model | noise | gain | offset |", "|---|---|---|---|", *robust]
     stream = _load(reports / "stream" / "report.json")
     if stream:
         d, s = stream["decision_after_last_sample_ms"], stream["samples"]

@@ -1,4 +1,5 @@
-"""Camera disturbances for robustness checks: what a line camera does to a good image on a bad day.
+"""Disturbances for robustness checks: what a line camera does to a good image, and a sensor to its signal,
+on a bad day.
 
 Each disturbance maps (image, mask) → (image, mask) and is deterministic for a
 given image index, so two models (fp32 and INT8) see identical inputs. A mask
@@ -51,13 +52,35 @@ def blur(image, mask, index, sigma: float = 1.5):
 DISTURBANCES: dict[str, Disturbance] = {"noise": sensor_noise, "shift": shift, "brightness": brightness, "blur": blur}
 
 
-def parse_disturbances(text: str | None) -> list[str]:
-    """'noise,blur' or 'all' → names; an unknown name is a one-line error."""
+# Sensor windows (N x T x C float32) on a bad day, in units of each channel's spread over the data set
+# (`scale`, C), deterministic for a seed so that fp32 and INT8 see identical inputs.
+def signal_noise(x: np.ndarray, scale: np.ndarray, rng: np.random.Generator, level: float = 0.1):
+    """White noise at 10 % of the channel's spread: a longer cable, a noisier amplifier."""
+    return (x + rng.normal(0, 1, x.shape).astype(np.float32) * (level * scale)).astype(np.float32)
+
+
+def signal_gain(x: np.ndarray, scale: np.ndarray, rng: np.random.Generator, gains=(0.9, 1.1)):
+    """The sensor reads 10 % low or high (alternating by window): a sensor swapped, a drifting calibration."""
+    factor = np.where(np.arange(len(x)) % 2 == 0, gains[0], gains[1]).astype(np.float32)
+    return (x * factor[:, None, None]).astype(np.float32)
+
+
+def signal_offset(x: np.ndarray, scale: np.ndarray, rng: np.random.Generator, level: float = 0.25):
+    """A constant offset of a quarter of the channel's spread (up or down by window): zero-point drift."""
+    sign = np.where(np.arange(len(x)) % 2 == 0, -1.0, 1.0).astype(np.float32)
+    return (x + sign[:, None, None] * (level * scale)).astype(np.float32)
+
+
+SIGNAL_DISTURBANCES = {"noise": signal_noise, "gain": signal_gain, "offset": signal_offset}
+
+
+def parse_disturbances(text: str | None, known: dict = DISTURBANCES) -> list[str]:
+    """'noise,blur' or 'all' → names of `known` (camera disturbances by default); an unknown name is one line."""
     if not text:
         return []
-    names = list(DISTURBANCES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DISTURBANCES]
+    names = list(known) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise InputFileError(f"--perturb {', '.join(unknown)} is not known; choose from "
-                             f"{', '.join(DISTURBANCES)} or all")
+        raise InputFileError(f"--perturb {', '.join(unknown)} is not known for this model; choose from "
+                             f"{', '.join(known)} or all")
     return names

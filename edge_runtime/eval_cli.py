@@ -10,11 +10,10 @@ import click
 
 from edge_runtime.cli_support import progress, run_cli
 from edge_runtime.datasets import labeled_images
-from edge_runtime.disturb import parse_disturbances
+from edge_runtime.disturb import SIGNAL_DISTURBANCES, parse_disturbances
 from edge_runtime.evaluate import check_classes, evaluate
-from edge_runtime.errors import InputFileError
 from edge_runtime.evaluate_anomaly import anomaly_metrics, format_anomaly_table
-from edge_runtime.evaluate_sensor import format_sensor_table, sensor_metrics
+from edge_runtime.evaluate_sensor import HEADLINE, format_sensor_table, sensor_metrics
 from edge_runtime.metrics import format_table
 from edge_runtime.model import EdgeModel
 from edge_runtime.session import DEVICES
@@ -30,7 +29,8 @@ _ROBUSTNESS_KEYS = {"anomaly": ("image_auroc", "pixel_auroc", "false_reject_rate
 @click.option("--split", default="test", show_default=True, help="Split folder inside DATA, when it has one.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the metrics here.")
 @click.option("--perturb", default=None,
-              help="Also evaluate under camera disturbances: comma list of noise, shift, brightness, blur, or all.")
+              help="Also evaluate under disturbances: camera (noise, shift, brightness, blur) or, for a sensor model, "
+                   "signal (noise, gain, offset); a comma list or all.")
 @click.option("--baseline-train", default=None, type=click.Path(dir_okay=False),
               help="Sensor classifier: also score a 1-nearest-neighbour Euclidean baseline trained on this file.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
@@ -50,10 +50,10 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
       edge-eval --model artifacts/plaid/model.int8.onnx --data data/sensor/plaid/PLAID_TEST.ts \\
           --baseline-train data/sensor/plaid/PLAID_TRAIN.ts
     """
-    disturbances = parse_disturbances(perturb)
     model = EdgeModel(model_path, device=device, threads=threads)
     if model.is_sensor:
-        return _eval_sensor(model, data, baseline_train, json_path, perturb)
+        return _eval_sensor(model, data, baseline_train, json_path, parse_disturbances(perturb, SIGNAL_DISTURBANCES))
+    disturbances = parse_disturbances(perturb)
     pairs = labeled_images(data, split)
     task = model.info.task
     if task == "anomaly":
@@ -84,15 +84,16 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
 
 
 def _eval_sensor(model: EdgeModel, data: str, baseline_train: str | None, json_path: str | None,
-                 perturb: str | None) -> None:
-    if perturb:
-        raise InputFileError("--perturb disturbs camera images; a sensor model's robustness is measured by "
-                             "edge-eval on a file with recorded or injected faults")
-    metrics = {"model": model.describe(), **sensor_metrics(model, data, baseline_train), "data": str(data)}
+                 disturbances: list[str]) -> None:
+    metrics = {"model": model.describe(), **sensor_metrics(model, data, baseline_train, disturbances),
+               "data": str(data)}
     click.echo(format_table(metrics) if "confusion_matrix" in metrics and "mae" not in metrics
                else format_sensor_table(metrics))
     if "baseline_1nn_euclidean" in metrics:
         click.echo(f"1-NN Euclidean baseline on the same inputs: accuracy {metrics['baseline_1nn_euclidean']:.4f}")
+    for name, row in metrics.get("disturbed", {}).items():
+        click.echo(f"under {name:7s}: " + ", ".join(f"{k.replace('_', ' ')} {row[k]:.4f} ({row['delta_' + k]:+.4f})"
+                                                    for k in HEADLINE if f"delta_{k}" in row))
     _write_json(metrics, json_path)
 
 

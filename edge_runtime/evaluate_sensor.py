@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_runtime.anomaly_metrics import auroc, line_rates
 from edge_runtime.decision import spec_call
+from edge_runtime.disturb import SIGNAL_DISTURBANCES
 from edge_runtime.errors import InputFileError
 from edge_runtime.metrics import classification_metrics, regression_metrics
 from edge_runtime.model import EdgeModel
@@ -48,8 +49,28 @@ def nearest_neighbour_accuracy(train_x: np.ndarray, train_y: list[str], test_x: 
     return float(np.mean([train_y[j] == t for j, t in zip(nearest, test_y)]))
 
 
-def sensor_metrics(model: EdgeModel, path: str, baseline_train: str | None = None) -> dict:
+def sensor_metrics(model: EdgeModel, path: str, baseline_train: str | None = None,
+                   disturbances: list[str] = ()) -> dict:
+    """The metrics on the file as recorded, and under each named signal disturbance (`disturbed`, with deltas)."""
     x, labels = model_inputs(model, path)
+    metrics = _metrics(model, x, labels, path, baseline_train)
+    if disturbances:
+        scale = np.maximum(x.reshape(-1, x.shape[-1]).std(axis=0), 1e-6).astype(np.float32)
+        metrics["disturbed"] = {}
+        for name in disturbances:
+            row = _metrics(model, SIGNAL_DISTURBANCES[name](x, scale, np.random.default_rng(0)), labels, path, None)
+            keys = [k for k in HEADLINE if k in row]
+            metrics["disturbed"][name] = {**{k: row[k] for k in keys},
+                                          **{f"delta_{k}": row[k] - metrics[k] for k in keys
+                                             if row[k] is not None and metrics.get(k) is not None}}
+    return metrics
+
+
+# What is compared under a disturbance: the task's metric first, then the line's two rates.
+HEADLINE = ("accuracy", "auroc", "r2", "mae", "false_reject_rate", "escape_rate")
+
+
+def _metrics(model: EdgeModel, x: np.ndarray, labels: list[str] | None, path: str, baseline_train: str | None) -> dict:
     if labels is None:
         raise InputFileError(f"{path} has no labels: edge-eval needs labelled data "
                              f"(column {model.info.extra.get('label_column') or model.info.extra.get('target')})")
@@ -62,7 +83,8 @@ def sensor_metrics(model: EdgeModel, path: str, baseline_train: str | None = Non
         values = np.array([float(t) for t in labels])
         calls = classification_metrics([spec_call(v, info) for v in values], [d.label for d in decisions],
                                        info.labels, info.good_label)
-        return {**regression_metrics(values, np.array([d.score for d in decisions])), "spec_call": calls}
+        return {**regression_metrics(values, np.array([d.score for d in decisions])), "spec_call": calls,
+                "false_reject_rate": calls["false_reject_rate"], "escape_rate": calls["escape_rate"]}
     foreign = sorted(set(labels) - set(info.labels))
     if foreign:
         raise InputFileError(f"{path} has classes {', '.join(foreign)} the model does not know "

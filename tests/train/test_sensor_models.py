@@ -115,6 +115,15 @@ def test_good_only_anomaly_on_the_real_water_flow_recording(data, tmp_path):
         assert metrics["auroc"] >= 0.97, metrics
         assert metrics["false_reject_rate"] <= 0.05 and metrics["escape_rate"] <= 0.2, metrics
     assert EdgeModel(art / "model.fp32.onnx").info.extra["threshold_rule"] == config["threshold_rule"]
+    # robustness: the same file under sensor disturbances, identical for every run of the same artifact
+    disturbed = evaluate(art / "model.fp32.onnx", data / "water_flow" / "test.csv", "--perturb", "all")["disturbed"]
+    assert set(disturbed) == {"noise", "gain", "offset"}
+    assert disturbed["noise"]["delta_auroc"] < 0 or disturbed["noise"]["delta_false_reject_rate"] > 0
+    again = evaluate(art / "model.fp32.onnx", data / "water_flow" / "test.csv", "--perturb", "noise")["disturbed"]
+    assert again["noise"] == disturbed["noise"]
+    line = one_line_error(run_cli("edge-eval", "--model", str(art / "model.fp32.onnx"), "--data",
+                                  str(data / "water_flow" / "test.csv"), "--perturb", "blur"))
+    assert "blur" in line and "gain" in line
 
 
 def test_quality_mlp_against_spec_limits_row_by_row(data, tmp_path):
