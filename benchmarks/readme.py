@@ -37,11 +37,16 @@ def render(report_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def replace_between(readme: Path, start: str, end: str, text: str) -> None:
+    """Put `text` between the `start` and `end` marker lines of the README (what was there goes)."""
+    body = readme.read_text()
+    head, _, rest = body.partition(start)
+    _, _, tail = rest.partition(end)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+
+
 def update(readme: Path, report_dir: Path) -> None:
-    text = readme.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n{render(report_dir)}\n{END}{tail}")
+    replace_between(readme, START, END, render(report_dir))
 
 
 if __name__ == "__main__":

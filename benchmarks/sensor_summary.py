@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.readme import replace_between
 from benchmarks.report import environment_line
 
 START, END = "<!-- sensor:start -->", "<!-- sensor:end -->"
@@ -115,13 +116,6 @@ def summary(root: Path) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, text: str) -> None:
-    body = readme.read_text()
-    head, _, rest = body.partition(START)
-    _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", type=Path)
@@ -133,7 +127,7 @@ def main() -> None:
     out.write_text(text + "\n")
     print(text)
     if args.readme:
-        update_readme(args.readme, text)
+        replace_between(args.readme, START, END, text)
     print(f"\nsummary: {out}")
 
 
