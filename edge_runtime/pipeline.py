@@ -52,9 +52,17 @@ class _DirectReader:
         return True
 
 
-def _emit(sinks: list[Sink], record: dict, frame=None) -> None:
+def emit(sinks: list[Sink], record: dict, frame=None) -> None:
     for sink in sinks:
         sink(record, frame)
+
+
+def tally(summary, verdict: str, flags: list[str]) -> None:
+    """Count one decided frame or window in a run summary (its verdict, and each flag it carries)."""
+    summary.counts[verdict] = summary.counts.get(verdict, 0) + 1
+    summary.invalid += verdict == "invalid"
+    for flag in flags:
+        summary.flags[flag] = summary.flags.get(flag, 0) + 1
 
 
 def run_pipeline(
@@ -99,13 +107,13 @@ def run_pipeline(
                 on_beat()
             if swapper is not None:
                 for event in swapper.poll():
-                    _emit(sinks, event)
+                    emit(sinks, event)
                 model, sha = swapper.model, swapper.model.sha256
             t0 = time.perf_counter()
             frame = reader.read(timeout=0.5)
             for event in pop_events():
                 summary.outages += 1
-                _emit(sinks, event)
+                emit(sinks, event)
             if frame is reader.WAIT:
                 continue
             if frame is None:
@@ -157,21 +165,18 @@ def run_pipeline(
                 "flags": flags,
                 "model_sha256": sha,
             }
-            _emit(sinks, record, frame)
+            emit(sinks, record, frame)
             t5 = time.perf_counter()
             prev_sink_ms = (t5 - t4) * 1e3
             summary.frames += 1
-            summary.counts[verdict] = summary.counts.get(verdict, 0) + 1
-            summary.invalid += verdict == "invalid"
-            for flag in flags:
-                summary.flags[flag] = summary.flags.get(flag, 0) + 1
+            tally(summary, verdict, flags)
             for stage, ms in (("capture_wait", (t1 - t0) * 1e3), ("preprocess", pre_ms), ("inference", infer_ms),
                               ("postprocess", post_ms), ("sink", prev_sink_ms), ("total", (t5 - t1) * 1e3),
                               ("age", age_ms)):
                 stats.add(stage, ms)
             if t5 - last_live >= live_every_s:  # the live figures, on the console and in the record stream
                 fps = (summary.frames - frames_at_live) / (t5 - last_live)
-                _emit(sinks, {"type": "stats", "at": round(time.time(), 6), "frames": summary.frames,
+                emit(sinks, {"type": "stats", "at": round(time.time(), 6), "frames": summary.frames,
                               "fps": round(fps, 2), "dropped": reader.dropped, "verdicts": dict(summary.counts),
                               "latency_ms": stats.summary()})
                 if on_live:
@@ -182,7 +187,7 @@ def run_pipeline(
             source.close()  # only once the capture thread is out of it; otherwise it dies with the process
         for event in pop_events():
             summary.outages += 1
-            _emit(sinks, event)
+            emit(sinks, event)
         summary.seconds = time.perf_counter() - started
         summary.dropped = reader.dropped
         summary.latency_ms = stats.summary()

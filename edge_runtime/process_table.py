@@ -38,7 +38,7 @@ class ProcessTable:
         return values
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
@@ -54,7 +54,7 @@ def read_process_table(path: str | Path, target: str | None, features: list[str]
                              "with --target")
     others = [h for h in header if h != target]
     if features is None:
-        features = [h for h in others if _is_number(rows[0][header.index(h)])]
+        features = [h for h in others if is_number(rows[0][header.index(h)])]
     missing = [f for f in features if f not in header]
     if missing:
         raise InputFileError(f"{path} lacks the model's input columns {', '.join(missing)}")

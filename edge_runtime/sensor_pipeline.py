@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge_runtime.model import EdgeModel
+from edge_runtime.pipeline import Sink, emit, tally
 from edge_runtime.sensor_sources import WAIT, Problem
 from edge_runtime.sensor_window import Window, Windower
 from edge_runtime.stats import StageStats
-
-Sink = Callable[..., None]
 
 
 @dataclass
@@ -95,10 +94,6 @@ def run_sensor_pipeline(
     if on_start:
         on_start()
 
-    def emit(record: dict) -> None:
-        for sink in sinks:
-            sink(record, None)
-
     started = time.perf_counter()
     last_live, windows_at_live = started, 0
     prev_sink_ms = 0.0
@@ -108,13 +103,13 @@ def run_sensor_pipeline(
                 on_beat()
             if swapper is not None:
                 for event in swapper.poll():
-                    emit(event)
+                    emit(sinks, event)
                 model, sha = swapper.model, swapper.model.sha256
             t0 = time.perf_counter()
             item = source.read(timeout=0.5)
             for event in source.pop_events():
                 summary.outages += 1
-                emit(event)
+                emit(sinks, event)
             if item is WAIT:
                 continue
             if item is None:
@@ -123,14 +118,14 @@ def run_sensor_pipeline(
             if isinstance(item, Problem):
                 say_problem(item)
                 for event in windower.problem(item):
-                    emit(event)
+                    emit(sinks, event)
                 continue
             wait_ms = (t1 - t0) * 1e3
             pushed = windower.push(item)
             pre_ms = (time.perf_counter() - t1) * 1e3  # ring insert and window copies, counted on the first window
             for out in pushed:
                 if not isinstance(out, Window):
-                    emit(out)
+                    emit(sinks, out)
                     continue
                 if max_windows is not None and summary.windows >= max_windows:
                     break
@@ -178,14 +173,11 @@ def run_sensor_pipeline(
                     "flags": flags,
                     "model_sha256": sha,
                 }
-                emit(record)
+                emit(sinks, record)
                 t6 = time.perf_counter()
                 prev_sink_ms = (t6 - t5) * 1e3
                 summary.windows += 1
-                summary.counts[verdict] = summary.counts.get(verdict, 0) + 1
-                summary.invalid += verdict == "invalid"
-                for flag in flags:
-                    summary.flags[flag] = summary.flags.get(flag, 0) + 1
+                tally(summary, verdict, flags)
                 for stage, ms in (("capture_wait", wait_ms), ("preprocess", pre_ms), ("inference", infer_ms),
                                   ("postprocess", post_ms), ("sink", prev_sink_ms), ("total", (t6 - t2) * 1e3 + pre_ms),
                                   ("age", age_ms)):
@@ -195,9 +187,9 @@ def run_sensor_pipeline(
             if now - last_live >= live_every_s:
                 rate = (summary.windows - windows_at_live) / (now - last_live)
                 counts = _sample_counts(windower)
-                emit({"type": "stats", "at": round(time.time(), 6), "windows": summary.windows,
-                      "frames": summary.windows, "fps": round(rate, 2), "dropped": counts["lost"],
-                      "samples": counts, "verdicts": dict(summary.counts), "latency_ms": stats.summary()})
+                emit(sinks, {"type": "stats", "at": round(time.time(), 6), "windows": summary.windows,
+                             "frames": summary.windows, "fps": round(rate, 2), "dropped": counts["lost"],
+                             "samples": counts, "verdicts": dict(summary.counts), "latency_ms": stats.summary()})
                 if on_live:
                     on_live(stats.live_line(rate, summary.counts, counts["lost"])
                             .replace("fps", "windows/s", 1).replace("drops", "samples lost", 1))
@@ -206,7 +198,7 @@ def run_sensor_pipeline(
         source.close()
         for event in source.pop_events():
             summary.outages += 1
-            emit(event)
+            emit(sinks, event)
         summary.seconds = time.perf_counter() - started
         summary.samples = _sample_counts(windower)
         summary.latency_ms = stats.summary()

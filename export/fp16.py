@@ -44,7 +44,8 @@ def _drop_round_trips(graph: onnx.GraphProto, original: onnx.GraphProto) -> None
     weights = {t.name: t for t in original.initializer}
     current = {t.name: t for t in graph.initializer}
     to_float = [n for n in graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT]
-    rename: dict[str, str] = {}
+    rename: dict[str, str] = {}  # a round trip's float32 end → the float32 tensor it started from
+    dropped: set[str] = set()  # outputs of the casts up that go
     outputs = {o.name for o in graph.output}
     for cast in to_float:
         source = producer.get(cast.input[0])
@@ -54,17 +55,16 @@ def _drop_round_trips(graph: onnx.GraphProto, original: onnx.GraphProto) -> None
                 del cast.attribute[:]
             else:
                 rename[cast.output[0]] = source.input[0]
+                dropped.add(cast.output[0])
         elif cast.input[0] in current and cast.input[0] in weights:  # a constant stored in float16
-            restored = onnx.TensorProto()
+            restored = onnx.TensorProto()  # the float32 original, under the name the cast gave it
             restored.CopyFrom(weights[cast.input[0]])
             restored.name = cast.output[0]
             graph.initializer.append(restored)
-            rename[cast.output[0]] = cast.output[0]
+            dropped.add(cast.output[0])
     for node in graph.node:
         for i, name in enumerate(node.input):
-            if name in rename and not (node.op_type == "Cast" and node.output[0] == name):
-                node.input[i] = rename[name]
-    dropped = {n.output[0] for n in to_float if n.output[0] in rename}
+            node.input[i] = rename.get(name, name)
     keep = [n for n in graph.node if not (n.op_type == "Cast" and n.output[0] in dropped)]
     while True:  # remove what no longer feeds anything
         used = {i for n in keep for i in n.input} | {o.name for o in graph.output}

@@ -21,12 +21,13 @@ from edge_runtime.decision import decide, spec_call
 from edge_runtime.errors import InputFileError
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics, regression_metrics
-from edge_runtime.process_table import read_process_table
+from edge_runtime.model import file_sha256
+from edge_runtime.process_table import is_number, read_process_table
 from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
 from train.fit import fit, predict
 from train.models import create_model
-from train.sensor import channel_stats, file_sha256, pick_good_label, stratified_split
+from train.sensor import channel_stats, pick_good_label, stratified_split
 
 PASS_LABELS = ("pass", "in_spec", "ok", "good")
 
@@ -56,18 +57,10 @@ def spec_from_file(path: str) -> tuple[float | None, float | None]:
         raise InputFileError(f"{path} is not a spec file ({exc}): write {{\"lower\": 9.9, \"upper\": 10.1}}") from exc
 
 
-def _is_numeric(values: list[str]) -> bool:
-    try:
-        [float(v) for v in values]
-    except ValueError:
-        return False
-    return True
-
-
 def train_quality(cfg: QualityConfig, echo=print) -> dict:
     device = resolve_device(cfg.device)
     table = read_process_table(cfg.data, cfg.target)
-    regression = _is_numeric(table.target)
+    regression = all(is_number(v) for v in table.target)
     if regression and cfg.spec_lower is None and cfg.spec_upper is None:
         raise InputFileError(f"{cfg.target} is a measured value: give the spec limits (--spec-lower/--spec-upper "
                              "or --spec spec.json) so the line knows when to reject")

@@ -13,8 +13,6 @@ overlapping neighbours of a training window would flatter any model.
 
 from __future__ import annotations
 
-import hashlib
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from edge_runtime.decision import decide
 from edge_runtime.errors import InputFileError
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics
+from edge_runtime.model import file_sha256
 from edge_runtime.sensor_files import SeriesSet, fit_length, read_series
 from train.anomaly import calibrate
 from train.checkpoint import save_checkpoint
@@ -58,10 +57,6 @@ class SensorConfig:
     margin: float = 2.0
     seed: int = 0
     device: str = "auto"
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_windows(path: str, label_column: str, window: int | None, stride: int | None, fit: str,
