@@ -26,7 +26,7 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     """Every variant × batch size: latency percentiles, throughput, agreement with torch, accuracy."""
     torch.set_num_threads(threads)
     model, config = load_checkpoint(run)
-    _, images, truth = gate_set(config, data)
+    _, images, truth, _ = gate_set(config, data)
     info = model_info(config, "fp32", {})
     reference = torch_outputs(model, images)
     files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
@@ -47,6 +47,8 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     if compile_torch:
         builders.append(("torch compile fp32",
                          lambda: variants_lib.torch_compiled(model, threads, images[:max(batches)])))
+    # before torch runs: its spinning OpenMP workers would inflate the floor
+    floor = measure(variants_lib.call_floor(images[:1], threads), images, 1, warmup, iters)
     variants: list[dict] = []
     interrupted = False
     try:
@@ -72,6 +74,8 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         "settings": {"threads": threads, "warmup": warmup, "iterations_batch1": iters, "batches": list(batches)},
         "environment": environment(threads),
         "variants": variants,
+        # ORT's own per-call cost here: a speedup over torch above base / floor cannot be reached by any model
+        "ort_call_floor_ms_batch1": floor["p50_ms"],
         "interrupted": interrupted,
     }
 

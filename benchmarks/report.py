@@ -90,6 +90,9 @@ def markdown(report: dict) -> str:
         "",
         variants_table(report["variants"]),
         "",
+        *([f"ONNX Runtime's call floor here (a one-node Identity graph on the same input, batch 1): "
+           f"p50 {report['ort_call_floor_ms_batch1']:.4f} ms. No ORT variant can be faster than that.", ""]
+          if "ort_call_floor_ms_batch1" in report else []),
         *(["**Interrupted (Ctrl-C): only the variants above were measured.**", ""] if report.get("interrupted") else []),
         "Cold start and process RSS (after each variant was built and run, one process) are in report.json/html.",
         "",

@@ -58,6 +58,9 @@ def _speed(bench: dict | None) -> str:
         if name in rows and torch:
             parts.append(f"{name.replace('onnxruntime', 'ORT')} {rows[name]['p50_ms']:.3f} ms "
                          f"({torch['p50_ms'] / rows[name]['p50_ms']:.1f}×)")
+    floor = bench.get("ort_call_floor_ms_batch1")
+    if floor and torch:  # what one ORT call costs at the least here: the highest speedup any model could show
+        parts.append(f"ORT call floor {floor:.3f} ms ({torch['p50_ms'] / floor:.1f}× at most)")
     return f"torch {torch['p50_ms']:.3f} ms; " + ", ".join(parts) if torch else "—"
 
 

@@ -29,20 +29,21 @@ def input_name(task: str) -> str:
     return INPUT_NAMES.get(task, "signal")
 
 
-def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, list[str]]:
-    """(data root, model inputs, true label per input) for the gate and the model benchmark.
+def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, list[str], np.ndarray | None]:
+    """(data root, model inputs, true label per input, true anomaly masks) for the gate and the model benchmark.
 
     Images: uint8 NHWC; sensor tasks: float32 N x T x C (see export.sensor_gate).
+    Masks (N x H x W, 1 = anomalous pixel) only for an anomaly model, whose heat map is gated too.
     """
     if config["task"] in SENSOR_TASKS:
         from export.sensor_gate import sensor_gate_set
 
-        return Path(data or config["data"]["path"]), *sensor_gate_set(config, data)
+        return Path(data or config["data"]["path"]), *sensor_gate_set(config, data), None
     root, val = validation_set(config, data)
     if config["task"] == "anomaly":
-        images, is_bad = synthetic_validation(val.images, config["validation_synthetic_seed"])
-        return root, images, [ANOMALY if bad else GOOD for bad in is_bad]
-    return root, val.images, [config["labels"][t] for t in val.targets]
+        images, is_bad, masks = synthetic_validation(val.images, config["validation_synthetic_seed"])
+        return root, images, [ANOMALY if bad else GOOD for bad in is_bad], masks
+    return root, val.images, [config["labels"][t] for t in val.targets], None
 
 
 def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int) -> np.ndarray:

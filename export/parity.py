@@ -58,8 +58,9 @@ def _call_rates(info: ModelInfo, predicted: list[str], truth: list[str]) -> dict
             "escape_rate": metrics.get("escape_rate")}
 
 
-def compare(reference, outputs, info: ModelInfo, truth: list[str]) -> dict:
-    """Output error, decision flips against the reference (torch), and the task metric on `truth`."""
+def compare(reference, outputs, info: ModelInfo, truth: list[str], masks: np.ndarray | None = None) -> dict:
+    """Output error, decision flips against the reference (torch), and the task metric on `truth`;
+    with true anomaly `masks`, the pixel AUROC of the heat map (the second output) too."""
     reference, outputs = _as_list(reference), _as_list(outputs)
     ref = decide(reference[0], info)
     got = decide(outputs[0], info)
@@ -75,6 +76,9 @@ def compare(reference, outputs, info: ModelInfo, truth: list[str]) -> dict:
         "flip_rate": flips / max(len(truth), 1),
         **task_metrics(info, truth, got, np.array([d.score for d in got])),
     }
-    if len(errors) > 1:  # e.g. the heat map: reported, not gated (decisions come from the first output)
+    if len(errors) > 1:  # e.g. the heat map; decisions come from the first output
         figures["other_outputs_max_abs_error"] = [float(e.max()) for e in errors[1:]]
+    if masks is not None and len(outputs) > 1:
+        # every 2nd pixel each way: a quarter of the pixels gives the same AUROC to 1e-3, 4x sooner
+        figures["pixel_auroc"] = auroc(masks[:, ::2, ::2], outputs[1][:, ::2, ::2])
     return figures

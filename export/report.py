@@ -37,7 +37,8 @@ def _markdown(report: dict) -> str:
     for precision, art in report["artifacts"].items():
         p = art["parity"]
         lines.append(f"| {precision} | {art['file']} | {art['bytes'] / 1e6:.2f} | {art['gate']} | {p['flips']} | "
-                     f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f} | "
+                     f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f}"
+                     + (f", pixel_auroc {p['pixel_auroc']:.4f}" if "pixel_auroc" in p else "") + " | "
                      f"{p['p50_ms_batch1']} |")
     lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
     if report["gate_failures"]:

@@ -55,6 +55,9 @@ class Gate:
                 fails.append(f"flip rate {figures['flip_rate']:.2%} > {self.int8_max_flip_rate:.0%}")
             if fp32 and fp32["metric"] - figures["metric"] > self.int8_max_metric_drop:
                 fails.append(f"{figures['metric_name']} {figures['metric']:.4f} vs fp32 {fp32['metric']:.4f}")
+            # an anomaly model's heat map is what the operator looks at: it may not drift more than the score
+            if fp32 and "pixel_auroc" in figures and fp32["pixel_auroc"] - figures["pixel_auroc"] > self.int8_max_metric_drop:
+                fails.append(f"pixel_auroc {figures['pixel_auroc']:.4f} vs fp32 {fp32['pixel_auroc']:.4f}")
         return fails
 
 
@@ -94,7 +97,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         raise InputFileError(f"{run} is a {config.get('task')!r} run; this edge-export exports: "
                              f"{', '.join(EXPORTABLE_TASKS)}")
     model, config = load_checkpoint(run)
-    root, images, truth = gate_set(config, data)
+    root, images, truth, masks = gate_set(config, data)
     threads = threads or os.cpu_count()
     torch.set_num_threads(threads)
     reference = torch_outputs(model, images)
@@ -116,7 +119,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         echo("exporting fp32 ONNX")
         export_fp32(model, example, fp32_tmp, opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
         set_metadata(fp32_tmp, to_props(model_info(config, "fp32", common)))
-        evaluate = lambda path, precision: _figures(path, precision, config, reference, images, truth, threads)  # noqa: E731
+        evaluate = lambda path, precision: _figures(path, precision, config, reference, images, truth, masks, threads)  # noqa: E731
         built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
         fp32_figures = built["fp32"][2]
         if "int8" in precisions:
@@ -153,10 +156,10 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
 
 
 def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, images: np.ndarray, truth: list[str],
-             threads: int) -> dict:
+             masks: np.ndarray | None, threads: int) -> dict:
     """Gate figures of one artifact: error, flips and the task metric against torch, and its batch-1 speed here."""
     figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
-                      model_info(config, precision, {}), truth)
+                      model_info(config, precision, {}), truth, masks)
     figures["p50_ms_batch1"] = round(_speed(path, images[:1], threads), 4)
     return figures
 

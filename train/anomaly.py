@@ -80,12 +80,14 @@ def _scores(model: torch.nn.Module, images: np.ndarray, device: torch.device, ba
     return np.concatenate(out)
 
 
-def synthetic_validation(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out good images plus a copy of each with a synthetic anomaly: (images, is_anomalous)."""
+def synthetic_validation(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out good images plus a copy of each with a synthetic anomaly: (images, is_anomalous, N x H x W masks)."""
     gen = torch.Generator().manual_seed(seed)
     bad, masks = add_anomalies(torch.from_numpy(images), gen, p=1.0)
     keep = masks.flatten(1).sum(1).numpy() > 0
-    return np.concatenate([images, bad.numpy()[keep]]), np.r_[np.zeros(len(images)), np.ones(int(keep.sum()))]
+    masks = masks[:, 0].numpy().astype(np.uint8)
+    return (np.concatenate([images, bad.numpy()[keep]]), np.r_[np.zeros(len(images)), np.ones(int(keep.sum()))],
+            np.concatenate([np.zeros_like(masks[: len(images)]), masks[keep]]))
 
 
 def calibrate(good_scores: np.ndarray, target_frr: float, margin: float) -> tuple[float, str]:
@@ -101,7 +103,7 @@ def validate(model: torch.nn.Module, good: np.ndarray, threshold: float, seed: i
     """Held-out good scores, synthetic-anomaly AUROC and rates, and (with known-bad images) their AUROC."""
     cpu = torch.device("cpu")
     good_scores = _scores(model, good, cpu)
-    synth_images, synth_truth = synthetic_validation(good, seed)
+    synth_images, synth_truth, _ = synthetic_validation(good, seed)
     synth_scores = _scores(model, synth_images, cpu)
     validation = {
         "heldout_good": {"count": len(good_scores), "median": float(np.median(good_scores)),
@@ -176,7 +178,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
             # Camera disturbances after the anomaly is pasted, as the camera sees both: a global change of light,
             # noise or focus must read as normal, only a local difference as anomalous.
             x = photometric(x, gen, **CAMERA_VARIATION)
-            target = F.avg_pool2d(masks, 2)  # the map is predicted at half resolution
+            target = F.max_pool2d(masks, 2)  # the map is predicted at half resolution
             loss = focal_loss(model.logits(x.to(device)), target.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -57,6 +57,10 @@ def test_artifact_carries_score_heat_map_and_threshold(anomaly_artifacts):
     parity = report["artifacts"]["int8"]["parity"]
     assert parity["metric_name"] == "auroc" and parity["count"] >= 20
     assert "other_outputs_max_abs_error" in parity  # the heat map's error is reported too
+    fp32 = report["artifacts"]["fp32"]["parity"]
+    # the heat map is gated on the synthetic anomalies' masks: a real figure, INT8 within half a point of fp32
+    assert 0.5 < fp32["pixel_auroc"] <= 1 and fp32["pixel_auroc"] - parity["pixel_auroc"] <= 0.005
+    assert "pixel_auroc" in (anomaly_artifacts / "export_report.md").read_text()
 
 
 def test_edge_eval_reports_image_and_pixel_metrics_per_kind_and_under_disturbances(anomaly_artifacts, demo_data,

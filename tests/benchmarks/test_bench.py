@@ -34,6 +34,11 @@ def test_model_report_has_every_variant_and_the_machine(trained_run, artifacts, 
     env = report["environment"]
     assert env["threads"] == 1 and env["cpu"]["model"] and "flags" in env["cpu"] and env["versions"]["onnxruntime"]
     assert "| onnxruntime int8 |" in (out / "report.md").read_text()
+    # ORT's per-call floor bounds every ORT variant from below (a model does more than Identity)
+    floor = report["ort_call_floor_ms_batch1"]
+    ort_rows = [v for v in report["variants"] if v["name"].startswith("onnxruntime") and v.get("batch") == 1]
+    assert 0 < floor and all(floor < v["p50_ms"] for v in ort_rows if "p50_ms" in v)
+    assert "call floor" in (out / "report.md").read_text()
 
 
 def test_latency_stats_on_known_samples():

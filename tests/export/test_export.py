@@ -102,6 +102,10 @@ def test_gate_blocks_flips_and_metric_loss():
     assert gate.check("int8", {**fp32, "flip_rate": 0.01, "metric": 0.946}, fp32) == []  # the defaults
     assert gate.check("int8", {**fp32, "flip_rate": 0.011, "metric": 0.95}, fp32)
     assert gate.check("int8", {**fp32, "flip_rate": 0.0, "metric": 0.944}, fp32)
+    # an anomaly model's heat map is held to the same half point as its score
+    heat = {**fp32, "metric_name": "auroc", "pixel_auroc": 0.97}
+    assert gate.check("int8", {**heat, "pixel_auroc": 0.966}, heat) == []
+    assert "pixel_auroc" in gate.check("int8", {**heat, "pixel_auroc": 0.96}, heat)[0]
 
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
