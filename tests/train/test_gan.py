@@ -210,3 +210,18 @@ def test_augment_refuses_k_beyond_the_data(demo_data, tmp_path):
     line = one_line_error(run_cli("edge-bench", "augment", "--data", str(demo_data / "brick"), "--out",
                                   str(tmp_path / "r"), "--k", "5,50"))
     assert "--k 50" in line
+
+
+def test_a_residual_generator_paints_over_the_background_not_from_scratch():
+    # an untrained residual G returns (nearly) the part itself; the plain one paints an unrelated picture,
+    # which is where half-trained GANs' green and white blobs came from
+    from train.gan.networks import PatchGenerator
+
+    torch.manual_seed(0)
+    background = torch.rand(4, 3, 48, 48) * 2 - 1
+    mask, z = torch.ones(4, 1, 48, 48), torch.randn(4, 64)
+    with torch.no_grad():
+        residual = PatchGenerator(residual=True)(z, mask, background)
+        plain = PatchGenerator(residual=False)(z, mask, background)
+    near, far = (residual - background).abs().mean(), (plain - background).abs().mean()
+    assert near < 0.25 * far and residual.abs().max() < 1

@@ -38,11 +38,11 @@ class PatchGenerator(nn.Module):
     layers are where a CPU spends its time, and they only need to place edges.
     """
 
-    def __init__(self, z_dim: int = 64, width: int = 32, patch: int = 48):
+    def __init__(self, z_dim: int = 64, width: int = 32, patch: int = 48, residual: bool = False):
         super().__init__()
         if patch % 8:
             raise ValueError(f"patch {patch} must be a multiple of 8")
-        self.z_dim, self.patch = z_dim, patch
+        self.z_dim, self.patch, self.residual = z_dim, patch, residual
         c1, c2, c3, c4 = width // 2, width, 2 * width, 4 * width  # at P, P/2, P/4, P/8
         self.enc1 = _block(4, c1)
         self.enc2 = _block(c1, c2, 2)
@@ -69,6 +69,10 @@ class PatchGenerator(nn.Module):
         d3 = self.dec3(torch.cat([_up(m), e3, self._z(1, z, e3)], 1))
         d2 = self.dec2(torch.cat([_up(d3), e2], 1))
         d1 = self.dec1(torch.cat([_up(d2), e1], 1))
+        if self.residual:
+            # a change of the background (in tanh's pre-activation space), not a new picture: an untrained
+            # or half-trained G paints the part itself, not the green or white blobs it painted from scratch
+            return torch.tanh(torch.atanh(background.clamp(-0.995, 0.995)) + self.out(d1))
         return torch.tanh(self.out(d1))
 
 
@@ -91,5 +95,5 @@ class PatchDiscriminator(nn.Module):
 
 
 @register_model("defect_patch_generator")
-def defect_patch_generator(z_dim: int = 64, width: int = 32, patch: int = 48) -> PatchGenerator:
-    return PatchGenerator(z_dim, width, patch)
+def defect_patch_generator(z_dim: int = 64, width: int = 32, patch: int = 48, residual: bool = False) -> PatchGenerator:
+    return PatchGenerator(z_dim, width, patch, residual)

@@ -104,7 +104,7 @@ def train_gan(cfg: GanConfig, echo=print) -> dict:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 11])
     gen = torch.Generator().manual_seed(cfg.seed)
-    G = PatchGenerator(cfg.z_dim, cfg.width, cfg.patch).to(device)
+    G = PatchGenerator(cfg.z_dim, cfg.width, cfg.patch, residual=True).to(device)
     D = PatchDiscriminator(cfg.width, cfg.patch).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
@@ -178,7 +178,7 @@ def train_gan(cfg: GanConfig, echo=print) -> dict:
     seconds = time.perf_counter() - started
 
     G_ema = G_ema.cpu()
-    model_args = {"z_dim": cfg.z_dim, "width": cfg.width, "patch": cfg.patch}
+    model_args = {"z_dim": cfg.z_dim, "width": cfg.width, "patch": cfg.patch, "residual": True}
     config = {
         "task": "gan",
         "lineside_version": __version__,
