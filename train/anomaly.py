@@ -178,7 +178,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
             # Camera disturbances after the anomaly is pasted, as the camera sees both: a global change of light,
             # noise or focus must read as normal, only a local difference as anomalous.
             x = photometric(x, gen, **CAMERA_VARIATION)
-            target = F.max_pool2d(masks, 2)  # the map is predicted at half resolution
+            target = F.avg_pool2d(masks, 2)  # the map is predicted at half resolution
             loss = focal_loss(model.logits(x.to(device)), target.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
