@@ -194,7 +194,7 @@ def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target
         candidates = [row for row in layers if row["added_loss_db"] > 0 and not set(row["nodes"]) <= set(excluded)]
         # once only: the tensor a kept layer writes is still quantized for the next one, so it can stay on top
         dominant = not dominance_kept and bool(candidates) and candidates[0]["added_loss_db"] >= DOMINANT_LOSS_DB
-        dominance_kept = dominance_kept or (not fails and dominant)
+        dominance_kept = dominance_kept or dominant  # kept for the gate or for dominance: once is enough
         if (not fails and not dominant) or kept_layers >= max_layers or not candidates:
             return out, details, figures
         worst = candidates[0]
