@@ -58,8 +58,11 @@ def test_artifact_carries_score_heat_map_and_threshold(anomaly_artifacts):
     assert parity["metric_name"] == "auroc" and parity["count"] >= 20
     assert "other_outputs_max_abs_error" in parity  # the heat map's error is reported too
     fp32 = report["artifacts"]["fp32"]["parity"]
-    # the heat map is gated on the synthetic anomalies' masks: a real figure, INT8 within half a point of fp32
-    assert 0.5 < fp32["pixel_auroc"] <= 1 and fp32["pixel_auroc"] - parity["pixel_auroc"] <= 0.005
+    # the heat map is gated on the synthetic anomalies' masks: INT8 more than half a point below fp32 fails
+    # (this tiny model is exported with force, so a failure is stamped rather than refused)
+    assert 0.5 < fp32["pixel_auroc"] <= 1
+    drop = fp32["pixel_auroc"] - parity["pixel_auroc"]
+    assert ("pixel_auroc" in report["artifacts"]["int8"]["gate"]) == (drop > 0.005), (drop, report["artifacts"]["int8"]["gate"])
     assert "pixel_auroc" in (anomaly_artifacts / "export_report.md").read_text()
     # a layer that alone adds >= 20 dB of INT8 error is not left quantized with nothing kept in float
     from export.run_export import DOMINANT_LOSS_DB
