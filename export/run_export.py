@@ -53,11 +53,10 @@ class Gate:
         else:
             if figures["flip_rate"] > self.int8_max_flip_rate:
                 fails.append(f"flip rate {figures['flip_rate']:.2%} > {self.int8_max_flip_rate:.0%}")
-            if fp32 and fp32["metric"] - figures["metric"] > self.int8_max_metric_drop:
-                fails.append(f"{figures['metric_name']} {figures['metric']:.4f} vs fp32 {fp32['metric']:.4f}")
-            # an anomaly model's heat map is what the operator looks at: it may not drift more than the score
-            if fp32 and "pixel_auroc" in figures and fp32["pixel_auroc"] - figures["pixel_auroc"] > self.int8_max_metric_drop:
-                fails.append(f"pixel_auroc {figures['pixel_auroc']:.4f} vs fp32 {fp32['pixel_auroc']:.4f}")
+            # the task metric, and an anomaly model's heat map (what the operator looks at), by the same limit
+            for key, name in (("metric", figures["metric_name"]), ("pixel_auroc", "pixel_auroc")):
+                if fp32 and key in figures and fp32[key] - figures[key] > self.int8_max_metric_drop:
+                    fails.append(f"{name} {figures[key]:.4f} vs fp32 {fp32[key]:.4f}")
         return fails
 
 
