@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     # torch last: its OpenMP workers keep spinning after a call and would steal the
     # cores from whatever is timed next (measured: ORT fp32 1.8x slower right after torch).
     builders.append(("torch eager fp32", lambda: variants_lib.torch_eager(model, threads)))
+    if torch.cuda.is_available():  # the GPU baseline the CUDA provider must beat; a copy: the CPU one stays
+        gpu_model = copy.deepcopy(model)
+        builders += [(f"torch eager {p} cuda", lambda h=h: variants_lib.torch_cuda(gpu_model, h))
+                     for p, h in (("fp32", False), ("fp16", True))]
     if compile_torch:
         builders.append(("torch compile fp32",
                          lambda: variants_lib.torch_compiled(model, threads, images[:max(batches)])))
@@ -59,8 +64,11 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
                                              iters, threads)
     except KeyboardInterrupt:  # Ctrl-C: the report still holds everything measured so far
         interrupted = True
-    base = {v["batch"]: v["p50_ms"] for v in variants if v.get("name") == "torch eager fp32" and "p50_ms" in v}
+    # GPU variants are compared with torch on the same GPU, CPU ones with torch on the CPU
+    bases = {where: {v["batch"]: v["p50_ms"] for v in variants if v.get("name") == name and "p50_ms" in v}
+             for where, name in (("cpu", "torch eager fp32"), ("gpu", "torch eager fp32 cuda"))}
     for v in variants:
+        base = bases["gpu" if v.get("name", "").endswith((" cuda", " tensorrt")) else "cpu"]
         if "p50_ms" in v and v["batch"] in base:
             v["speedup_vs_torch"] = round(base[v["batch"]] / v["p50_ms"], 3)
     return {

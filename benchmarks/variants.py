@@ -26,7 +26,7 @@ def skip(reason: str):
 
 def _first(outputs) -> np.ndarray:
     """The output decisions are made on (an anomaly model also returns its heat map; every variant computes it)."""
-    return (outputs[0] if isinstance(outputs, tuple) else outputs).numpy()
+    return (outputs[0] if isinstance(outputs, tuple) else outputs).float().cpu().numpy()
 
 
 def torch_eager(model: torch.nn.Module, threads: int):
@@ -35,6 +35,23 @@ def torch_eager(model: torch.nn.Module, threads: int):
             return _first(model(torch.from_numpy(x)))
 
     return {"name": "torch eager fp32", "framework": "torch", "precision": "fp32", "provider": "torch-cpu"}, run
+
+
+def torch_cuda(model: torch.nn.Module, half: bool):
+    """torch eager on the GPU, fed and read back through host memory like ORT's CUDA provider is here, so
+    the two compare on equal terms; fp16 under autocast, as a GPU user would run it."""
+    if not torch.cuda.is_available():
+        raise Skipped("torch sees no CUDA GPU")
+    gpu = model.to("cuda").eval()
+
+    def run(x: np.ndarray):
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
+            out = _first(gpu(torch.from_numpy(x).to("cuda")))
+        return out  # .cpu() inside _first synchronises: the timing holds the whole call
+
+    precision = "fp16" if half else "fp32"
+    return {"name": f"torch eager {precision} cuda", "framework": "torch", "precision": precision,
+            "provider": f"torch-cuda {torch.cuda.get_device_name(0)}"}, run
 
 
 def torch_compiled(model: torch.nn.Module, threads: int, example: np.ndarray):

@@ -8,6 +8,7 @@ is not the one running.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 
@@ -40,13 +41,38 @@ def provider_options(provider: str, path: Path) -> dict:
         # CPU, GPU (Intel iGPU) or NPU; LINESIDE_OPENVINO_DEVICE picks one on Intel industrial PCs
         return {"device_type": os.environ.get("LINESIDE_OPENVINO_DEVICE", "CPU")}
     if provider == "CUDAExecutionProvider":
-        return {"cudnn_conv_algo_search": "HEURISTIC"}  # no exhaustive search on each start
+        # HEURISTIC: no exhaustive cuDNN search on each start. TF32 off for an fp32 artifact: its promise
+        # (the export gate) is fp32 arithmetic, and TF32 matmuls/convs keep only 10 mantissa bits.
+        return {"cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0" if ".fp32." in path.name else "1"}
     return {}
+
+
+def _preload_cuda_libraries() -> None:
+    """Load CUDA/cuDNN from the nvidia-* pip packages when that is where they live (a venv with the gpu
+    extra and no system CUDA), then from the system paths; a no-op with ORT builds that lack the helper."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload(directory="")
+        except Exception:  # nothing to preload: the session check below names the real problem
+            pass
+
+
+def tensorrt_loadable() -> bool:
+    """TensorRT 10's runtime library loads. onnxruntime-gpu lists its TensorRT provider whether or not
+    TensorRT is installed, then prints a screen of errors and falls back to CUDA (seen on an H100 machine)."""
+    try:
+        ctypes.CDLL("libnvinfer.so.10")
+        return True
+    except OSError:
+        return False
 
 
 def _requested(device: str) -> list[str]:
     if device == "auto":
         available = set(ort.get_available_providers())
+        if "TensorrtExecutionProvider" in available and not tensorrt_loadable():
+            available.discard("TensorrtExecutionProvider")
         for name in _AUTO_ORDER:
             if DEVICE_PROVIDERS[name][0] in available:
                 return DEVICE_PROVIDERS[name]
@@ -71,12 +97,17 @@ def create_session(path: str | Path, device: str = "cpu", threads: int | None = 
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     requested = _requested(device)
+    if "CUDAExecutionProvider" in requested and "CUDAExecutionProvider" in ort.get_available_providers():
+        _preload_cuda_libraries()
     if requested[0] not in ort.get_available_providers():
         raise ProviderError(
             f"--device {device} needs {requested[0]}, which this ONNX Runtime build does not have (it has "
             f"{', '.join(ort.get_available_providers())}): install the matching onnxruntime package "
             "(see README, Install), or use --device cpu"
         )
+    if requested[0] == "TensorrtExecutionProvider" and not tensorrt_loadable():
+        raise ProviderError("--device tensorrt needs TensorRT 10 (libnvinfer.so.10), which does not load here: "
+                            "install TensorRT (JetPack has it; pip install tensorrt-cu13 elsewhere), or use --device cuda")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=requested,
                                        provider_options=[provider_options(p, path) for p in requested])

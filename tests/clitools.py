@@ -47,3 +47,10 @@ def busy_port():
 def jsonl_rows(path: Path) -> list[dict]:
     """Every record of an edge-run --jsonl file."""
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def cuda_provider_works() -> bool:
+    """ONNX Runtime's CUDA provider loads and runs here (a GPU machine with the gpu extra)."""
+    from edge_runtime.doctor import working_providers
+
+    return working_providers().get("cuda") == "ok"

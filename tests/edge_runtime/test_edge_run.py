@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from clitools import BIN, ROOT, free_port, one_line_error, run_cli
+from clitools import BIN, ROOT, cuda_provider_works, free_port, one_line_error, run_cli
 
 
 def records(path):
@@ -95,6 +95,7 @@ def test_empty_folder_and_bad_roi(tmp_path, artifacts, demo_data):
     assert "does not fit" in line
 
 
+@pytest.mark.skipif(cuda_provider_works(), reason="CUDA works on this machine")
 def test_cuda_demanded_on_a_cpu_machine_fails_loudly(artifacts, demo_data):
     line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
                                   str(artifacts / "model.int8.onnx"), "--device", "cuda"))

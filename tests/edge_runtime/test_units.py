@@ -93,3 +93,15 @@ def test_provider_options_cache_tensorrt_engines_and_pick_openvino_device(tmp_pa
     monkeypatch.setenv("LINESIDE_OPENVINO_DEVICE", "NPU")
     assert provider_options("OpenVINOExecutionProvider", Path("m.onnx")) == {"device_type": "NPU"}
     assert provider_options("CPUExecutionProvider", Path("m.onnx")) == {}
+    # fp32 keeps its gate's promise on CUDA: no TF32 (10-bit mantissa) convolutions
+    assert provider_options("CUDAExecutionProvider", Path("m.fp32.onnx"))["use_tf32"] == "0"
+    assert provider_options("CUDAExecutionProvider", Path("m.fp16.onnx"))["use_tf32"] == "1"
+
+
+def test_tensorrt_counts_only_where_its_library_loads():
+    import ctypes.util
+
+    from edge_runtime.session import tensorrt_loadable
+
+    # onnxruntime-gpu lists TensorRT without it; auto must not pick it then, nor --device tensorrt start it
+    assert tensorrt_loadable() == (ctypes.util.find_library("nvinfer") is not None)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The GPU proof, run on a lent GPU machine (python3 there holds a CUDA build of torch) in stages that
+# each fit one short call; state lives in /tmp between calls while the machine stays warm.
+#
+#   bash benchmarks/device_check.sh train   # install lineside, tests/gpu's training tests, demo models on CUDA
+#   bash benchmarks/device_check.sh export  # export both demo models on this host's CPU (INT8 speed per its ISA)
+#   bash benchmarks/device_check.sh ort     # onnxruntime-gpu from .whl/ (split in parts), CUDA provider tests,
+#                                           # torch-on-GPU vs ORT CUDA bench, edge-run --device cuda on the clip
+# Every stage first copies any .whl/ort.part.* it was carried with to /tmp/ortparts (the wheel is too big
+# for one call). Logs and reports go to $OUT.
+set -uo pipefail
+stage=${1:?stage: train, export or ort}
+OUT=${OUT:-/tmp/out}
+W=/tmp/lineside-device
+mkdir -p "$OUT" "$W" /tmp/ortparts
+export PYTHONUNBUFFERED=1
+cp .whl/ort.part.* /tmp/ortparts/ 2>/dev/null && ls -la /tmp/ortparts
+
+case "$stage" in
+train)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    grep -m1 "model name" /proc/cpuinfo; nproc
+    echo "ISA: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+    python3 -c "import sys, torch, onnxruntime as o; print(sys.version.split()[0], 'torch', torch.__version__,
+        torch.cuda.is_available(), 'ort', o.__version__, o.get_available_providers())"
+    python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
+    python3 -m pytest tests/gpu -q -p no:logging -k trains 2>&1 | tee "$OUT/gpu_train_tests.log"
+    edge-data demo --out $W/demo --surfaces brick --clip-parts 4 || exit 1
+    edge-train classify --data $W/demo/brick --out $W/runs/brick --device cuda 2>&1 | tail -3
+    edge-train anomaly --data $W/demo/brick --out $W/runs/brick-anomaly --device cuda 2>&1 | tail -3
+    ;;
+export)
+    for run in brick brick-anomaly; do
+        precisions=$([ $run = brick ] && echo fp32,int8,fp16 || echo fp32,int8)
+        edge-export $W/runs/$run --out $W/art/$run --precision $precisions --threads 2 2>&1 | tail -25
+        cp $W/art/$run/export_report.md "$OUT/export_report.$run.md"
+        cp $W/art/$run/export_report.json "$OUT/export_report.$run.json"
+    done
+    ;;
+ort)
+    cat /tmp/ortparts/ort.part.* > /tmp/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl || exit 1
+    python3 -m pip uninstall -q -y onnxruntime
+    python3 -m pip install -q --no-deps --no-index /tmp/onnxruntime_gpu-*.whl || exit 1
+    edge-run doctor --device cuda
+    python3 -m pytest tests/gpu -q -p no:logging 2>&1 | tee "$OUT/gpu_tests.log"
+    edge-bench model --checkpoint $W/runs/brick --artifacts $W/art/brick --out $W/bench --threads 2 \
+        --iters 200 --no-compile 2>&1 | tail -5
+    cp $W/bench/report.md "$OUT/bench.brick.md"; cp $W/bench/*.json "$OUT/" 2>/dev/null
+    edge-run --source $W/demo/line_clip.mp4 --roi 512,232,256,256 --model $W/art/brick/model.fp16.onnx \
+        --device cuda --quiet --jsonl $W/verdicts.jsonl 2>&1 | tail -4
+    ;;
+esac

@@ -1,0 +1,89 @@
+"""The GPU paths, proven where a GPU is: training on CUDA, ONNX Runtime's CUDA provider, edge-run on it.
+
+Skipped on CPU machines (CI). `benchmarks/device_check.sh` runs them on a lent GPU
+machine; the README's GPU section records what they gave there.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clitools import cuda_provider_works, jsonl_rows, run_cli
+from edge_runtime.model import EdgeModel
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
+needs_cuda_ep = pytest.mark.skipif(not cuda_provider_works(),
+                                   reason="ONNX Runtime's CUDA provider does not work here (the gpu extra on a GPU)")
+
+
+def _trained_on(run) -> str:
+    return json.loads((run / "config.json").read_text())["train"]["device_used"]
+
+
+@needs_cuda
+def test_classifier_trains_on_cuda_and_exports_on_the_cpu(demo_data, tmp_path):
+    run, art = tmp_path / "run", tmp_path / "art"
+    proc = run_cli("edge-train", "classify", "--data", str(demo_data / "brick"), "--out", str(run), "--epochs", "3",
+                   "--device", "cuda")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _trained_on(run).startswith("cuda")
+    # a GPU-trained checkpoint is an ordinary one: fp32 export passes the gate (0 flips) on a CPU session
+    proc = run_cli("edge-export", str(run), "--out", str(art), "--precision", "fp32")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@needs_cuda
+def test_anomaly_and_gan_train_on_cuda(demo_data, tmp_path):
+    proc = run_cli("edge-train", "anomaly", "--data", str(demo_data / "brick"), "--out", str(tmp_path / "anomaly"),
+                   "--steps", "60", "--image-size", "128", "--crop", "64", "--device", "cuda")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _trained_on(tmp_path / "anomaly").startswith("cuda")
+    proc = run_cli("edge-train", "gan", "--data", str(demo_data / "brick"), "--defect", "crack", "--k", "5",
+                   "--out", str(tmp_path / "gan"), "--steps", "40", "--batch-size", "8", "--patch", "32",
+                   "--sample-every", "20", "--judge-steps", "20", "--quality-samples", "16", "--device", "cuda")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _trained_on(tmp_path / "gan").startswith("cuda")
+    # the CPU loads what CUDA trained (safetensors, no device baked in) and synthesises from it
+    proc = run_cli("edge-data", "synth", "--gan", str(tmp_path / "gan"), "--count", "4", "--out",
+                   str(tmp_path / "synth"), "--seed", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@needs_cuda_ep
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_cuda_provider_runs_each_artifact_and_agrees_with_the_cpu(artifacts, precision):
+    path = artifacts / f"model.{precision}.onnx"
+    cpu, gpu = EdgeModel(path, device="cpu"), EdgeModel(path, device="cuda")
+    assert gpu.provider == "CUDAExecutionProvider"  # read back from the session, not what we asked for
+    rng = np.random.default_rng(0)
+    x = rng.random((8, *cpu.blank_input().shape[1:]), dtype=np.float32) * 255
+    x = x.astype(cpu.blank_input().dtype)
+    a, b = cpu.session.run(None, {cpu.input_name: x})[0], gpu.session.run(None, {gpu.input_name: x})[0]
+    tolerance = {"fp32": 1e-4, "fp16": 2e-2, "int8": 2e-2}[precision]  # fp32 on CUDA: TF32 is switched off
+    assert np.abs(a - b).max() <= tolerance * max(1.0, float(np.abs(a).max())), np.abs(a - b).max()
+    assert (a.argmax(1) == b.argmax(1)).all()
+
+
+@needs_cuda_ep
+def test_edge_run_on_cuda_records_the_provider_it_ran_on(artifacts, demo_data, tmp_path):
+    jsonl = tmp_path / "v.jsonl"
+    proc = run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--roi", "512,232,256,256",
+                   "--model", str(artifacts / "model.fp16.onnx"), "--device", "cuda", "--jsonl", str(jsonl), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = jsonl_rows(jsonl)
+    verdicts = [r for r in rows if r.get("type") == "verdict"]
+    assert {r["verdict"] for r in verdicts} <= {"good", "defect", "invalid"}  # invalid: a frozen frame, flagged
+    assert sum(r["verdict"] != "invalid" for r in verdicts) >= len(verdicts) // 2
+    assert "fp16, CUDAExecutionProvider" in proc.stderr  # the start line names the provider that is running
+    proc = run_cli("edge-run", "doctor", "--device", "cuda", "--model", str(artifacts / "model.fp16.onnx"))
+    assert proc.returncode == 0 and "cuda: ok" in proc.stdout, proc.stdout
+
+
+@needs_cuda_ep
+def test_auto_picks_the_gpu(artifacts):
+    assert EdgeModel(artifacts / "model.fp32.onnx", device="auto").provider in (
+        "TensorrtExecutionProvider", "CUDAExecutionProvider")
