@@ -27,7 +27,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-test: install
+# A second environment with onnxruntime-openvino (it provides the same `onnxruntime` module as the cpu
+# extra, so the two never share one): the suite proves --device openvino on this CPU through it.
+OV_VENV ?= .venv-openvino
+
+$(OV_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OV_VENV)
+	$(OV_VENV)/bin/python -m pip install --quiet -e ".[openvino]"
+	touch $@
+
+test: install $(OV_VENV)/.installed
 	$(BIN)/python -m pytest
 
 demo: install

@@ -1,0 +1,72 @@
+"""--device openvino, proven on this CPU through ONNX Runtime's OpenVINO provider.
+
+onnxruntime-openvino provides the same `onnxruntime` module as the cpu extra, so it
+lives in its own environment (`make test` builds .venv-openvino): these tests run
+lineside's commands from there, as an Intel industrial PC owner would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from clitools import BIN, ROOT, jsonl_rows, run_cli
+
+OV = ROOT / ".venv-openvino" / "bin"
+pytestmark = pytest.mark.skipif(not (OV / "edge-run").exists(),
+                                reason="no .venv-openvino here: `make test` builds it (the openvino extra)")
+
+PARITY = """
+import json, sys
+import numpy as np
+from edge_runtime.model import EdgeModel
+out = {}
+for path in sys.argv[1:]:
+    cpu, ov = EdgeModel(path, device="cpu"), EdgeModel(path, device="openvino")
+    x = np.random.default_rng(0).integers(0, 256, (4, *cpu.blank_input().shape[1:])).astype(np.uint8)
+    a, b = cpu.session.run(None, {cpu.input_name: x}), ov.session.run(None, {ov.input_name: x})
+    out[path] = {"provider": ov.provider, "max_abs": [float(np.abs(u - v).max()) for u, v in zip(a, b)],
+                 "scale": [float(np.abs(u).max()) for u in a]}
+print(json.dumps(out))
+"""
+
+
+def test_openvino_provider_runs_every_artifact_like_the_cpu(artifacts, anomaly_artifacts):
+    paths = [str(artifacts / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
+    paths += [str(anomaly_artifacts / f"model.{p}.onnx") for p in ("fp32", "int8")]
+    proc = subprocess.run([str(OV / "python"), "-c", PARITY, *paths], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    for path, row in result.items():
+        assert row["provider"] == "OpenVINOExecutionProvider", path  # read back from the session
+        # float artifacts: the same arithmetic; INT8: OpenVINO's own integer kernels, within a quantum of 1/255
+        tolerance = 1e-4 if ".int8." not in path else 1e-2
+        assert all(d <= tolerance * max(1.0, s) for d, s in zip(row["max_abs"], row["scale"])), (path, row)
+
+
+def test_edge_run_on_openvino_decides_the_clip_as_the_cpu_does(artifacts, demo_data, tmp_path):
+    runs = {}
+    for device, bin_dir in (("openvino", OV), ("cpu", BIN)):
+        jsonl = tmp_path / f"{device}.jsonl"
+        proc = subprocess.run([str(bin_dir / "edge-run"), "--source", str(demo_data / "line_clip.mp4"), "--roi",
+                               "512,232,256,256", "--model", str(artifacts / "model.fp32.onnx"), "--device", device,
+                               "--jsonl", str(jsonl), "--quiet"], capture_output=True, text=True, cwd=ROOT,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[device] = {r["frame_id"]: (r["verdict"], r.get("label")) for r in jsonl_rows(jsonl)
+                        if r.get("type") == "verdict"}
+        if device == "openvino":
+            assert "fp32, OpenVINOExecutionProvider" in proc.stderr  # the start line names what runs
+    assert runs["openvino"] and runs["openvino"] == runs["cpu"]
+    proc = subprocess.run([str(OV / "edge-run"), "doctor", "--device", "openvino"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and "openvino: ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_openvino_demanded_where_its_provider_is_missing_is_one_line(artifacts, demo_data):
+    proc = run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
+                   str(artifacts / "model.fp32.onnx"), "--device", "openvino")
+    assert proc.returncode != 0 and "OpenVINOExecutionProvider" in proc.stderr and "Traceback" not in proc.stderr
