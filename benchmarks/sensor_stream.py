@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.environment import environment
 from edge_runtime.model import EdgeModel
-from edge_runtime.sensor_sources import encode_datagram
+from edge_runtime.sensor_udp import encode_datagram
 from edge_runtime.stats import percentile
 
 

@@ -20,7 +20,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edge_runtime.errors import SourceError
-from edge_runtime.sensor_sources import WAIT, Backoff, Problem, Samples
+from edge_runtime.sensor_samples import WAIT, Backoff, Problem, Samples
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # our own lines say what failed, once
 

@@ -1,9 +1,7 @@
-"""Reading the sensor files people already have into arrays a sensor model takes.
+"""Reading the sensor CSVs people already have into arrays a sensor model takes.
 
-Three layouts:
+Two CSV layouts (a `.ts` file is `ucr_ts`'s; `read_series` takes any of the three):
 
-- UCR/UEA `.ts` (sktime's format, e.g. PLAID): one series per line, dimensions
-  separated by ':', values by ',', the class label last. Lengths may differ.
 - Long CSV: one row per (series, time): `series_id, t, <channel>..., label`.
 - Wide CSV: one row per sample time of a continuous recording: `time, <channel>..., label`.
   `wide_windows` cuts it into windows for a model.
@@ -17,84 +15,19 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.errors import InputFileError
+from edge_runtime.sensor_data import SeriesSet, WideTable, check_finite, fail, read_text, show
+from edge_runtime.ucr_ts import read_ts
 
 TIME_NAMES = ("t", "time", "timestamp")  # wide CSV: the time column, whatever the case
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
-@dataclass(frozen=True)
-class SeriesSet:
-    """Series of one file: each a float32 (T_i, C) array; lengths may differ."""
-
-    series: list[np.ndarray]
-    labels: list[str] | None  # one per series, None when the file has none
-    channels: list[str]  # len C
-    origin: str  # the file, for messages
-
-
-@dataclass(frozen=True)
-class WideTable:
-    """A continuous recording: one row per sample time."""
-
-    values: np.ndarray  # float32 (N, C)
-    channels: list[str]
-    times: np.ndarray | None  # float64 (N,) seconds, when a time column exists
-    labels: list[str] | None  # per row, when a label column exists
-    origin: str
-
-
-# ----------------------------------------------------------------------------- shared
-
-
-def _fail(path, line: int | None, what: str, todo: str) -> InputFileError:
-    where = f"{path} line {line}" if line is not None else f"{path}"
-    return InputFileError(f"{where}: {what}: {todo}")
-
-
-def _show(text: str, limit: int = 30) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _read_text(path) -> tuple[Path, str]:
-    """The file's text (UTF-8, a BOM allowed); missing, unreadable, empty or binary files fail."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path} does not exist: check the path")
-    if path.is_dir():
-        raise InputFileError(f"{path} is a folder: give the sensor file itself (.ts or .csv)")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputFileError(f"cannot read {path} ({error.strerror}): check its permissions") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise _fail(path, line, "not UTF-8 text", "save the file as UTF-8 text") from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise _fail(path, line, "a NUL byte (binary data)", "give a text file")
-    if not text.strip():
-        raise InputFileError(f"{path} is empty: give a file with data")
-    return path, text
-
-
-def _check_finite(path, values: np.ndarray, lines, column: str | None = None) -> np.ndarray:
-    """float32 of `values` (float64, one per line); NaN, inf or out-of-float32-range values fail."""
-    bad = ~np.isfinite(values) | (np.abs(values) > _F32_MAX)
-    if bad.any():
-        i = int(np.argmax(bad))
-        where = f" in column {column!r}" if column else ""
-        raise _fail(path, lines[i], f"value {values[i]!r}{where} is not a finite float32 number",
-                    "fix or remove the sample (NaN, inf and values beyond ±3.4e38 are refused)")
-    return values.astype(np.float32)
+# ----------------------------------------------------------------------------- CSV rows and columns
 
 
 def _numbers(path, texts: list[str], lines: list[int], column: str) -> np.ndarray:
@@ -108,8 +41,8 @@ def _numbers(path, texts: list[str], lines: list[int], column: str) -> np.ndarra
             float(text)
         except ValueError:
             what = f"empty value in column {column!r}" if not text.strip() else \
-                f"value {_show(text)} in column {column!r} is not a number"
-            raise _fail(path, line, what, "every channel value must be a number (decimal point '.')") from None
+                f"value {show(text)} in column {column!r} is not a number"
+            raise fail(path, line, what, "every channel value must be a number (decimal point '.')") from None
     raise AssertionError("numpy refused a column that float() accepts")  # a bug, not a user error
 
 
@@ -128,13 +61,13 @@ def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.nd
                 try:
                     float(text)
                 except ValueError:
-                    raise _fail(path, line, f"time {_show(text)} in column {column!r} is not a number of seconds "
-                                f"like line {lines[0]}'s", "give every row's time in the same form") from None
+                    raise fail(path, line, f"time {show(text)} in column {column!r} is not a number of seconds "
+                               f"like line {lines[0]}'s", "give every row's time in the same form") from None
             raise AssertionError("numpy refused times that float() accepts")
         bad = ~np.isfinite(times)
         if bad.any():
             i = int(np.argmax(bad))
-            raise _fail(path, lines[i], f"time {texts[i].strip()!r} is not a finite number", "fix the time")
+            raise fail(path, lines[i], f"time {texts[i].strip()!r} is not a finite number", "fix the time")
         return times
     times = np.empty(len(texts), dtype=np.float64)
     for i, (text, line) in enumerate(zip(texts, lines)):
@@ -142,17 +75,17 @@ def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.nd
             stamp = datetime.fromisoformat(text.strip())
             times[i] = stamp.timestamp()
         except (ValueError, OverflowError, OSError):
-            raise _fail(path, line, f"time {_show(text)} in column {column!r} is neither seconds nor an ISO 8601 time",
-                        "write times as seconds or like 2022-03-20T11:00:00+01:00") from None
+            raise fail(path, line, f"time {show(text)} in column {column!r} is neither seconds nor an ISO 8601 time",
+                       "write times as seconds or like 2022-03-20T11:00:00+01:00") from None
         if stamp.tzinfo is None or stamp.utcoffset() is None:
-            raise _fail(path, line, f"time {_show(text)} has no UTC offset",
-                        "add the offset (e.g. +01:00 or Z) so the time is unambiguous")
+            raise fail(path, line, f"time {show(text)} has no UTC offset",
+                       "add the offset (e.g. +01:00 or Z) so the time is unambiguous")
     return times
 
 
 def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
     """(path, header, header's line, rows, line of each row); blank lines skipped, rows as wide as the header."""
-    path, text = _read_text(path)
+    path, text = read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -167,20 +100,20 @@ def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int
                 header_line = reader.line_num
                 continue
             if len(row) != len(header):
-                raise _fail(path, reader.line_num, f"{len(row)} fields, the header has {len(header)}",
-                            "give every row one value per column")
+                raise fail(path, reader.line_num, f"{len(row)} fields, the header has {len(header)}",
+                           "give every row one value per column")
             rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as error:
-        raise _fail(path, reader.line_num, f"not valid CSV ({error})", "fix the quoting of that line") from None
+        raise fail(path, reader.line_num, f"not valid CSV ({error})", "fix the quoting of that line") from None
     assert header is not None  # the text is not blank
     for i, name in enumerate(header):
         if not name:
-            raise _fail(path, header_line, f"column {i + 1} of the header has no name", "name every column")
+            raise fail(path, header_line, f"column {i + 1} of the header has no name", "name every column")
         if name in header[:i]:
-            raise _fail(path, header_line, f"column {name!r} appears twice in the header", "give columns unique names")
+            raise fail(path, header_line, f"column {name!r} appears twice in the header", "give columns unique names")
     if not rows:
-        raise _fail(path, header_line, "a header and no data rows", "give at least one row of data")
+        raise fail(path, header_line, "a header and no data rows", "give at least one row of data")
     return path, header, header_line, rows, lines
 
 
@@ -188,15 +121,15 @@ def _labels(path, texts: list[str], lines: list[int], column: str) -> list[str]:
     labels = [text.strip() for text in texts]
     for label, line in zip(labels, lines):
         if not label:
-            raise _fail(path, line, f"empty label in column {column!r}", "give every row its label")
+            raise fail(path, line, f"empty label in column {column!r}", "give every row its label")
     return labels
 
 
 def _channel_columns(path, header: list[str], header_line: int, used: set[str]) -> list[int]:
     channels = [i for i, name in enumerate(header) if name not in used]
     if not channels:
-        raise _fail(path, header_line, f"no channel columns besides {', '.join(sorted(used))}",
-                    "add a column per sensor channel")
+        raise fail(path, header_line, f"no channel columns besides {', '.join(sorted(used))}",
+                   "add a column per sensor channel")
     return channels
 
 
@@ -209,148 +142,11 @@ def numeric_columns(path, rows, lines, header, columns: list[int], label_hint: s
             float(texts[0])
         except ValueError:
             if texts[0].strip():
-                raise _fail(path, lines[0], f"column {header[col]!r} is not numeric ({_show(texts[0])})",
-                            f"{label_hint} or remove the column") from None
-        out[:, j] = _check_finite(path, _numbers(path, texts, lines, header[col]), lines, header[col])
+                raise fail(path, lines[0], f"column {header[col]!r} is not numeric ({show(texts[0])})",
+                           f"{label_hint} or remove the column") from None
+        out[:, j] = check_finite(path, _numbers(path, texts, lines, header[col]), lines, header[col])
     return out
 
-
-# ----------------------------------------------------------------------------- .ts
-
-_TS_KEYS = ("@problemname", "@timestamps", "@missing", "@univariate", "@dimension", "@dimensions", "@equallength",
-            "@serieslength", "@classlabel", "@targetlabel", "@data")
-
-
-def _ts_bool(path, line: int, key: str, tokens: list[str]) -> bool:
-    if len(tokens) < 2 or tokens[1].lower() not in ("true", "false"):
-        raise _fail(path, line, f"{key} needs true or false", f"write e.g. '{key} false'")
-    return tokens[1].lower() == "true"
-
-
-def _ts_int(path, line: int, key: str, tokens: list[str]) -> int:
-    if len(tokens) != 2 or not tokens[1].isdecimal() or int(tokens[1]) < 1:
-        raise _fail(path, line, f"{key} needs one positive whole number", f"write e.g. '{key} 100'")
-    return int(tokens[1])
-
-
-def _ts_values(path, line: int, part: str, dim: int, allow_missing: bool) -> np.ndarray:
-    tokens = part.split(",")
-    try:
-        values = np.array(tokens, dtype=np.float64)
-    except ValueError:
-        values = np.empty(len(tokens), dtype=np.float64)
-        for i, token in enumerate(tokens):
-            token = token.strip()
-            if token == "?":
-                values[i] = np.nan
-                continue
-            try:
-                values[i] = float(token)
-            except ValueError:
-                what = f"value {i + 1} of dimension {dim + 1} is empty" if not token else \
-                    f"value {i + 1} of dimension {dim + 1} ({_show(token)}) is not a number"
-                raise _fail(path, line, what, "separate values with ',' and dimensions with ':'") from None
-    if np.isnan(values).any() and not allow_missing:
-        raise _fail(path, line, f"missing value ('?' or NaN) in dimension {dim + 1}",
-                    "fill the gap in the file, or read it with allow_missing=True")
-    if np.isinf(values).any() or (np.abs(values[~np.isnan(values)]) > _F32_MAX).any():
-        raise _fail(path, line, f"infinite or out-of-float32-range value in dimension {dim + 1}",
-                    "fix the value (|x| must stay below 3.4e38)")
-    return values
-
-
-def read_ts(path, allow_missing: bool = False) -> SeriesSet:
-    """A UCR/UEA `.ts` file: univariate or multivariate, equal or variable length, with or without labels.
-
-    Honoured header keys: @problemName, @timeStamps (false only), @missing, @univariate,
-    @dimensions, @equalLength, @seriesLength, @classLabel (true <classes> | false) and
-    @targetLabel (a regression target, kept as text in `labels`). Other @ keys are ignored,
-    as sktime does. '?' marks a missing value: read as NaN when `allow_missing`, refused otherwise.
-    Channels are named dim_0, dim_1, ...
-    """
-    path, text = _read_text(path)
-    header: dict = {}
-    series: list[np.ndarray] = []
-    labels: list[str] = []
-    data_line = None
-    dims = None
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip()
-        if not line or line[0] in "#%":  # comments: "#" (UEA) or "%" (ARFF style)
-            continue
-        if data_line is None:
-            if not line.startswith("@"):
-                raise _fail(path, number, "data before the @data line",
-                            "put the header (@problemName ... @data) before the series")
-            tokens = line.split()
-            key = tokens[0].lower()
-            if key not in _TS_KEYS:
-                continue
-            if key == "@timestamps":
-                if _ts_bool(path, number, tokens[0], tokens):
-                    raise _fail(path, number, "@timeStamps true is not supported",
-                                "write the values without timestamps ('@timeStamps false')")
-            elif key in ("@univariate", "@equallength", "@missing"):
-                header[key] = _ts_bool(path, number, tokens[0], tokens)
-            elif key in ("@dimension", "@dimensions", "@serieslength"):
-                header["@dimensions" if key.startswith("@dim") else key] = _ts_int(path, number, tokens[0], tokens)
-            elif key == "@classlabel":
-                header["labelled"] = _ts_bool(path, number, tokens[0], tokens)
-                header["classes"] = tokens[2:] if header["labelled"] else []
-                if header["labelled"] and not header["classes"]:
-                    raise _fail(path, number, "@classLabel true without class names",
-                                "list them, e.g. '@classLabel true normal fault'")
-            elif key == "@targetlabel":
-                header["labelled"] = _ts_bool(path, number, tokens[0], tokens)
-                header["classes"] = []
-            elif key == "@data":
-                if "labelled" not in header:
-                    raise _fail(path, number, "no @classLabel line before @data",
-                                "add '@classLabel false' or '@classLabel true <class names>' to the header")
-                if header.get("@univariate") and header.get("@dimensions", 1) != 1:
-                    raise _fail(path, number, "@univariate true but @dimensions is not 1", "fix the header")
-                dims = 1 if header.get("@univariate") else header.get("@dimensions")
-                data_line = number
-            continue
-        if line.startswith("@"):
-            raise _fail(path, number, f"header line {_show(line)} after @data", "move it above @data")
-        parts = line.split(":")
-        if header["labelled"]:
-            if len(parts) < 2:
-                raise _fail(path, number, "no ':<label>' at the end of the series",
-                            "end each series with ':' and its class, or declare '@classLabel false'")
-            label = parts.pop().strip()
-            if not label:
-                raise _fail(path, number, "empty label after the last ':'", "give the series its class")
-            if header["classes"] and label not in header["classes"]:
-                raise _fail(path, number, f"label {_show(label)} is not among @classLabel's classes "
-                            f"({' '.join(header['classes'])})", "add it to @classLabel or fix the label")
-            labels.append(label)
-        if dims is None:
-            dims = len(parts)
-        elif len(parts) != dims:
-            raise _fail(path, number, f"{len(parts)} dimensions, expected {dims}",
-                        "give every series the same number of ':'-separated dimensions")
-        columns = [_ts_values(path, number, part, d, allow_missing) for d, part in enumerate(parts)]
-        length = len(columns[0])
-        for d, column in enumerate(columns[1:], start=2):
-            if len(column) != length:
-                raise _fail(path, number, f"dimension {d} has {len(column)} values, dimension 1 has {length}",
-                            "give all dimensions of a series the same length")
-        if header.get("@serieslength") and length != header["@serieslength"]:
-            raise _fail(path, number, f"{length} values per dimension, @seriesLength says {header['@serieslength']}",
-                        "fix the series or the header")
-        if header.get("@equallength") and series and length != len(series[0]):
-            raise _fail(path, number, f"{length} values per dimension, the first series has {len(series[0])} "
-                        "and @equalLength is true", "fix the series, or declare '@equalLength false'")
-        series.append(np.stack(columns, axis=1).astype(np.float32))
-    if data_line is None:
-        raise InputFileError(f"{path}: no @data line: a .ts file needs its header, then '@data', "
-                             "then one series a line")
-    if not series:
-        raise _fail(path, data_line, "no series after @data", "add one series per line after @data")
-    return SeriesSet(series=series, labels=labels if header["labelled"] else None,
-                     channels=[f"dim_{d}" for d in range(dims)], origin=str(path))
 
 
 # ----------------------------------------------------------------------------- long CSV
@@ -369,12 +165,12 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
     path, header, header_line, rows, lines = read_csv_rows(path)
     for name, option in ((id_column, "id_column"), (time_column, "time_column")):
         if name not in header:
-            raise _fail(path, header_line, f"no {name!r} column (header: {', '.join(header)})",
-                        f"name the column {name!r} or pass {option}=<its name>")
+            raise fail(path, header_line, f"no {name!r} column (header: {', '.join(header)})",
+                       f"name the column {name!r} or pass {option}=<its name>")
     if label_column is not None and label_column not in header:
         if label_column != "label":
-            raise _fail(path, header_line, f"no label column {label_column!r} (header: {', '.join(header)})",
-                        "give the name of the column that holds the labels")
+            raise fail(path, header_line, f"no label column {label_column!r} (header: {', '.join(header)})",
+                       "give the name of the column that holds the labels")
         label_column = None
     used = {id_column, time_column} | ({label_column} if label_column else set())
     columns = _channel_columns(path, header, header_line, used)
@@ -387,7 +183,7 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
     for i, row in enumerate(rows):
         key = row[id_col].strip()
         if not key:
-            raise _fail(path, lines[i], f"empty {id_column!r}", "give every row the id of its series")
+            raise fail(path, lines[i], f"empty {id_column!r}", "give every row the id of its series")
         members.setdefault(key, []).append(i)
     series, series_labels = [], []
     for key, index in members.items():
@@ -397,15 +193,15 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
         repeat = np.flatnonzero(np.diff(sorted_times) == 0)
         if repeat.size:
             a, b = sorted((lines[order[repeat[0]]], lines[order[repeat[0] + 1]]))
-            raise _fail(path, b, f"series {_show(key)} has time {rows[order[repeat[0]]][time_col].strip()} twice "
-                        f"(also line {a})", "give each sample of a series its own time")
+            raise fail(path, b, f"series {show(key)} has time {rows[order[repeat[0]]][time_col].strip()} twice "
+                       f"(also line {a})", "give each sample of a series its own time")
         if labels is not None:
             first = labels[index[0]]
             for i in index:
                 if labels[i] != first:
-                    raise _fail(path, lines[i], f"series {_show(key)} changes label from {_show(first)} "
-                                f"(line {lines[index[0]]}) to {_show(labels[i])}",
-                                "give every row of a series the same label, or split it into two series")
+                    raise fail(path, lines[i], f"series {show(key)} changes label from {show(first)} "
+                               f"(line {lines[index[0]]}) to {show(labels[i])}",
+                               "give every row of a series the same label, or split it into two series")
             series_labels.append(first)
         series.append(values[order])
     return SeriesSet(series=series, labels=series_labels if labels is not None else None,
@@ -428,24 +224,24 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
     path, header, header_line, rows, lines = read_csv_rows(path)
     for name, option in ((time_column, "time_column"), (label_column, "label_column")):
         if name is not None and name not in header:
-            raise _fail(path, header_line, f"no column {name!r} (header: {', '.join(header)})",
-                        f"give {option} as one of the header's names")
+            raise fail(path, header_line, f"no column {name!r} (header: {', '.join(header)})",
+                       f"give {option} as one of the header's names")
     if time_column is None:
         found = [name for name in header if name.lower() in TIME_NAMES]
         if len(found) > 1:
-            raise _fail(path, header_line, f"several time columns ({', '.join(found)})",
-                        "pass time_column=<the one that holds the time>")
+            raise fail(path, header_line, f"several time columns ({', '.join(found)})",
+                       "pass time_column=<the one that holds the time>")
         time_column = found[0] if found else None
     if label_column is None and "label" in header:
         label_column = "label"
     if time_column is not None and time_column == label_column:
-        raise _fail(path, header_line, f"column {time_column!r} given as both time and label", "give two columns")
+        raise fail(path, header_line, f"column {time_column!r} given as both time and label", "give two columns")
     used = {name for name in (time_column, label_column) if name is not None}
     if channels is not None:
         missing = [name for name in channels if name not in header]
         if missing:
-            raise _fail(path, header_line, f"no column {', '.join(map(repr, missing))} for the model's channels "
-                        f"({', '.join(channels)}; header: {', '.join(header)})", "record the channels the model reads")
+            raise fail(path, header_line, f"no column {', '.join(map(repr, missing))} for the model's channels "
+                       f"({', '.join(channels)}; header: {', '.join(header)})", "record the channels the model reads")
         columns = [header.index(name) for name in channels]
     else:
         columns = _channel_columns(path, header, header_line, used)
@@ -454,8 +250,8 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
         times = _parse_times(path, [row[header.index(time_column)] for row in rows], lines, time_column)
         back = np.flatnonzero(np.diff(times) < 0)
         if back.size:
-            raise _fail(path, lines[back[0] + 1], f"time goes backwards (from line {lines[back[0]]})",
-                        "sort the rows by time")
+            raise fail(path, lines[back[0] + 1], f"time goes backwards (from line {lines[back[0]]})",
+                       "sort the rows by time")
     values = numeric_columns(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
     labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
         if label_column else None
@@ -489,7 +285,7 @@ def wide_windows(table: WideTable, window: int, stride: int, good_label: str = "
 
 
 def _csv_header(path) -> list[str]:
-    path, text = _read_text(path)
+    path, text = read_text(path)
     first = next(line for line in text.splitlines() if line.strip())
     try:
         return [name.strip() for name in next(csv.reader([first]))]

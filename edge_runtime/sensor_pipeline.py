@@ -15,7 +15,7 @@ from typing import Callable
 
 from edge_runtime.model import EdgeModel
 from edge_runtime.pipeline import Sink, emit, tally
-from edge_runtime.sensor_sources import WAIT, Problem
+from edge_runtime.sensor_samples import WAIT, Problem
 from edge_runtime.sensor_window import Window, Windower
 from edge_runtime.stats import StageStats
 

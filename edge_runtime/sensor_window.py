@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_runtime.sensor_sources import Problem, Samples
+from edge_runtime.sensor_samples import Problem, Samples
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from edge_runtime.errors import InputFileError
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics
 from edge_runtime.model import file_sha256
-from edge_runtime.sensor_files import SeriesSet, fit_length, read_series
+from edge_runtime.sensor_data import SeriesSet
+from edge_runtime.sensor_files import fit_length, read_series
 from train.anomaly import calibrate
 from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device

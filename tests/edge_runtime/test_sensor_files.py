@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_runtime.errors import InputFileError
-from edge_runtime.sensor_files import (SeriesSet, WideTable, fit_length, read_long_csv, read_series, read_ts,
-                                       read_wide_csv, wide_windows)
+from edge_runtime.sensor_data import SeriesSet, WideTable
+from edge_runtime.sensor_files import fit_length, read_long_csv, read_series, read_wide_csv, wide_windows
+from edge_runtime.ucr_ts import read_ts
 
 TS_HEADER = "# a comment\n@problemName demo\n@timeStamps false\n@univariate true\n@equalLength false\n" \
             "@classLabel true good bad\n@data\n"

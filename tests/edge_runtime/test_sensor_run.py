@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from clitools import BIN, ROOT, free_port, jsonl_rows, one_line_error, run_cli
 from edge_runtime.model import EdgeModel
 from edge_runtime.sensor_pipeline import run_sensor_pipeline
-from edge_runtime.sensor_sources import (HEADER, LineSplitter, Problem, Samples, SerialSource, decode_datagram,
-                                         encode_datagram, parse_line)
+from edge_runtime.sensor_samples import Problem, Samples
+from edge_runtime.sensor_serial import LineSplitter, SerialSource, parse_line
+from edge_runtime.sensor_udp import HEADER, decode_datagram, encode_datagram
 from edge_runtime.sensor_window import Windower
 from sensor_models import anomaly_model, classify_model
 

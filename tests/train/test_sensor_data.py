@@ -8,7 +8,8 @@ import pytest
 
 from clitools import one_line_error, run_cli
 from edge_runtime.errors import InputFileError
-from edge_runtime.sensor_files import read_long_csv, read_series, read_ts, read_wide_csv
+from edge_runtime.sensor_files import read_long_csv, read_series, read_wide_csv
+from edge_runtime.ucr_ts import read_ts
 from train.data import sensor_demo
 from train.data import sensor_gen as gen
 

@@ -198,7 +198,8 @@ def _readme(seed: int, summary: dict) -> str:
     return f"""# lineside sensor demo data
 
 Written by `edge-data sensor --seed {seed}` (generator {GENERATOR_VERSION}); nothing was downloaded.
-Read any of it with `edge_runtime.sensor_files` (`read_series`, `read_ts`, `read_long_csv`, `read_wide_csv`).
+Read any of it with `edge_runtime.sensor_files` (`read_series`, `read_long_csv`, `read_wide_csv`) and
+`edge_runtime.ucr_ts` (`read_ts`).
 
 ## plaid/ — real, from sktime ({summary['plaid']['source']}, pinned {PINS['sktime']})
 
