@@ -144,6 +144,9 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
                 report["artifacts"][precision] = {"file": final.name, "bytes": final.stat().st_size,
                                                   "sha256": file_sha256(final), "gate": extra["gate"],
                                                   "parity": figures, "quantization": details or None}
+            elif final.exists():  # an earlier export's file beside this one's manifest would be deployed by mistake
+                final.unlink()
+                echo(f"removed {final} (an earlier export's; this one's {precision} failed the gate)")
             if fails:
                 failures.append(f"{precision}: {'; '.join(fails)}")
             echo(f"{precision}: flips {figures['flips']}/{figures['count']}, max abs error "

@@ -109,10 +109,12 @@ def test_gate_blocks_flips_and_metric_loss():
 
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
+    (tmp_path / "model.int8.onnx").write_bytes(b"an earlier export's INT8")  # must not outlive this export's gate
     proc = run_cli("edge-export", str(trained_run), "--out", str(tmp_path), "--precision", "fp32,int8",
                    "--max-int8-flip-rate", "-1", "--max-excluded-layers", "1")
     assert proc.returncode == 3 and "int8" in proc.stderr.splitlines()[-1]
     assert (tmp_path / "model.fp32.onnx").exists() and not (tmp_path / "model.int8.onnx").exists()
+    assert "removed" in proc.stdout + proc.stderr
     report = json.loads((tmp_path / "export_report.json").read_text())
     assert report["gate_failures"] and "int8" not in report["artifacts"]
     # before giving up it kept the worst layer in float and tried again
