@@ -160,7 +160,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     torch.manual_seed(cfg.seed)
     mean = (train_set.images.reshape(-1, 3).mean(0) / 255.0).round(4).tolist()
     std = (train_set.images.reshape(-1, 3).std(0) / 255.0).clip(1e-3).round(4).tolist()
-    model_args = {"mean": mean, "std": std, "width": cfg.width}
+    model_args = {"mean": mean, "std": std, "width": cfg.width, "score": "line"}
     model = create_model("surfacenet", **model_args).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.steps)
