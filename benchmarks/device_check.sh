@@ -6,8 +6,11 @@
 #   bash benchmarks/device_check.sh export  # export both demo models on this host's CPU (INT8 speed per its ISA)
 #   bash benchmarks/device_check.sh ort     # onnxruntime-gpu from .whl/ (split in parts), CUDA provider tests,
 #                                           # torch-on-GPU vs ORT CUDA bench, edge-run --device cuda on the clip
-# Every stage first copies any .whl/ort.part.* it was carried with to /tmp/ortparts (the wheel is too big
-# for one call). Logs and reports go to $OUT.
+# Every stage first copies any .whl/ort.part.* it was carried with to /tmp/ortparts: the onnxruntime-gpu wheel
+# (256 MB) is larger than one call may carry (64 MiB), so it travels in parts, one per call, made here with
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#       -d /tmp/whl onnxruntime-gpu==1.31.1 && split -b 61M -d -a1 /tmp/whl/onnxruntime_gpu-*.whl .whl/ort.part.
+# (.whl/ ignored through .git/info/exclude). Logs and reports go to $OUT.
 set -uo pipefail
 stage=${1:?stage: train, export or ort}
 OUT=${OUT:-/tmp/out}
