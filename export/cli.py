@@ -16,7 +16,8 @@ from edge_runtime.cli_support import run_cli
 @click.option("--precision", default="fp32,int8", show_default=True, help="Comma list of fp32, int8, fp16 (fp16 is for GPU targets).")
 @click.option("--data", default=None, type=click.Path(), help="Training data folder, if it moved since training.")
 @click.option("--calib", default=None, type=click.Path(), help="Folder of calibration images (default: training sample).")
-@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default=None,
+              help="Default: percentile for anomaly models, minmax for the others.")
 @click.option("--calib-count", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--target", type=click.Choice(["auto", "vnni", "avx2", "arm"]), default="auto", show_default=True,
               help="INT8 format for this CPU (auto) or for another device.")

@@ -78,7 +78,7 @@ def model_info(config: dict, precision: str, extra: dict) -> ModelInfo:
 
 
 def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = None, calib: str | None = None,
-               calib_method: str = "minmax", calib_count: int = 128, target: str = "auto",
+               calib_method: str | None = None, calib_count: int = 128, target: str = "auto",
                opset: int = DEFAULT_OPSET, threads: int | None = None, gate: Gate = Gate(), force: bool = False,
                max_excluded_layers: int = 3, echo=print) -> dict:
     """Export `run` into `out`; returns the export report.
@@ -122,6 +122,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
         fp32_figures = built["fp32"][2]
         if "int8" in precisions:
+            calib_method = calib_method or default_calib_method(config["task"])
             echo(f"quantizing to INT8 ({calib_method} calibration)")
             calibration = calibration_images(config, root, calib, calib_count, seed=0)
             built["int8"] = _int8_with_exclusions(fp32_tmp, Path(tmp), calibration, target, calib_method, gate,
@@ -170,6 +171,14 @@ def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, im
 # even when the gate passes: the gate set cannot show every drift. A grass anomaly model: the stem added 35 dB,
 # the gate passed, and INT8 lost 2.1 image-AUROC points on real cracks; with the stem in float 0.2, same speed.
 DOMINANT_LOSS_DB = 20.0
+
+
+def default_calib_method(task: str) -> str:
+    """Percentile for anomaly models: their activations have rare peaks (the pasted anomalies of calibration
+    are not among them, real defects are) and minmax spent the INT8 range on them. Measured on the three demo
+    surfaces (2026-11-27): every gate passed with 0 flips (minmax: grass 1 flip in 80) and INT8 image AUROC
+    within 0.41 points of fp32 (minmax: gravel -0.63). Minmax for the rest, whose gates pass with it."""
+    return "percentile" if task == "anomaly" else "minmax"
 
 
 def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target: str, method: str, gate: Gate,

@@ -147,3 +147,10 @@ def test_fp16_keeps_io_types_and_halves_the_weights(artifacts):
     report = json.loads((artifacts / "export_report.json").read_text())
     assert report["artifacts"]["fp16"]["parity"]["flip_rate"] <= 0.05
     assert (artifacts / "model.fp16.onnx").stat().st_size < 0.6 * (artifacts / "model.fp32.onnx").stat().st_size
+
+
+def test_anomaly_models_calibrate_int8_by_percentile_and_the_rest_by_minmax(anomaly_artifacts, artifacts):
+    anomaly = json.loads((anomaly_artifacts / "export_report.json").read_text())
+    classifier = json.loads((artifacts / "export_report.json").read_text())
+    assert anomaly["int8"]["calibration_method"] == "percentile"
+    assert classifier["int8"]["calibration_method"] == "minmax"
