@@ -9,6 +9,7 @@ is not the one running.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from pathlib import Path
 
@@ -47,9 +48,11 @@ def provider_options(provider: str, path: Path) -> dict:
     return {}
 
 
+@functools.cache
 def _preload_cuda_libraries() -> None:
     """Load CUDA/cuDNN from the nvidia-* pip packages when that is where they live (a venv with the gpu
-    extra and no system CUDA), then from the system paths; a no-op with ORT builds that lack the helper."""
+    extra and no system CUDA), then from the system paths; a no-op with ORT builds that lack the helper.
+    Once per process: a model swap must not load the libraries again."""
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         try:
@@ -58,6 +61,7 @@ def _preload_cuda_libraries() -> None:
             pass
 
 
+@functools.cache
 def tensorrt_loadable() -> bool:
     """TensorRT 10's runtime library loads. onnxruntime-gpu lists its TensorRT provider whether or not
     TensorRT is installed, then prints a screen of errors and falls back to CUDA (seen on an H100 machine)."""
@@ -97,12 +101,13 @@ def create_session(path: str | Path, device: str = "cpu", threads: int | None = 
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     requested = _requested(device)
-    if "CUDAExecutionProvider" in requested and "CUDAExecutionProvider" in ort.get_available_providers():
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in requested and "CUDAExecutionProvider" in available:
         _preload_cuda_libraries()
-    if requested[0] not in ort.get_available_providers():
+    if requested[0] not in available:
         raise ProviderError(
             f"--device {device} needs {requested[0]}, which this ONNX Runtime build does not have (it has "
-            f"{', '.join(ort.get_available_providers())}): install the matching onnxruntime package "
+            f"{', '.join(available)}): install the matching onnxruntime package "
             "(see README, Install), or use --device cpu"
         )
     if requested[0] == "TensorrtExecutionProvider" and not tensorrt_loadable():

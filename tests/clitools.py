@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import subprocess
@@ -14,7 +15,8 @@ BIN = Path(sys.executable).parent
 
 
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run an installed console script (edge-run, edge-export, ...) as a user would."""
+    """Run an installed console script (edge-run, edge-export, ...) as a user would; an absolute path runs
+    that program instead (another environment's edge-run)."""
     return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
                           cwd=kwargs.pop("cwd", ROOT), **kwargs)
 
@@ -49,6 +51,7 @@ def jsonl_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
+@functools.cache  # asked by several test modules at collection; one probe per process
 def cuda_provider_works() -> bool:
     """ONNX Runtime's CUDA provider loads and runs here (a GPU machine with the gpu extra)."""
     from edge_runtime.doctor import working_providers

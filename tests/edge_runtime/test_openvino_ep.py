@@ -8,7 +8,6 @@ lineside's commands from there, as an Intel industrial PC owner would.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -37,8 +36,7 @@ print(json.dumps(out))
 def test_openvino_provider_runs_every_artifact_like_the_cpu(artifacts, anomaly_artifacts):
     paths = [str(artifacts / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
     paths += [str(anomaly_artifacts / f"model.{p}.onnx") for p in ("fp32", "int8")]
-    proc = subprocess.run([str(OV / "python"), "-c", PARITY, *paths], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    proc = run_cli(str(OV / "python"), "-c", PARITY, *paths)  # an absolute path runs that environment's program
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.splitlines()[-1])
     for path, row in result.items():
@@ -57,18 +55,16 @@ def test_edge_run_on_openvino_decides_the_clip_as_the_cpu_does(artifacts, demo_d
     runs = {}
     for device, bin_dir in (("openvino", OV), ("cpu", BIN)):
         jsonl = tmp_path / f"{device}.jsonl"
-        proc = subprocess.run([str(bin_dir / "edge-run"), "--source", str(demo_data / "line_clip.mp4"), "--roi",
-                               "512,232,256,256", "--model", str(artifacts / "model.fp32.onnx"), "--device", device,
-                               "--jsonl", str(jsonl), "--quiet"], capture_output=True, text=True, cwd=ROOT,
-                              timeout=300)
+        proc = run_cli(str(bin_dir / "edge-run"), "--source", str(demo_data / "line_clip.mp4"), "--roi",
+                       "512,232,256,256", "--model", str(artifacts / "model.fp32.onnx"), "--device", device,
+                       "--jsonl", str(jsonl), "--quiet")
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs[device] = {r["frame_id"]: (r["verdict"], r.get("label")) for r in jsonl_rows(jsonl)
                         if r.get("type") == "verdict"}
         if device == "openvino":
             assert "fp32, OpenVINOExecutionProvider" in proc.stderr  # the start line names what runs
     assert runs["openvino"] and runs["openvino"] == runs["cpu"]
-    proc = subprocess.run([str(OV / "edge-run"), "doctor", "--device", "openvino"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    proc = run_cli(str(OV / "edge-run"), "doctor", "--device", "openvino")
     assert proc.returncode == 0 and "openvino: ok" in proc.stdout, proc.stdout + proc.stderr
 
 
