@@ -51,7 +51,9 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
     write_export_report(report, Path(out))
     for name, art in report["artifacts"].items():
         click.echo(f"{Path(out) / art['file']}  {art['gate']}")
-    click.echo(f"report: {Path(out) / 'export_report.md'}; recommended: {report['recommended']}")
+    gpu = report["recommended_by_device"].get("cuda")
+    click.echo(f"report: {Path(out) / 'export_report.md'}; recommended: {report['recommended']}"
+               + (f" (this CPU), {gpu} (this GPU)" if gpu else ""))
     if report["gate_failures"] and not force:
         raise GateError("export gate failed; failing artifacts were not written (--force writes them stamped): "
                         + " | ".join(report["gate_failures"]))

@@ -29,18 +29,28 @@ def _markdown(report: dict) -> str:
         f"flags {' '.join(cpu['flags'])}) · {report['threads']} threads · "
         + " · ".join(f"{k} {v}" for k, v in report["versions"].items()),
         "",
-        f"Parity against torch on {report['validation_count']} validation inputs.",
+        f"Parity against torch on {report['validation_count']} validation inputs"
+        + (" (each validation image as taken, under a 25 % dimmer or brighter lamp, and with sigma-8 sensor "
+           "noise)." if report.get("camera_copies") else "."),
         "",
-        "| precision | file | MB | gate | flips | max abs error | max rel error | metric | p50 ms (batch 1) |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|",
     ]
+    timed_gpu = any(a["parity"].get("p50_ms_batch1_cuda") for a in report["artifacts"].values())
+    lines += ["| precision | file | MB | gate | flips | max abs error | max rel error | metric | p50 ms (batch 1) |"
+              + (" p50 ms CUDA |" if timed_gpu else ""),
+              "|---|---|---:|---|---:|---:|---:|---:|---:|" + ("---:|" if timed_gpu else "")]
     for precision, art in report["artifacts"].items():
         p = art["parity"]
         lines.append(f"| {precision} | {art['file']} | {art['bytes'] / 1e6:.2f} | {art['gate']} | {p['flips']} | "
                      f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f}"
                      + (f", pixel_auroc {p['pixel_auroc']:.4f}" if "pixel_auroc" in p else "") + " | "
-                     f"{p['p50_ms_batch1']} |")
+                     f"{p['p50_ms_batch1']} |" + (f" {p.get('p50_ms_batch1_cuda')} |" if timed_gpu else ""))
     lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
+    gpu = (report.get("recommended_by_device") or {}).get("cuda")
+    lines += [f"Recommended for this GPU (CUDA provider): **{gpu}**." if gpu else
+              "GPU: " + ("nothing passed the gate." if timed_gpu else
+                         "not timed (no CUDA provider runs here). For GPUs deploy fp16 or fp32: INT8 QDQ ran "
+                         "slower than both on the CUDA provider (README, GPU section); export on the GPU "
+                         "machine to time it.")]
     if report["gate_failures"]:
         lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]
     quant = report.get("int8")

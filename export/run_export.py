@@ -60,9 +60,17 @@ class Gate:
         return fails
 
 
-def _speed(path: Path, sample: np.ndarray, threads: int) -> float:
-    model = EdgeModel(path, threads=threads)
+def _speed(path: Path, sample: np.ndarray, threads: int, device: str = "cpu") -> float:
+    model = EdgeModel(path, device=device, threads=threads)
     return percentile(time_calls(lambda: model.infer(sample), warmup=20, iters=200), 50)
+
+
+def _gpu_devices() -> list[str]:
+    """GPU devices this machine can time an artifact on: the CUDA provider in this ORT build (whether it really
+    runs is checked when the session opens; a fallback to CPU is a ProviderError, never a CPU timing)."""
+    import onnxruntime
+
+    return ["cuda"] if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else []
 
 
 def model_info(config: dict, precision: str, extra: dict) -> ModelInfo:
@@ -110,7 +118,8 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
     if "threshold_rule" in config:  # how the threshold was calibrated travels with it
         common["threshold_rule"] = config["threshold_rule"]
     report = {"run": str(run), "toolkit_version": __version__, "versions": _versions(), "threads": threads,
-              "validation_count": len(truth), "artifacts": {}}
+              "validation_count": len(truth), "camera_copies": config["task"] not in SENSOR_TASKS,
+              "artifacts": {}}
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         fp32_tmp = Path(tmp) / "model.fp32.onnx"
@@ -154,6 +163,8 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
                  f"{figures['max_abs_error']:.2e}, {figures['metric_name']} {figures['metric']:.4f}, "
                  f"p50 {figures['p50_ms_batch1']} ms")
     report["recommended"] = _recommend(report["artifacts"])
+    report["recommended_by_device"] = {"cpu": report["recommended"],
+                                       **{d: _recommend(report["artifacts"], d) for d in ("cuda",)}}
     report["gate_failures"] = failures
     return report
 
@@ -164,6 +175,12 @@ def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, im
     figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
                       model_info(config, precision, {}), truth, masks)
     figures["p50_ms_batch1"] = round(_speed(path, images[:1], threads), 4)
+    for device in _gpu_devices():
+        try:
+            figures[f"p50_ms_batch1_{device}"] = round(_speed(path, images[:1], threads, device), 4)
+        except LinesideError as err:  # the provider is in the build but not usable here (no GPU, no CUDA libs)
+            figures[f"p50_ms_batch1_{device}"] = None
+            figures[f"{device}_not_timed"] = str(err)
     return figures
 
 
@@ -216,12 +233,15 @@ def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target
         kept_layers += 1
 
 
-def _recommend(artifacts: dict) -> str | None:
-    """The fastest precision that passed the gate — INT8 only when it is actually faster here."""
-    passed = {p: a for p, a in artifacts.items() if a["gate"] == "pass"}
+def _recommend(artifacts: dict, device: str = "cpu") -> str | None:
+    """The fastest precision that passed the gate on `device` — INT8 only when it is actually faster there
+    (on an H100 INT8 QDQ ran slower than fp32 and fp16). None when nothing passed or `device` was not timed
+    on this machine: a CPU timing says nothing about a GPU."""
+    key = "p50_ms_batch1" if device == "cpu" else f"p50_ms_batch1_{device}"
+    passed = {p: a for p, a in artifacts.items() if a["gate"] == "pass" and a["parity"].get(key) is not None}
     if not passed:
         return None
-    return min(passed, key=lambda p: passed[p]["parity"]["p50_ms_batch1"])
+    return min(passed, key=lambda p: passed[p]["parity"][key])
 
 
 def _versions() -> dict:

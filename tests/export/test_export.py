@@ -108,6 +108,47 @@ def test_gate_blocks_flips_and_metric_loss():
     assert "pixel_auroc" in gate.check("int8", {**heat, "pixel_auroc": 0.96}, heat)[0]
 
 
+def test_recommendation_is_per_device_and_never_a_slower_int8():
+    from export.run_export import _recommend
+
+    def art(gate, cpu, cuda=None):
+        return {"gate": gate, "parity": {"p50_ms_batch1": cpu, "p50_ms_batch1_cuda": cuda}}
+
+    # timings as measured on the H100 machine (README, GPU section): INT8 fastest on its CPU, slowest on CUDA
+    timed = {"fp32": art("pass", 0.60, 0.355), "int8": art("pass", 0.27, 0.444), "fp16": art("pass", 0.9, 0.334)}
+    assert _recommend(timed) == "int8" and _recommend(timed, "cuda") == "fp16"
+    assert _recommend({**timed, "fp16": art("fail: flips", 0.9, 0.3)}, "cuda") == "fp32"
+    untimed = {"fp32": art("pass", 0.6), "int8": art("pass", 0.3)}
+    assert _recommend(untimed, "cuda") is None  # a CPU timing never stands for a GPU
+    assert _recommend({"int8": art("fail: flips", 0.3)}) is None
+
+
+def test_gate_judges_each_image_as_taken_under_another_lamp_and_with_noise(trained_run, artifacts):
+    import onnxruntime
+
+    from export.gate_set import gate_set
+    from train.checkpoint import load_config
+    from train.images import validation_set
+
+    config = load_config(trained_run)
+    _, val = validation_set(config)
+    _, images, truth, masks = gate_set(config)
+    n = len(val.images)
+    assert len(images) == len(truth) == 3 * n and masks is None
+    assert truth[:n] == truth[n : 2 * n] == truth[2 * n :] == [config["labels"][t] for t in val.targets]
+    assert np.array_equal(images[:n], val.images)
+    for copy in (images[n : 2 * n], images[2 * n :]):  # the same parts, as another lamp and a noisier sensor see them
+        diff = np.abs(copy.astype(int) - val.images.astype(int)).mean()
+        assert 2 < diff < 40, diff
+    report = json.loads((artifacts / "export_report.json").read_text())
+    assert report["validation_count"] == 3 * n and report["camera_copies"] is True
+    assert report["recommended_by_device"]["cpu"] == report["recommended"]
+    text = (artifacts / "export_report.md").read_text()
+    assert "sigma-8 sensor noise" in text
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert report["recommended_by_device"]["cuda"] is None and "GPU: not timed" in text
+
+
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
     (tmp_path / "model.int8.onnx").write_bytes(b"an earlier export's INT8")  # must not outlive this export's gate
     proc = run_cli("edge-export", str(trained_run), "--out", str(tmp_path), "--precision", "fp32,int8",
