@@ -18,7 +18,8 @@ def render(report_dir: Path) -> str:
     report = json.loads((report_dir / "report.json").read_text())
     lines = [
         f"From `{report_dir}/report.json`, written by `make demo` (`edge-bench model`; accuracy and agreement on "
-        "the run's validation images):",
+        "the run's validation images, each as taken, under a 25 % dimmer or brighter lamp and with sigma-8 "
+        "sensor noise, as the export gate sees them):",
         "",
         environment_line(report["environment"]),
         "",

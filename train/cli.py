@@ -16,7 +16,7 @@ def common_options(fn):
     for option in reversed([
         click.option("--data", required=True, type=click.Path(), help="Data folder (MVTec layout or class folders)."),
         click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint."),
-        click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True),
+        click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N."),
@@ -42,7 +42,7 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 
     \b
     Example:
-      edge-train classify --data data/demo/brick --out runs/brick --epochs 20
+      edge-train classify --data data/demo/brick --out runs/brick --epochs 60
     Scale out (one process per GPU, or CPU processes on the gloo backend):
       torchrun --nproc_per_node 2 -m train.cli classify --data data/demo/brick --out runs/brick
     """

@@ -129,7 +129,8 @@ def train_feature_net(classes: list[np.ndarray], steps: int, seed: int, device: 
     for _ in range(steps):
         x = np.concatenate([images[rng.integers(len(images), size=per)] for images in prepared])
         y = torch.arange(len(classes)).repeat_interleave(per).to(device)
-        loss = F.cross_entropy(net.logits(augment(torch.from_numpy(x), gen).to(device)), y)
+        # mild photometric defaults: a feature net for distances, not a line model (figures stay comparable)
+        loss = F.cross_entropy(net.logits(augment(torch.from_numpy(x), gen, camera={}).to(device)), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
