@@ -163,8 +163,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
                  f"{figures['max_abs_error']:.2e}, {figures['metric_name']} {figures['metric']:.4f}, "
                  f"p50 {figures['p50_ms_batch1']} ms")
     report["recommended"] = _recommend(report["artifacts"])
-    report["recommended_by_device"] = {"cpu": report["recommended"],
-                                       **{d: _recommend(report["artifacts"], d) for d in ("cuda",)}}
+    report["recommended_by_device"] = {"cpu": report["recommended"], "cuda": _recommend(report["artifacts"], "cuda")}
     report["gate_failures"] = failures
     return report
 
