@@ -225,3 +225,22 @@ def test_a_residual_generator_paints_over_the_background_not_from_scratch():
         plain = PatchGenerator(residual=False)(z, mask, background)
     near, far = (residual - background).abs().mean(), (plain - background).abs().mean()
     assert near < 0.25 * far and residual.abs().max() < 1
+
+
+def test_the_generator_paints_brightness_freely_and_colour_scaled_down():
+    # the same weights with chroma 1 and 0.1: the brightness part of the painted change is the same, its colour
+    # part (the two colour-difference axes) a tenth; older checkpoints (no chroma) paint R, G, B directly
+    from train.gan.networks import PatchGenerator, opponent_basis
+
+    torch.manual_seed(0)
+    background = torch.rand(2, 3, 48, 48) * 1.6 - 0.8
+    mask, z = torch.ones(2, 1, 48, 48), torch.randn(2, 64)
+    full = PatchGenerator(residual=True, chroma=1.0)
+    scaled = PatchGenerator(residual=True, chroma=0.1)
+    scaled.load_state_dict(full.state_dict())  # no basis in the state: checkpoints stay R, G, B-agnostic
+    with torch.no_grad():
+        change = [torch.atanh(g(z, mask, background)) - torch.atanh(background) for g in (full, scaled)]
+    axes = [torch.einsum("nchw,kc->nkhw", c, opponent_basis()) for c in change]
+    assert torch.allclose(axes[0][:, 0], axes[1][:, 0], atol=1e-3)
+    assert torch.allclose(axes[1][:, 1:], 0.1 * axes[0][:, 1:], atol=1e-3)
+    assert PatchGenerator(residual=True).paint_basis is None

@@ -8,6 +8,14 @@ enters at the two coarsest decoder scales, so it cannot be ignored as easily
 as a single input (the usual failure of conditional GANs, pix2pix's "G
 ignores z").
 
+The painted change is split into luminance and colour (an opponent basis: one
+brightness axis, two colour-difference axes), and the colour axes are scaled by
+`chroma` (0.1 since 2026-11-27). Cracks, holes and scratches change how much
+light a surface returns far more than its hue, and with a handful of real
+defects the discriminator does not punish colour well: an unscaled generator
+painted green and magenta speckle into cracks. The scale slows colour down
+rather than forbidding it, so a stain still gets its tint.
+
 GroupNorm instead of BatchNorm: a sample does not depend on the others in its
 batch, so synthesis is deterministic whatever the batch size, and train and
 eval modes behave the same.
@@ -27,6 +35,12 @@ def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")  # nearest + conv: no checkerboard
 
 
+def opponent_basis() -> torch.Tensor:
+    """3 x 3, rows: brightness (R+G+B), red-green, yellow-blue; unit rows, so each output channel is one axis."""
+    basis = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, 0.0], [1.0, 1.0, -2.0]])
+    return basis / basis.norm(dim=1, keepdim=True)
+
+
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.LeakyReLU(0.2))
 
@@ -38,11 +52,15 @@ class PatchGenerator(nn.Module):
     layers are where a CPU spends its time, and they only need to place edges.
     """
 
-    def __init__(self, z_dim: int = 64, width: int = 32, patch: int = 48, residual: bool = False):
+    def __init__(self, z_dim: int = 64, width: int = 32, patch: int = 48, residual: bool = False,
+                 chroma: float | None = None):
         super().__init__()
         if patch % 8:
             raise ValueError(f"patch {patch} must be a multiple of 8")
         self.z_dim, self.patch, self.residual = z_dim, patch, residual
+        # None: older checkpoints, whose three output channels are R, G, B; fixed, not stored, rebuilt from the args
+        self.register_buffer("paint_basis", None if chroma is None else
+                             torch.diag(torch.tensor([1.0, chroma, chroma])) @ opponent_basis(), persistent=False)
         c1, c2, c3, c4 = width // 2, width, 2 * width, 4 * width  # at P, P/2, P/4, P/8
         self.enc1 = _block(4, c1)
         self.enc2 = _block(c1, c2, 2)
@@ -69,11 +87,14 @@ class PatchGenerator(nn.Module):
         d3 = self.dec3(torch.cat([_up(m), e3, self._z(1, z, e3)], 1))
         d2 = self.dec2(torch.cat([_up(d3), e2], 1))
         d1 = self.dec1(torch.cat([_up(d2), e1], 1))
+        out = self.out(d1)
+        if self.paint_basis is not None:  # brightness and (scaled) colour axes → R, G, B
+            out = torch.einsum("nkhw,kc->nchw", out, self.paint_basis)
         if self.residual:
             # a change of the background (in tanh's pre-activation space), not a new picture: an untrained
             # or half-trained G paints the part itself, not the green or white blobs it painted from scratch
-            return torch.tanh(torch.atanh(background.clamp(-0.995, 0.995)) + self.out(d1))
-        return torch.tanh(self.out(d1))
+            return torch.tanh(torch.atanh(background.clamp(-0.995, 0.995)) + out)
+        return torch.tanh(out)
 
 
 class PatchDiscriminator(nn.Module):
@@ -95,5 +116,6 @@ class PatchDiscriminator(nn.Module):
 
 
 @register_model("defect_patch_generator")
-def defect_patch_generator(z_dim: int = 64, width: int = 32, patch: int = 48, residual: bool = False) -> PatchGenerator:
-    return PatchGenerator(z_dim, width, patch, residual)
+def defect_patch_generator(z_dim: int = 64, width: int = 32, patch: int = 48, residual: bool = False,
+                           chroma: float | None = None) -> PatchGenerator:
+    return PatchGenerator(z_dim, width, patch, residual, chroma)
