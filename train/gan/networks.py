@@ -10,11 +10,12 @@ ignores z").
 
 The painted change is split into luminance and colour (an opponent basis: one
 brightness axis, two colour-difference axes), and the colour axes are scaled by
-`chroma` (0.1 since 2026-11-27). Cracks, holes and scratches change how much
-light a surface returns far more than its hue, and with a handful of real
-defects the discriminator does not punish colour well: an unscaled generator
-painted green and magenta speckle into cracks. The scale slows colour down
-rather than forbidding it, so a stain still gets its tint.
+`chroma` (optional, `edge-train gan --chroma`). Cracks, holes and scratches change
+how much light a surface returns far more than its hue, and with a handful of
+real defects the discriminator does not punish colour well: an unscaled generator
+paints green and magenta speckle into cracks. The scale slows colour down rather
+than forbidding it, so a stain still gets its tint. Without `chroma` the output
+channels are R, G, B.
 
 GroupNorm instead of BatchNorm: a sample does not depend on the others in its
 batch, so synthesis is deterministic whatever the batch size, and train and
