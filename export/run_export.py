@@ -65,6 +65,11 @@ def _speed(path: Path, sample: np.ndarray, threads: int, device: str = "cpu") ->
     return percentile(time_calls(lambda: model.infer(sample), warmup=20, iters=200), 50)
 
 
+def speed_key(device: str) -> str:
+    """The parity figure that holds an artifact's batch-1 p50 on `device`."""
+    return "p50_ms_batch1" if device == "cpu" else f"p50_ms_batch1_{device}"
+
+
 def _gpu_devices() -> list[str]:
     """GPU devices this machine can time an artifact on: the CUDA provider in this ORT build (whether it really
     runs is checked when the session opens; a fallback to CPU is a ProviderError, never a CPU timing)."""
@@ -173,12 +178,12 @@ def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, im
     """Gate figures of one artifact: error, flips and the task metric against torch, and its batch-1 speed here."""
     figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
                       model_info(config, precision, {}), truth, masks)
-    figures["p50_ms_batch1"] = round(_speed(path, images[:1], threads), 4)
+    figures[speed_key("cpu")] = round(_speed(path, images[:1], threads), 4)
     for device in _gpu_devices():
         try:
-            figures[f"p50_ms_batch1_{device}"] = round(_speed(path, images[:1], threads, device), 4)
+            figures[speed_key(device)] = round(_speed(path, images[:1], threads, device), 4)
         except LinesideError as err:  # the provider is in the build but not usable here (no GPU, no CUDA libs)
-            figures[f"p50_ms_batch1_{device}"] = None
+            figures[speed_key(device)] = None
             figures[f"{device}_not_timed"] = str(err)
     return figures
 
@@ -236,7 +241,7 @@ def _recommend(artifacts: dict, device: str = "cpu") -> str | None:
     """The fastest precision that passed the gate on `device` — INT8 only when it is actually faster there
     (on an H100 INT8 QDQ ran slower than fp32 and fp16). None when nothing passed or `device` was not timed
     on this machine: a CPU timing says nothing about a GPU."""
-    key = "p50_ms_batch1" if device == "cpu" else f"p50_ms_batch1_{device}"
+    key = speed_key(device)
     passed = {p: a for p, a in artifacts.items() if a["gate"] == "pass" and a["parity"].get(key) is not None}
     if not passed:
         return None
