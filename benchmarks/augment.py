@@ -10,6 +10,8 @@ images plus, per defect kind:
   gan      the k real defects + `synth` GAN images (one GAN per kind, trained on those k)
   paste    the k real defects + `synth` images where the real defects are moved and
            pasted by the same placement and blending as the GAN's
+  gan_raw  (not run by default) the gan arm's images with the generator's own colours
+           instead of the real defects' tint (compose.match_tint): does the tint matter?
 classic, gan and paste have the same class counts, so the only difference is
 what the extra defect images are: the GAN is judged against classic
 augmentation of the same images (does it add anything?) and against
@@ -32,7 +34,9 @@ from edge_runtime.datasets import GOOD, labeled_images, ordered_labels
 from edge_runtime.errors import DatasetLayoutError
 from edge_runtime.preprocess import prepare_image
 
-ARMS = ("plain", "classic", "gan", "paste")
+ARMS = ("plain", "classic", "gan", "paste")  # the default run
+PAINTED = ("gan", "gan_raw", "paste")  # arms that add synthetic images
+GAN_ARMS = ("gan", "gan_raw")
 METRICS = ("defect_recall", "false_reject_rate", "accuracy")
 
 
@@ -121,7 +125,7 @@ def _synthetic(root: Path, out: Path, kind: str, k: int, seed: int, goods_bgr: n
     from train.gan.train import GanConfig, train_gan
 
     images, record, G = {}, None, None
-    if "gan" in settings.arms:
+    if set(GAN_ARMS) & set(settings.arms):
         run_dir = out / "gans" / f"seed{seed}-k{k}-{kind}"
         cfg = GanConfig(data=str(root), defect=kind, out=str(run_dir), k=k, steps=settings.gan_steps,
                         patch=settings.gan_patch, width=settings.gan_width, seed=seed, device=settings.device,
@@ -132,9 +136,10 @@ def _synthetic(root: Path, out: Path, kind: str, k: int, seed: int, goods_bgr: n
                   "collapse": config["collapse"], "run": str(run_dir)}
     else:
         bank = make_bank(load_defects(root, kind, k, seed), settings.gan_patch)
-    for arm in ("gan", "paste"):
-        if arm in settings.arms:  # one seed for both: the same placements, only the painter differs
-            images[arm] = synthesize(G, bank, goods_bgr, settings.synth_count, seed=seed * 1000 + k, method=arm)[0]
+    for arm in PAINTED:
+        if arm in settings.arms:  # one seed for all: the same placements, only the painter differs
+            images[arm] = synthesize(G, bank, goods_bgr, settings.synth_count, seed=seed * 1000 + k,
+                                     method="paste" if arm == "paste" else "gan", real_tint=arm != "gan_raw")[0]
     return images, record
 
 
@@ -162,9 +167,9 @@ def run_augment(data: str | Path, out: str | Path, settings: AugmentSettings, ec
     for seed in range(settings.seeds):
         for k in settings.ks:
             real = {kind: load_defects(root, kind, k, seed).images for kind in kinds}
-            synth: dict[str, dict[str, np.ndarray]] = {"gan": {}, "paste": {}}
+            synth: dict[str, dict[str, np.ndarray]] = {arm: {} for arm in PAINTED}
             records = {}
-            if {"gan", "paste"} & set(settings.arms):
+            if set(PAINTED) & set(settings.arms):
                 for kind in kinds:
                     sets, record = _synthetic(root, out, kind, k, seed, goods_bgr, settings)
                     for arm, images in sets.items():
@@ -197,10 +202,8 @@ def run_augment(data: str | Path, out: str | Path, settings: AugmentSettings, ec
                      f"{metrics['false_reject_rate']:.3f}, accuracy {metrics['accuracy']:.3f} ({seconds:.0f} s)")
                 if arm == "classic":  # its features judge the synthetic images of this seed and k
                     for kind, record in records.items():
-                        sets = {"gan": synth["gan"][kind], "real_train": real[kind],
-                                "good": goods_bgr[: settings.synth_count]}
-                        if kind in synth["paste"]:
-                            sets["paste"] = synth["paste"][kind]
+                        sets = {"real_train": real[kind], "good": goods_bgr[: settings.synth_count],
+                                **{arm: synth[arm][kind] for arm in PAINTED if kind in synth[arm]}}
                         record["quality"] = _quality(model, sets, test_bgr[kind])
     report = {
         "kind": "augment",
@@ -247,6 +250,7 @@ def verdict(report: dict) -> list[str]:
     lines, runs, arms = [], report["runs"], report["settings"]["arms"]
     comparisons = [("gan", "classic", "GAN images vs classic augmentation of the same real images"),
                    ("gan", "paste", "GAN images vs copy-paste of the real defects"),
+                   ("gan", "gan_raw", "GAN images with the real defects' tint vs the generator's own colours"),
                    ("classic", "plain", "repeating the real defects vs the current training")]
     for k in report["settings"]["ks"]:
         for arm, base, title in comparisons:

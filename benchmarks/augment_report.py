@@ -34,7 +34,8 @@ def markdown(report: dict) -> str:
         "|---:|---|---:|---:|---:|",
     ]
     labels = {"plain": "k real (current training)", "classic": "k real, repeated + classic augmentation",
-              "gan": "k real + GAN images", "paste": "k real + copy-paste images"}
+              "gan": "k real + GAN images", "paste": "k real + copy-paste images",
+              "gan_raw": "k real + GAN images, the generator's own colours"}
     for row in report["summary"]:
         lines.append(f"| {row['k']} | {labels.get(row['arm'], row['arm'])} | {_cell(row['defect_recall'])} | "
                      f"{_cell(row['false_reject_rate'])} | {_cell(row['accuracy'])} |")

@@ -178,7 +178,8 @@ def compare(old, new, tolerance):
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--arms", default="plain,classic,gan,paste", show_default=True,
               help="plain (k real), classic (k real repeated to the same count as gan), gan (+ GAN images), "
-                   "paste (+ copy-paste images).")
+                   "paste (+ copy-paste images); also gan_raw (+ GAN images in the generator's own colours, "
+                   "not the real defects' tint).")
 @click.option("--kinds", default=None, help="Comma list of defect kinds (default: every train/<defect>).")
 @click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Classifier optimizer steps, the same for every arm (epochs follow from its image count).")
@@ -199,13 +200,13 @@ def augment(data, out, ks, seeds, arms, kinds, steps, image_size, synth_count, g
     Example:
       edge-bench augment --data data/demo/brick --out reports/augment --k 5,10,20 --seeds 3
     """
-    from benchmarks.augment import ARMS, AugmentSettings, run_augment
+    from benchmarks.augment import ARMS, PAINTED, AugmentSettings, run_augment
     from benchmarks.augment_report import markdown, write_augment_report
 
     arm_list = tuple(a.strip() for a in arms.split(",") if a.strip())
-    unknown = sorted(set(arm_list) - set(ARMS))
+    unknown = sorted(set(arm_list) - set(ARMS) - set(PAINTED))
     if unknown or "classic" not in arm_list:
-        raise click.BadParameter(f"{arms!r}: give classic plus any of plain, gan, paste", param_hint="--arms")
+        raise click.BadParameter(f"{arms!r}: give classic plus any of plain, gan, paste, gan_raw", param_hint="--arms")
     if gan_patch % 8:
         raise click.BadParameter(f"{gan_patch} is not a multiple of 8", param_hint="--gan-patch")
     settings = AugmentSettings(ks=tuple(_int_list(ks, "--k")), seeds=seeds, arms=arm_list, steps=steps,

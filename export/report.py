@@ -9,6 +9,11 @@ from pathlib import Path
 from edge_runtime.cpu import cpu_info
 
 
+def speed_key(device: str) -> str:
+    """The parity figure that holds an artifact's batch-1 p50 on `device`."""
+    return "p50_ms_batch1" if device == "cpu" else f"p50_ms_batch1_{device}"
+
+
 def write_export_report(report: dict, out_dir: Path) -> None:
     report = {"written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_info(),
               **report}
@@ -34,7 +39,8 @@ def _markdown(report: dict) -> str:
            "noise)." if report.get("camera_copies") else "."),
         "",
     ]
-    timed_gpu = any(a["parity"].get("p50_ms_batch1_cuda") for a in report["artifacts"].values())
+    cpu_ms, gpu_ms = speed_key("cpu"), speed_key("cuda")
+    timed_gpu = any(a["parity"].get(gpu_ms) for a in report["artifacts"].values())
     lines += ["| precision | file | MB | gate | flips | max abs error | max rel error | metric | p50 ms (batch 1) |"
               + (" p50 ms CUDA |" if timed_gpu else ""),
               "|---|---|---:|---|---:|---:|---:|---:|---:|" + ("---:|" if timed_gpu else "")]
@@ -43,7 +49,7 @@ def _markdown(report: dict) -> str:
         lines.append(f"| {precision} | {art['file']} | {art['bytes'] / 1e6:.2f} | {art['gate']} | {p['flips']} | "
                      f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f}"
                      + (f", pixel_auroc {p['pixel_auroc']:.4f}" if "pixel_auroc" in p else "") + " | "
-                     f"{p['p50_ms_batch1']} |" + (f" {p.get('p50_ms_batch1_cuda')} |" if timed_gpu else ""))
+                     f"{p[cpu_ms]} |" + (f" {p.get(gpu_ms)} |" if timed_gpu else ""))
     lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
     gpu = (report.get("recommended_by_device") or {}).get("cuda")
     lines += [f"Recommended for this GPU (CUDA provider): **{gpu}**." if gpu else

@@ -23,6 +23,7 @@ from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_na
 from export.parity import compare, onnx_outputs, torch_outputs
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
+from export.report import speed_key
 from train.checkpoint import load_checkpoint, load_config
 
 PRECISIONS = ("fp32", "int8", "fp16")
@@ -63,11 +64,6 @@ class Gate:
 def _speed(path: Path, sample: np.ndarray, threads: int, device: str = "cpu") -> float:
     model = EdgeModel(path, device=device, threads=threads)
     return percentile(time_calls(lambda: model.infer(sample), warmup=20, iters=200), 50)
-
-
-def speed_key(device: str) -> str:
-    """The parity figure that holds an artifact's batch-1 p50 on `device`."""
-    return "p50_ms_batch1" if device == "cpu" else f"p50_ms_batch1_{device}"
 
 
 def _gpu_devices() -> list[str]:

@@ -146,13 +146,10 @@ def _show_anomaly_validation(config: dict) -> None:
               help="Training steps of the small classifier whose features judge the samples (KID, copy check).")
 @click.option("--quality-samples", type=click.IntRange(min=2), default=64, show_default=True,
               help="Generated images the quality measures use.")
-@click.option("--chroma", type=click.FloatRange(min=0.0, min_open=True), default=None,
-              help="Paint brightness and colour on separate axes, colour scaled by this (0.1: greyer, cleaner "
-                   "cracks; in the augment experiment they helped the classifier less, see README). Default: R, G, B.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
-def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, judge_steps, quality_samples, chroma,
-        seed, device):
+def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, judge_steps, quality_samples, seed,
+        device):
     """Defect GAN: paints new defects of one kind onto good images, learned from a few real ones with masks.
 
     Writes OUT/model.safetensors + config.json (with the collapse check and
@@ -171,7 +168,7 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
         raise click.BadParameter(f"{patch} is not a multiple of 8", param_hint="--patch")
     cfg = GanConfig(data=data, defect=defect, out=out, k=k, steps=steps, batch_size=batch_size, patch=patch,
                     width=width, sample_every=sample_every, feature_steps=judge_steps, quality_samples=quality_samples,
-                    chroma=chroma, seed=seed, device=device)
+                    seed=seed, device=device)
     config = train_gan(cfg, echo=lambda m: click.echo(m, err=True))
     c = config["collapse"]
     click.echo(f"diversity: spread {c['spread_ratio']:.2f}x the real defects', noise effect {c['noise_ratio']:.2f}")

@@ -93,8 +93,10 @@ def sensor(out, seed, train_per_class, test_per_class):
               help="Good images to paint on (default: the GAN's training data).")
 @click.option("--method", type=click.Choice(["gan", "paste"]), default="gan", show_default=True,
               help="paste: move the real defects instead of painting new ones (the baseline to beat).")
+@click.option("--colour", type=click.Choice(["real", "generator"]), default="real", show_default=True,
+              help="gan: the real defects' tint over the generator's shade, or the generator's own colours.")
 @click.option("--allow-collapsed", is_flag=True, help="Use a run that failed the collapse check.")
-def synth(run, count, out, seed, background, method, allow_collapsed):
+def synth(run, count, out, seed, background, method, colour, allow_collapsed):
     """Synthetic defect images + masks from a trained defect GAN, ready for `edge-train classify`.
 
     Files are named synth_NNNN, so writing into a real data folder adds to it
@@ -114,9 +116,10 @@ def synth(run, count, out, seed, background, method, allow_collapsed):
     goods, _ = load_good(background or config["data"]["root"], tuple(config["image_size"]))
     kind = config["defect"]
     with progress(label=f"painting {kind} defects (images)", length=count) as bar:
-        images, masks = synthesize(G, bank, goods, count, seed=seed, method=method, progress=bar.update)
+        images, masks = synthesize(G, bank, goods, count, seed=seed, method=method, real_tint=colour == "real",
+                                   progress=bar.update)
     files = write_mvtec(Path(out), kind, images, masks)
-    write_manifest(Path(out), kind, run, config, count, seed, method)
+    write_manifest(Path(out), kind, run, config, count, seed, method, colour)
     click.echo(f"{len(files)} {kind} images in {Path(out) / 'train' / kind}, masks in "
                f"{Path(out) / 'train_ground_truth' / kind} ({method}, seed {seed})")
 

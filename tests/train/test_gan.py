@@ -63,8 +63,9 @@ def test_run_has_safe_checkpoint_sample_grids_and_measures(gan_run):
 
 
 def test_synth_is_byte_identical_for_a_seed_and_classify_trains_on_it(gan_run, demo_data, tmp_path):
-    def synth(out, seed):
-        proc = run_cli("edge-data", "synth", "--gan", str(gan_run), "--count", "6", "--out", str(out), "--seed", seed)
+    def synth(out, seed, *more):
+        proc = run_cli("edge-data", "synth", "--gan", str(gan_run), "--count", "6", "--out", str(out), "--seed", seed,
+                       *more)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return sorted(p for p in out.rglob("*.png"))
 
@@ -72,6 +73,10 @@ def test_synth_is_byte_identical_for_a_seed_and_classify_trains_on_it(gan_run, d
     assert len(a) == 12  # 6 images + 6 masks
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     assert [p.read_bytes() for p in a] != [p.read_bytes() for p in c]
+    own = synth(tmp_path / "own", "3", "--colour", "generator")  # same placements and shapes, other colours
+    assert [p.read_bytes() for p in a if "mask" in p.name] == [p.read_bytes() for p in own if "mask" in p.name]
+    assert [p.read_bytes() for p in a if "mask" not in p.name] != [p.read_bytes() for p in own if "mask" not in p.name]
+    assert "real defects' tint" in json.loads((tmp_path / "a" / "synth_crack.json").read_text())["colour"]
     for image_path in (tmp_path / "a" / "train" / "crack").iterdir():
         mask = cv2.imread(str(tmp_path / "a" / "train_ground_truth" / "crack" / f"{image_path.stem}_mask.png"), 0)
         assert mask.shape == cv2.imread(str(image_path)).shape[:2] and set(np.unique(mask)) == {0, 255}
@@ -191,17 +196,19 @@ def test_augment_experiment_runs_end_to_end(demo_data, tmp_path):
     proc = run_cli("edge-bench", "augment", "--data", str(demo_data / "brick"), "--out", str(out), "--k", "3",
                    "--seeds", "2", "--kinds", "hole", "--steps", "6", "--image-size", "64",
                    "--synth-count", "4", "--gan-steps", "2", "--gan-patch", "16", "--gan-width", "8",
-                   "--device", "cpu")
+                   "--arms", "plain,classic,gan,paste,gan_raw", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
-    assert [(r["k"], r["arm"]) for r in report["summary"]] == [(3, a) for a in ("plain", "classic", "gan", "paste")]
-    assert len(report["runs"]) == 8 and len(report["gans"]) == 2
+    arms = ("plain", "classic", "gan", "paste", "gan_raw")
+    assert [(r["k"], r["arm"]) for r in report["summary"]] == [(3, a) for a in arms]
+    assert len(report["runs"]) == 10 and len(report["gans"]) == 2  # gan and gan_raw: one GAN, two colourings
     arm = {r["arm"]: r for r in report["runs"] if r["seed"] == 0}
     assert arm["gan"]["train_images"] == arm["classic"]["train_images"] == arm["plain"]["train_images"] + 4 == 67
     assert arm["plain"]["steps"] == arm["gan"]["steps"] == 6  # 63 and 67 images: 3 epochs of 2 batches, 2 of 3
     assert all("quality" in g and "gan" in g["quality"] for g in report["gans"])
     md = (out / "report.md").read_text()
     assert "| k | training data | defect recall |" in md and "## Verdict" in md and "k=3, GAN images vs" in md
+    assert "the generator's own colours" in md
     assert report["environment"]["cpu"]["model"] in md
     assert cv2.imread(str(out / "plot.png")) is not None
 
@@ -244,3 +251,37 @@ def test_the_generator_paints_brightness_freely_and_colour_scaled_down():
     assert torch.allclose(axes[0][:, 0], axes[1][:, 0], atol=1e-3)
     assert torch.allclose(axes[1][:, 1:], 0.1 * axes[0][:, 1:], atol=1e-3)
     assert PatchGenerator(residual=True).paint_basis is None
+
+
+def test_the_painted_tint_comes_from_the_real_defects_and_the_shade_from_the_generator():
+    # real defects that only darken a brick-coloured surface; a layer that darkens the same way is left as it is,
+    # one that also sprays ±40 grey levels of per-channel speckle (the green/magenta cracks of an untuned GAN)
+    # loses the speckle and keeps its darkening. A real stain that reddens the surface passes its tint on.
+    from train.gan.compose import _log_change, match_tint, tint_reference
+    from train.gan.data import Bank
+
+    background = np.full((32, 32, 3), (60, 110, 170), np.float32)  # BGR
+    mask = np.zeros((32, 32), np.uint8)
+    mask[12:20, 4:28] = 1
+    inside = mask > 0
+    dark = background.copy()
+    dark[inside] *= 0.5
+    grey_ref = tint_reference(Bank(dark.astype(np.uint8)[None], mask[None], np.array([32])))
+    as_real = match_tint(dark.astype(np.uint8), background.astype(np.uint8), mask.astype(np.float32), grey_ref)
+    assert np.abs(as_real[inside].astype(np.float32) - dark[inside]).max() <= 1  # outside: hidden by the alpha
+
+    speckle = dark + np.random.default_rng(0).uniform(-40, 40, dark.shape) * mask[..., None]
+    layer = np.clip(speckle + 0.5, 0, 255).astype(np.uint8)
+    out = match_tint(layer, background.astype(np.uint8), mask.astype(np.float32), grey_ref)
+    shade_in, tint_in = _log_change(layer.astype(np.float32), background)
+    shade_out, tint_out = _log_change(out.astype(np.float32), background)
+    assert tint_in[inside].std(axis=0).min() > 0.1 and tint_out[inside].std(axis=0).max() < 0.03
+    assert np.abs(shade_out[inside] - shade_in[inside]).mean() < 0.01
+
+    red = background.copy()
+    red[inside] *= (0.9, 0.9, 1.2)
+    red_ref = tint_reference(Bank(np.clip(red, 0, 255).astype(np.uint8)[None], mask[None], np.array([32])))
+    reddened = match_tint(dark.astype(np.uint8), background.astype(np.uint8), mask.astype(np.float32), red_ref)
+    assert np.allclose(_log_change(reddened.astype(np.float32), background)[1][inside].mean(axis=0), red_ref.mean,
+                       atol=0.01)
+    assert (reddened[inside][:, 2].astype(float) - dark[inside][:, 2]).mean() > 5  # redder than the grey darkening

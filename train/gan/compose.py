@@ -99,3 +99,60 @@ def composite(good: np.ndarray, layer: np.ndarray, p: Placement) -> tuple[np.nda
 def pasted_layer(bank: Bank, p: Placement) -> np.ndarray:
     """The copy-paste baseline's layer: the real defect patch, moved like its mask."""
     return warp(bank.patches[p.source], p.turn, cv2.BORDER_REFLECT)
+
+
+# --- Tint: what colour a defect gives the surface, learned from the real defects --------------------------------
+# Brightness and tint are separated per pixel in log space: log((x + _DARK) / (bg + _DARK)) per channel, its mean
+# over the three channels is the shade (darker, lighter), what is left the tint (redder, bluer). _DARK keeps nearly
+# black pixels, whose channel ratios are noise, from reading as strong tints.
+_DARK = 16.0
+
+
+@dataclass
+class Tint:
+    """Per channel (B, G, R), the real defects' tint: the mean over defects, how far one defect's mean tint lies
+    from it (between), and how much the tint varies inside one defect (within)."""
+
+    mean: np.ndarray
+    between: np.ndarray
+    within: np.ndarray
+
+
+def _log_change(x: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(shade ...×1, tint ...×3) of pixels x against background bg (both float BGR)."""
+    change = np.log((x + _DARK) / (bg + _DARK))
+    shade = change.mean(axis=-1, keepdims=True)
+    return shade, change - shade
+
+
+def tint_reference(bank: Bank) -> Tint:
+    """The real defects' tint, each against the median colour of the ring of good surface around it."""
+    means, variances = [], []
+    for patch, mask in zip(bank.patches.astype(np.float32), bank.masks):
+        ring = cv2.dilate(mask, np.ones((7, 7), np.uint8)) == 0
+        bg = np.median(patch[ring], axis=0) if ring.sum() >= 16 else np.median(patch.reshape(-1, 3), axis=0)
+        tint = _log_change(patch[mask > 0], bg)[1]
+        means.append(tint.mean(axis=0))
+        variances.append(tint.var(axis=0))
+    means = np.array(means)
+    return Tint(means.mean(axis=0), means.std(axis=0), np.sqrt(np.mean(variances, axis=0)))
+
+
+def match_tint(layer: np.ndarray, background: np.ndarray, alpha: np.ndarray, ref: Tint) -> np.ndarray:
+    """The painted layer with the real defects' tint and the generator's shade.
+
+    Inside the defect the painted tint's mean is kept within the real defects' spread of means, and its variation
+    is narrowed to theirs at most. The whole layer is moved (the alpha hides what lies outside), so the soft edge
+    fades to the background as a real defect's does.
+    """
+    x, bg = layer.astype(np.float32), background.astype(np.float32)
+    shade, tint = _log_change(x, bg)
+    inside = alpha >= 0.5
+    if not inside.any():
+        return layer
+    mean, spread = tint[inside].mean(axis=0), tint[inside].std(axis=0)
+    target = ref.mean + np.clip(mean - ref.mean, -ref.between, ref.between)
+    tint = target + (tint - mean) * np.minimum(1.0, ref.within / np.maximum(spread, 1e-6))
+    tint -= tint.mean(axis=-1, keepdims=True)  # a tint never changes the shade
+    out = (bg + _DARK) * np.exp(shade + tint) - _DARK
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -8,14 +8,13 @@ enters at the two coarsest decoder scales, so it cannot be ignored as easily
 as a single input (the usual failure of conditional GANs, pix2pix's "G
 ignores z").
 
-The painted change is split into luminance and colour (an opponent basis: one
-brightness axis, two colour-difference axes), and the colour axes are scaled by
-`chroma` (optional, `edge-train gan --chroma`). Cracks, holes and scratches change
-how much light a surface returns far more than its hue, and with a handful of
-real defects the discriminator does not punish colour well: an unscaled generator
-paints green and magenta speckle into cracks. The scale slows colour down rather
-than forbidding it, so a stain still gets its tint. Without `chroma` the output
-channels are R, G, B.
+Colour is not the generator's to decide: with a handful of real defects the
+discriminator does not punish it, and G paints green, magenta and blue speckle
+into cracks. `edge-data synth` keeps G's shade and gives the painted defect the
+real defects' tint (compose.match_tint). `chroma` (a training option until
+2026-11-27) painted brightness and colour on separate axes with the colour axes
+scaled down; it stays so that runs trained with it still load and paint as
+trained. Without it the output channels are R, G, B.
 
 GroupNorm instead of BatchNorm: a sample does not depend on the others in its
 batch, so synthesis is deterministic whatever the batch size, and train and

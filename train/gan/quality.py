@@ -69,7 +69,11 @@ def mean_pairwise(x: np.ndarray) -> float:
 
 
 def collapse_check(G: torch.nn.Module, bank: Bank, goods: np.ndarray, rng: np.random.Generator, n: int = 32) -> dict:
-    """Paint n placements twice (two noise draws) and compare the spread with the real defects'."""
+    """Paint n placements twice (two noise draws) and compare the spread with the real defects'.
+
+    The generator's own colours: this judges G, and the real defects' tint that `edge-data synth` gives its
+    paintings cannot vary more than the real defects do (it narrows colour spread, it does not collapse it).
+    """
     from train.gan.synth import paint  # synth imports this module
 
     patch = bank.masks.shape[1]
@@ -78,8 +82,8 @@ def collapse_check(G: torch.nn.Module, bank: Bank, goods: np.ndarray, rng: np.ra
     masks = np.stack([p.mask for p in placements])
     backgrounds = [window(goods[p.image], p, patch) for p in placements]
     alphas = [soft_alpha(p.mask) for p in placements]
-    a, b = ([blend(bg, layer, alpha) for bg, layer, alpha in zip(backgrounds, paint(G, placements, goods, zz), alphas)]
-            for zz in z)
+    paintings = (paint(G, bank, placements, goods, zz, real_tint=False) for zz in z)
+    a, b = ([blend(bg, layer, alpha) for bg, layer, alpha in zip(backgrounds, layers, alphas)] for layers in paintings)
     real = descriptors(bank.patches, bank.masks)
     desc_a, desc_b = descriptors(np.stack(a), masks), descriptors(np.stack(b), masks)
     spread_real, spread_gen = mean_pairwise(real), mean_pairwise(desc_a)

@@ -17,7 +17,7 @@ from safetensors.numpy import load_file
 
 from edge_runtime.errors import InputFileError
 from train.checkpoint import load_checkpoint, load_config
-from train.gan.compose import composite, pasted_layer, place, window
+from train.gan.compose import composite, match_tint, pasted_layer, place, soft_alpha, tint_reference, window
 from train.gan.data import MASKS, SYNTH_PREFIX, Bank
 from train.gan.quality import GanCollapsed
 from train.gan.train import BANK, to_tensor, to_uint8
@@ -47,22 +47,33 @@ def load_gan(run: str | Path, allow_collapsed: bool = False) -> tuple[torch.nn.M
     return G, config, bank
 
 
-def paint(G: torch.nn.Module, placements, goods: np.ndarray, z: np.ndarray, batch: int = 32) -> np.ndarray:
-    """The generator's defect layers (N×P×P×3 uint8) for placements and noise vectors."""
+def paint(G: torch.nn.Module, bank: Bank, placements, goods: np.ndarray, z: np.ndarray, batch: int = 32,
+          real_tint: bool = True) -> np.ndarray:
+    """The generator's defect layers (N×P×P×3 uint8) for placements and noise vectors.
+
+    `real_tint`: the generator paints shape and shade, the real defects (the bank) give the tint. With a handful
+    of real defects the discriminator does not punish colour: G paints green, magenta and blue speckle and red
+    tips into cracks (compose.match_tint).
+    """
     device = next(G.parameters()).device
     patch = G.patch
+    reference = tint_reference(bank) if real_tint else None
     out = []
     with torch.inference_mode():
         for i in range(0, len(placements), batch):
             chunk = placements[i : i + batch]
             mask = torch.from_numpy(np.stack([p.mask for p in chunk])[:, None].astype(np.float32)).to(device)
-            background = to_tensor(np.stack([window(goods[p.image], p, patch) for p in chunk]), device)
-            out.append(to_uint8(G(torch.from_numpy(z[i : i + batch]).to(device), mask, background)))
+            windows = np.stack([window(goods[p.image], p, patch) for p in chunk])
+            layers = to_uint8(G(torch.from_numpy(z[i : i + batch]).to(device), mask, to_tensor(windows, device)))
+            if reference is not None:
+                layers = np.stack([match_tint(layer, bg, soft_alpha(p.mask), reference)
+                                   for layer, bg, p in zip(layers, windows, chunk)])
+            out.append(layers)
     return np.concatenate(out) if out else np.zeros((0, patch, patch, 3), np.uint8)
 
 
 def synthesize(G: torch.nn.Module, bank: Bank, goods: np.ndarray, count: int, seed: int = 0,
-               method: str = "gan", progress=None) -> tuple[np.ndarray, np.ndarray]:
+               method: str = "gan", real_tint: bool = True, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """`count` composited defect images and their 0/255 masks; `method="paste"` moves real patches instead."""
     shape = goods.shape[1:3]
     images = np.empty((count, *goods.shape[1:]), np.uint8)
@@ -72,7 +83,7 @@ def synthesize(G: torch.nn.Module, bank: Bank, goods: np.ndarray, count: int, se
         placements = [place(bank, len(goods), shape, r) for r in rngs]
         if method == "gan":
             z = np.stack([r.standard_normal(G.z_dim) for r in rngs]).astype(np.float32)
-            layers = paint(G, placements, goods, z)
+            layers = paint(G, bank, placements, goods, z, real_tint=real_tint)
         else:
             layers = np.stack([pasted_layer(bank, p) for p in placements])
         for i, (p, layer) in enumerate(zip(placements, layers), start):
@@ -103,8 +114,11 @@ def write_mvtec(out: Path, kind: str, images: np.ndarray, masks: np.ndarray) -> 
     return written
 
 
-def write_manifest(out: Path, kind: str, run: str | Path, config: dict, count: int, seed: int, method: str) -> dict:
+def write_manifest(out: Path, kind: str, run: str | Path, config: dict, count: int, seed: int, method: str,
+                   colour: str = "real") -> dict:
     manifest = {"gan_run": str(Path(run).resolve()), "defect": kind, "count": count, "seed": seed, "method": method,
+                "colour": ("the real defects'" if method == "paste" else
+                           "the generator's shade, the real defects' tint" if colour == "real" else "the generator's"),
                 "images": f"train/{kind}/{SYNTH_PREFIX}*.png", "masks": f"{MASKS}/{kind}/{SYNTH_PREFIX}*_mask.png",
                 "gan_quality": config.get("quality"), "gan_collapse": config.get("collapse")}
     (out / f"synth_{kind}.json").write_text(json.dumps(manifest, indent=2))

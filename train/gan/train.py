@@ -25,7 +25,7 @@ from edge_runtime import __version__
 from edge_runtime.cli_support import progress
 from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
-from train.gan.compose import Placement, place, soft_alpha, window
+from train.gan.compose import Placement, blend, place, soft_alpha, window
 from train.gan.data import Bank, load_defects, load_good, make_bank
 from train.gan.diffaug import diff_augment
 from train.gan.networks import PatchDiscriminator, PatchGenerator
@@ -51,12 +51,6 @@ class GanConfig:
     # real defects' (garish colours), while without it the noise still moved samples (noise_ratio 0.24 after
     # 600 steps). The collapse check guards against a generator that ignores z either way.
     mode_seeking: float = 0.0
-    # Colour's share of the painted change (networks.PatchGenerator); None paints R, G, B. 0.1, measured on 5
-    # cracks and 5 stains, 300 steps: the spread of colour inside painted defects fell from 15.7 / 13.2 grey levels
-    # (two colour axes; real cracks 2.0 / 4.4) to 3.3 / 6.4, stains 12.4 / 12.2 -> 4.1 / 6.6 (real 2.6 / 5.4). Not
-    # the default: in edge-bench augment its images helped the classifier less (accuracy at k = 5 / 10 / 20 0.715 /
-    # 0.750 / 0.809 against 0.824 / 0.869 / 0.863 with R, G, B; same seeds and steps).
-    chroma: float | None = None
     ema: float = 0.995
     seed: int = 0
     device: str = "auto"
@@ -110,7 +104,7 @@ def train_gan(cfg: GanConfig, echo=print) -> dict:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 11])
     gen = torch.Generator().manual_seed(cfg.seed)
-    G = PatchGenerator(cfg.z_dim, cfg.width, cfg.patch, residual=True, chroma=cfg.chroma).to(device)
+    G = PatchGenerator(cfg.z_dim, cfg.width, cfg.patch, residual=True).to(device)
     D = PatchDiscriminator(cfg.width, cfg.patch).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
@@ -125,9 +119,14 @@ def train_gan(cfg: GanConfig, echo=print) -> dict:
     grid_cond = Conditions([place(bank, len(goods), shape, grid_rng) for _ in range(8)], goods, cfg.patch, device)
     grid_z = torch.randn(3, 8, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
 
-    def save_grid(step: int) -> Path:
-        with torch.inference_mode():
-            rows = [to_uint8(grid_cond.blend(G_ema(z, grid_cond.mask, grid_cond.background))) for z in grid_z]
+    def save_grid(step: int) -> Path:  # what `edge-data synth` would write for these placements
+        from train.gan.synth import paint  # synth imports this module
+
+        windows = to_uint8(grid_cond.background)
+        alphas = [soft_alpha(p.mask) for p in grid_cond.placements]
+        rows = [np.stack([blend(bg, layer, alpha) for bg, layer, alpha in
+                          zip(windows, paint(G_ema, bank, grid_cond.placements, goods, z.cpu().numpy()), alphas)])
+                for z in grid_z]
         path = out / SAMPLES / f"step_{step:05d}.png"
         sample_grid(bank.patches[:8], rows, path)
         return path
@@ -184,7 +183,7 @@ def train_gan(cfg: GanConfig, echo=print) -> dict:
     seconds = time.perf_counter() - started
 
     G_ema = G_ema.cpu()
-    model_args = {"z_dim": cfg.z_dim, "width": cfg.width, "patch": cfg.patch, "residual": True, "chroma": cfg.chroma}
+    model_args = {"z_dim": cfg.z_dim, "width": cfg.width, "patch": cfg.patch, "residual": True}
     config = {
         "task": "gan",
         "lineside_version": __version__,
