@@ -53,13 +53,16 @@ def markdown(report: dict) -> str:
         if with_q:
             lines += ["Kernel distance (KID, lower is closer) to the kind's test defects, in the features of the "
                       "classic classifier of the same seed and k; `real k` is the k real training images themselves "
-                      "(the floor), `good` good images (no defect at all):", "",
-                      "| seed | k | kind | GAN | copy-paste | real k | good |", "|---:|---:|---|---:|---:|---:|---:|"]
+                      "(the floor), `good` good images (no defect at all):", ""]
+            columns = [("gan", "GAN"), ("gan_raw", "GAN, own colours"), ("paste", "copy-paste"), ("real_train", "real k"),
+                       ("good", "good")]
+            columns = [(key, title) for key, title in columns if any(key in g["quality"] for g in with_q)]
+            lines += ["| seed | k | kind | " + " | ".join(title for _, title in columns) + " |",
+                      "|---:|---:|---|" + "---:|" * len(columns)]
             for g in with_q:
                 q = g["quality"]
-                get = lambda name: f"{q[name]['kid']:.3f}" if name in q else "–"
-                lines.append(f"| {g['seed']} | {g['k']} | {g['kind']} | {get('gan')} | {get('paste')} | "
-                             f"{get('real_train')} | {get('good')} |")
+                lines.append(f"| {g['seed']} | {g['k']} | {g['kind']} | "
+                             + " | ".join(f"{q[key]['kid']:.3f}" if key in q else "–" for key, _ in columns) + " |")
     lines += ["", "![defect recall, false-reject rate and accuracy against k](plot.png)", ""]
     return "\n".join(lines)
 

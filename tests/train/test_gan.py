@@ -208,7 +208,7 @@ def test_augment_experiment_runs_end_to_end(demo_data, tmp_path):
     assert all("quality" in g and "gan" in g["quality"] for g in report["gans"])
     md = (out / "report.md").read_text()
     assert "| k | training data | defect recall |" in md and "## Verdict" in md and "k=3, GAN images vs" in md
-    assert "the generator's own colours" in md
+    assert "the generator's own colours" in md and "| GAN | GAN, own colours | copy-paste | real k | good |" in md
     assert report["environment"]["cpu"]["model"] in md
     assert cv2.imread(str(out / "plot.png")) is not None
 
