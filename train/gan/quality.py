@@ -38,7 +38,7 @@ from edge_runtime.datasets import image_files
 from edge_runtime.errors import LinesideError
 from edge_runtime.preprocess import prepare_image
 from train.distributed import resolve_device
-from train.gan.compose import blend, place, soft_alpha, window
+from train.gan.compose import place, soft_alpha
 from train.gan.data import SYNTH_PREFIX, Bank, Defects
 
 SPREAD_MIN = 0.25  # generated samples less than a quarter as varied as the real ones: collapsed
@@ -74,16 +74,13 @@ def collapse_check(G: torch.nn.Module, bank: Bank, goods: np.ndarray, rng: np.ra
     The generator's own colours: this judges G, and the real defects' tint that `edge-data synth` gives its
     paintings cannot vary more than the real defects do (it narrows colour spread, it does not collapse it).
     """
-    from train.gan.synth import paint  # synth imports this module
+    from train.gan.synth import painted_patches  # synth imports this module
 
-    patch = bank.masks.shape[1]
     placements = [place(bank, len(goods), goods.shape[1:3], rng) for _ in range(n)]
     z = rng.standard_normal((2, n, G.z_dim)).astype(np.float32)
     masks = np.stack([p.mask for p in placements])
-    backgrounds = [window(goods[p.image], p, patch) for p in placements]
     alphas = [soft_alpha(p.mask) for p in placements]
-    paintings = (paint(G, bank, placements, goods, zz, real_tint=False) for zz in z)
-    a, b = ([blend(bg, layer, alpha) for bg, layer, alpha in zip(backgrounds, layers, alphas)] for layers in paintings)
+    a, b = (painted_patches(G, placements, goods, zz) for zz in z)
     real = descriptors(bank.patches, bank.masks)
     desc_a, desc_b = descriptors(np.stack(a), masks), descriptors(np.stack(b), masks)
     spread_real, spread_gen = mean_pairwise(real), mean_pairwise(desc_a)

@@ -17,7 +17,8 @@ from safetensors.numpy import load_file
 
 from edge_runtime.errors import InputFileError
 from train.checkpoint import load_checkpoint, load_config
-from train.gan.compose import composite, match_tint, pasted_layer, place, soft_alpha, tint_reference, window
+from train.gan.compose import (Tint, blend, composite, match_tint, pasted_layer, place, soft_alpha, tint_reference,
+                               window)
 from train.gan.data import MASKS, SYNTH_PREFIX, Bank
 from train.gan.quality import GanCollapsed
 from train.gan.train import BANK, to_tensor, to_uint8
@@ -47,17 +48,16 @@ def load_gan(run: str | Path, allow_collapsed: bool = False) -> tuple[torch.nn.M
     return G, config, bank
 
 
-def paint(G: torch.nn.Module, bank: Bank, placements, goods: np.ndarray, z: np.ndarray, batch: int = 32,
-          real_tint: bool = True) -> np.ndarray:
+def paint(G: torch.nn.Module, placements, goods: np.ndarray, z: np.ndarray, tint: Tint | None = None,
+          batch: int = 32) -> np.ndarray:
     """The generator's defect layers (N×P×P×3 uint8) for placements and noise vectors.
 
-    `real_tint`: the generator paints shape and shade, the real defects (the bank) give the tint. With a handful
-    of real defects the discriminator does not punish colour: G paints green, magenta and blue speckle and red
-    tips into cracks (compose.match_tint).
+    `tint` (compose.tint_reference of the bank): the generator paints shape and shade, the real defects give the
+    tint. With a handful of real defects the discriminator does not punish colour: G paints green, magenta and
+    blue speckle and red tips into cracks (compose.match_tint). None: the generator's own colours.
     """
     device = next(G.parameters()).device
     patch = G.patch
-    reference = tint_reference(bank) if real_tint else None
     out = []
     with torch.inference_mode():
         for i in range(0, len(placements), batch):
@@ -65,17 +65,27 @@ def paint(G: torch.nn.Module, bank: Bank, placements, goods: np.ndarray, z: np.n
             mask = torch.from_numpy(np.stack([p.mask for p in chunk])[:, None].astype(np.float32)).to(device)
             windows = np.stack([window(goods[p.image], p, patch) for p in chunk])
             layers = to_uint8(G(torch.from_numpy(z[i : i + batch]).to(device), mask, to_tensor(windows, device)))
-            if reference is not None:
-                layers = np.stack([match_tint(layer, bg, soft_alpha(p.mask), reference)
+            if tint is not None:
+                layers = np.stack([match_tint(layer, bg, soft_alpha(p.mask), tint)
                                    for layer, bg, p in zip(layers, windows, chunk)])
             out.append(layers)
     return np.concatenate(out) if out else np.zeros((0, patch, patch, 3), np.uint8)
+
+
+def painted_patches(G: torch.nn.Module, placements, goods: np.ndarray, z: np.ndarray,
+                    tint: Tint | None = None) -> np.ndarray:
+    """The placements' good windows with the generator's defects blended in (N×P×P×3 uint8): what the sample
+    grids show and the collapse check measures."""
+    layers = paint(G, placements, goods, z, tint)
+    return np.stack([blend(window(goods[p.image], p, G.patch), layer, soft_alpha(p.mask))
+                     for p, layer in zip(placements, layers)])
 
 
 def synthesize(G: torch.nn.Module, bank: Bank, goods: np.ndarray, count: int, seed: int = 0,
                method: str = "gan", real_tint: bool = True, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """`count` composited defect images and their 0/255 masks; `method="paste"` moves real patches instead."""
     shape = goods.shape[1:3]
+    tint = tint_reference(bank) if real_tint else None
     images = np.empty((count, *goods.shape[1:]), np.uint8)
     masks = np.empty((count, *shape), np.uint8)
     for start in range(0, count, 64):
@@ -83,7 +93,7 @@ def synthesize(G: torch.nn.Module, bank: Bank, goods: np.ndarray, count: int, se
         placements = [place(bank, len(goods), shape, r) for r in rngs]
         if method == "gan":
             z = np.stack([r.standard_normal(G.z_dim) for r in rngs]).astype(np.float32)
-            layers = paint(G, bank, placements, goods, z, real_tint=real_tint)
+            layers = paint(G, placements, goods, z, tint)
         else:
             layers = np.stack([pasted_layer(bank, p) for p in placements])
         for i, (p, layer) in enumerate(zip(placements, layers), start):

@@ -25,7 +25,7 @@ from edge_runtime import __version__
 from edge_runtime.cli_support import progress
 from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
-from train.gan.compose import Placement, blend, place, soft_alpha, window
+from train.gan.compose import Placement, place, soft_alpha, tint_reference, window
 from train.gan.data import Bank, load_defects, load_good, make_bank
 from train.gan.diffaug import diff_augment
 from train.gan.networks import PatchDiscriminator, PatchGenerator
@@ -116,17 +116,14 @@ def train_gan(cfg: GanConfig, echo=print) -> dict:
 
     # Fixed masks, backgrounds and noise for the sample grids, so grids of different steps compare.
     grid_rng = np.random.default_rng([cfg.seed, 13])
-    grid_cond = Conditions([place(bank, len(goods), shape, grid_rng) for _ in range(8)], goods, cfg.patch, device)
-    grid_z = torch.randn(3, 8, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
+    grid_placements = [place(bank, len(goods), shape, grid_rng) for _ in range(8)]
+    grid_z = torch.randn(3, 8, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).numpy()
+    grid_tint = tint_reference(bank)
 
     def save_grid(step: int) -> Path:  # what `edge-data synth` would write for these placements
-        from train.gan.synth import paint  # synth imports this module
+        from train.gan.synth import painted_patches  # synth imports this module
 
-        windows = to_uint8(grid_cond.background)
-        alphas = [soft_alpha(p.mask) for p in grid_cond.placements]
-        rows = [np.stack([blend(bg, layer, alpha) for bg, layer, alpha in
-                          zip(windows, paint(G_ema, bank, grid_cond.placements, goods, z.cpu().numpy()), alphas)])
-                for z in grid_z]
+        rows = [painted_patches(G_ema, grid_placements, goods, z, grid_tint) for z in grid_z]
         path = out / SAMPLES / f"step_{step:05d}.png"
         sample_grid(bank.patches[:8], rows, path)
         return path
