@@ -50,6 +50,11 @@ def _markdown(report: dict) -> str:
                      f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f}"
                      + (f", pixel_auroc {p['pixel_auroc']:.4f}" if "pixel_auroc" in p else "") + " | "
                      f"{p[cpu_ms]} |" + (f" {p.get(gpu_ms)} |" if timed_gpu else ""))
+    nodes = report.get("graph_nodes")
+    if nodes and nodes.get("fp32", nodes["tidied"]) < nodes["exported"]:
+        lines += ["", f"Graph tidied: {nodes['exported']} nodes as exported, {nodes['tidied']} without run-time shape "
+                      f"chains and zero RNN states (what INT8 and FP16 are made from), {nodes.get('fp32')} in the fp32 "
+                      "artifact with constant normalisation folded into Gemm weights."]
     lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
     gpu = (report.get("recommended_by_device") or {}).get("cuda")
     lines += [f"Recommended for this GPU (CUDA provider): **{gpu}**." if gpu else

@@ -16,7 +16,7 @@ from edge_runtime.errors import InputFileError, LinesideError
 from edge_runtime.metadata import ModelInfo, to_props
 from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_calls
-from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata
+from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata, write_folded
 from export.float_ends import float_ends
 from export.fp16 import convert_fp16
 from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_name
@@ -123,11 +123,13 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
               "artifacts": {}}
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_tmp = Path(tmp) / "model.fp32.onnx"
+        fp32_tmp, unfolded = Path(tmp) / "model.fp32.onnx", Path(tmp) / "unfolded.onnx"
         example = torch.from_numpy(images[:2])
         echo("exporting fp32 ONNX")
-        export_fp32(model, example, fp32_tmp, opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
-        set_metadata(fp32_tmp, to_props(model_info(config, "fp32", common)))
+        report["graph_nodes"] = export_fp32(model, example, unfolded, opset, OUTPUT_NAMES[config["task"]],
+                                            input_name(config["task"]))
+        set_metadata(unfolded, to_props(model_info(config, "fp32", common)))
+        report["graph_nodes"]["fp32"] = write_folded(unfolded, fp32_tmp)  # metadata travels with the graph
         evaluate = lambda path, precision: _figures(path, precision, config, reference, images, truth, masks, threads)  # noqa: E731
         built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
         fp32_figures = built["fp32"][2]
@@ -135,14 +137,14 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
             calib_method = calib_method or default_calib_method(config["task"])
             echo(f"quantizing to INT8 ({calib_method} calibration)")
             calibration = calibration_images(config, root, calib, calib_count, seed=0)
-            built["int8"] = _int8_with_exclusions(fp32_tmp, Path(tmp), calibration, target, calib_method, gate,
+            built["int8"] = _int8_with_exclusions(unfolded, Path(tmp), calibration, target, calib_method, gate,
                                                   fp32_figures, evaluate, images[:32], max_excluded_layers, echo,
                                                   input_name(config["task"]))
             report["int8"] = built["int8"][1]  # per-layer error and exclusions, even when INT8 is not written
         if "fp16" in precisions:
             echo("converting to FP16 (for GPU targets; I/O stays uint8 in, float32 out)")
             fp16_tmp = Path(tmp) / "model.fp16.onnx"
-            details = convert_fp16(fp32_tmp, fp16_tmp, float_ends(fp32_tmp) if config["task"] in SENSOR_TASKS else [])
+            details = convert_fp16(unfolded, fp16_tmp, float_ends(unfolded) if config["task"] in SENSOR_TASKS else [])
             built["fp16"] = (fp16_tmp, details, evaluate(fp16_tmp, "fp16"))
         for precision, (path, details, figures) in built.items():
             fails = gate.check(precision, figures, fp32_figures)

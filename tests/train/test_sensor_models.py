@@ -61,6 +61,7 @@ def test_lstm_fault_classifier_exports_with_dynamic_int8_and_beats_the_1nn_basel
         assert model.info.extra["stride"] == 250 and model.info.extra["sample_rate_hz"] == 1000
     report = json.loads((art / "export_report.json").read_text())
     assert report["int8"]["format"] == "dynamic" and report["artifacts"]["fp32"]["parity"]["flips"] == 0
+    assert report["graph_nodes"]["fp32"] < report["graph_nodes"]["exported"]  # shape chains tidied away
     fp32 = evaluate(art / "model.fp32.onnx", data / "machine" / "test.csv", "--baseline-train",
                     str(data / "machine" / "train.csv"))
     int8 = evaluate(art / "model.int8.onnx", data / "machine" / "test.csv")
@@ -133,6 +134,8 @@ def test_quality_mlp_against_spec_limits_row_by_row(data, tmp_path):
                             "fp32,fp16")
     model = EdgeModel(art / "model.fp32.onnx")
     assert model.window == 1 and model.info.extra["spec"] == [49.92, 50.06]
+    ops = {n.op_type for n in onnx.load(str(art / "model.fp32.onnx")).graph.node}
+    assert not ops & {"Sub", "Div", "Add"}, ops  # the normalisation and the target's scale are in the Gemms
     for precision in ("fp32", "fp16"):
         metrics = evaluate(art / f"model.{precision}.onnx", quality / "test.csv")
         assert metrics["r2"] >= 0.8 and metrics["spec_call"]["accuracy"] >= 0.9, metrics
