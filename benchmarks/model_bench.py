@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,18 @@ import torch
 
 from benchmarks import variants as variants_lib
 from benchmarks.environment import environment
-from benchmarks.latency import measure
+from benchmarks.latency import latency_stats
 from edge_runtime.cli_support import progress
+from edge_runtime.stats import time_calls
 from export.gate_set import gate_set
 from export.parity import compare, torch_outputs
 from export.run_export import model_info
 from train.checkpoint import load_checkpoint
 
 SCHEMA = 1
+ROUNDS = 10
+TORCH_SPIN_PAUSE_S = 0.2
+FLOOR = "ORT call floor"
 
 
 def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup: int = 30, iters: int = 300,
@@ -42,8 +47,8 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
                 f"{provider} is not in this onnxruntime build (GPU machines: the gpu extra)")))
     builders += [(f"openvino {p}", lambda f=f, p=p: variants_lib.openvino(f, threads, p))
                  for p, f in files if p != "fp16"]
-    # torch last: its OpenMP workers keep spinning after a call and would steal the
-    # cores from whatever is timed next (measured: ORT fp32 1.8x slower right after torch).
+    # torch last in each timing round: its OpenMP workers keep spinning after a call and would steal
+    # the cores from whatever is timed next (measured: ORT fp32 1.8x slower right after torch).
     builders.append(("torch eager fp32", lambda: variants_lib.torch_eager(model, threads)))
     if torch.cuda.is_available():  # the GPU baseline the CUDA provider must beat; a copy: the CPU one stays
         gpu_model = copy.deepcopy(model)
@@ -52,16 +57,42 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     if compile_torch:
         builders.append(("torch compile fp32",
                          lambda: variants_lib.torch_compiled(model, threads, images[:max(batches)])))
-    # before torch runs: its spinning OpenMP workers would inflate the floor
-    floor = measure(variants_lib.call_floor(images[:1], threads), images, 1, warmup, iters)
+    floor = None
+    prepared: list[tuple] = []  # (name, meta, fn, agreement figures) of the variants that run
     variants: list[dict] = []
     interrupted = False
     try:
-        with progress(builders, "variants measured") as bar:
+        with progress(builders, "variants built") as bar:
             for name, build in bar:
-                echo(f"{name}: building, checking agreement, timing batch {', '.join(map(str, batches))}")
-                variants += _measure_variant(name, build, images, reference, info, truth, batches, warmup,
-                                             iters, threads)
+                echo(f"{name}: building, checking agreement")
+                ready = _prepare_variant(name, build, images, reference, info, truth)
+                if isinstance(ready, dict):
+                    variants.append(ready)
+                else:
+                    prepared.append(ready)
+        floor_fn = variants_lib.call_floor(images[:1], threads)
+        for batch in batches:
+            echo(f"timing batch {batch}: {len(prepared)} variants in {ROUNDS} interleaved rounds")
+            # the floor first in each round: right after the pause, never right after torch
+            timed = ([(FLOOR, floor_fn)] if batch == 1 else []) + [(name, fn) for name, _, fn, _ in prepared]
+            samples, errors, interrupted = _time_interleaved(timed, images, batch, warmup if batch == 1 else 3,
+                                                             iters if batch == 1 else max(iters // batch, 10), threads)
+            for name, meta, _, figures in prepared:
+                if name not in errors and not samples[name]:
+                    continue  # interrupted before its first block
+                row = {**meta, "threads": threads, "batch": batch}
+                if name in errors:
+                    row["error"] = errors[name]
+                else:
+                    row.update(latency_stats(samples[name], batch))
+                row.update({"agreement": round(1.0 - figures["flip_rate"], 6), "flips": figures["flips"],
+                            "accuracy": round(figures["accuracy"], 6),
+                            figures["metric_name"]: round(figures["metric"], 6), "process_rss_mb": _rss_mb()})
+                variants.append(row)
+            if batch == 1 and samples.get(FLOOR):
+                floor = latency_stats(samples[FLOOR], 1)
+            if interrupted:
+                break
     except KeyboardInterrupt:  # Ctrl-C: the report still holds everything measured so far
         interrupted = True
     # GPU variants are compared with torch on the same GPU, CPU ones with torch on the CPU
@@ -79,11 +110,12 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         "task": config["task"],
         "inputs": {"source": "validation set of the run", "count": len(truth),
                    "shape": list(images.shape[1:]), "dtype": str(images.dtype)},
-        "settings": {"threads": threads, "warmup": warmup, "iterations_batch1": iters, "batches": list(batches)},
+        "settings": {"threads": threads, "warmup": warmup, "iterations_batch1": iters, "batches": list(batches),
+                     "interleaved_rounds": ROUNDS},
         "environment": environment(threads),
         "variants": variants,
         # ORT's own per-call cost here: a speedup over torch above base / floor cannot be reached by any model
-        "ort_call_floor_ms_batch1": floor["p50_ms"],
+        "ort_call_floor_ms_batch1": floor["p50_ms"] if floor else None,
         "interrupted": interrupted,
     }
 
@@ -96,26 +128,52 @@ def _rss_mb() -> float | None:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def _measure_variant(name, build, images, reference, info, truth, batches, warmup, iters, threads) -> list[dict]:
-    """Rows for one variant: one per batch size, or one row saying why it was skipped or failed."""
+def _prepare_variant(name, build, images, reference, info, truth):
+    """(name, meta, fn, agreement figures), or the row saying why the variant was skipped or failed."""
     try:
         meta, fn = build()
         outputs = np.concatenate([fn(images[i:i + 32]) for i in range(0, len(images), 32)])  # the first output
     except variants_lib.Skipped as exc:
-        return [{"name": name, "skipped": str(exc)}]
+        return {"name": name, "skipped": str(exc)}
     except Exception as exc:  # shown in the report as this variant's error, and fails the command
-        return [{"name": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}]
-    figures = compare(reference, outputs, info, truth)
-    rows = []
-    for batch in batches:
-        row = {**meta, "threads": threads, "batch": batch}
-        try:
-            row.update(measure(fn, images, batch, warmup if batch == 1 else 3,
-                               iters if batch == 1 else max(iters // batch, 10)))
-        except Exception as exc:
-            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-        row.update({"agreement": round(1.0 - figures["flip_rate"], 6), "flips": figures["flips"],
-                    "accuracy": round(figures["accuracy"], 6), figures["metric_name"]: round(figures["metric"], 6),
-                    "process_rss_mb": _rss_mb()})
-        rows.append(row)
-    return rows
+        return {"name": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    return name, meta, fn, compare(reference, outputs, info, truth)
+
+
+def _time_interleaved(timed: list[tuple], images: np.ndarray, batch: int, warmup: int, iters: int,
+                      threads: int) -> tuple[dict, dict, bool]:
+    """Samples (ms) per variant, taken in ROUNDS rounds of iters / ROUNDS calls each, variants in turn.
+
+    Timed one after the other, a variant measured while the machine is in a slow
+    phase looks slow: torch eager on the quality MLP ran 62 µs in one stretch and
+    117-165 µs in another, in one process (CPU frequency, a shared host), which
+    moved its speedup over ORT between 6× and 12× from run to run. Interleaved, every
+    variant sees the same phases. torch goes last in each round, and with more than
+    one thread the next round waits a moment, so its spinning OpenMP workers do not
+    slow the first ORT variant (1.8× measured). Ctrl-C keeps the samples taken so far.
+    """
+    batches = [np.take(images, range(i, i + batch), axis=0, mode="wrap")
+               for i in range(0, max(len(images), batch), batch)]
+    samples: dict[str, list[float]] = {name: [] for name, _ in timed}
+    errors: dict[str, str] = {}
+    per_round = max(iters // ROUNDS, 1)
+    try:
+        for r in range(ROUNDS):
+            for name, fn in timed:
+                if name in errors:
+                    continue
+                state = {"i": 0}
+
+                def one_call(fn=fn, state=state):
+                    fn(batches[state["i"] % len(batches)])
+                    state["i"] += 1
+
+                try:
+                    samples[name] += time_calls(one_call, warmup if r == 0 else 2, per_round)
+                except Exception as exc:  # noqa: BLE001 - this variant's error row; the others go on
+                    errors[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            if threads > 1:
+                time.sleep(TORCH_SPIN_PAUSE_S)
+    except KeyboardInterrupt:
+        return samples, errors, True
+    return samples, errors, False

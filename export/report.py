@@ -52,9 +52,13 @@ def _markdown(report: dict) -> str:
                      f"{p[cpu_ms]} |" + (f" {p.get(gpu_ms)} |" if timed_gpu else ""))
     nodes = report.get("graph_nodes")
     if nodes and nodes.get("fp32", nodes["tidied"]) < nodes["exported"]:
-        lines += ["", f"Graph tidied: {nodes['exported']} nodes as exported, {nodes['tidied']} without run-time shape "
-                      f"chains and zero RNN states (what INT8 and FP16 are made from), {nodes.get('fp32')} in the fp32 "
-                      "artifact with constant normalisation folded into Gemm weights."]
+        steps = [f"{nodes['exported']} nodes as exported"]
+        if nodes["tidied"] < nodes["exported"]:
+            steps.append(f"{nodes['tidied']} without run-time shape chains and zero RNN states")
+        if nodes.get("fp32", nodes["tidied"]) < nodes["tidied"]:
+            steps.append(f"{nodes['fp32']} in the fp32 artifact, with constant normalisation folded into Gemm "
+                         "weights (INT8 and FP16 are made from the unfolded graph)")
+        lines += ["", "Graph tidied: " + "; ".join(steps) + "."]
     lines += ["", f"Recommended for this CPU: **{report['recommended'] or 'none passed the gate'}**."]
     gpu = (report.get("recommended_by_device") or {}).get("cuda")
     lines += [f"Recommended for this GPU (CUDA provider): **{gpu}**." if gpu else

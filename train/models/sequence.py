@@ -41,7 +41,10 @@ class WindowNorm(nn.Module):
     laptop charger draws 1/1000 of a heater's current). Global normalisation
     would leave the small ones flat zeros to the network; z-normalising each
     window alone would throw the level away. The level channel keeps it, on a log
-    scale relative to the training data's spread. Output: N x T x 2C.
+    scale relative to the training data's spread. Output: N x 2C x T, channels first
+    as the convolution after it wants them, and because ONNX Runtime broadcasts a
+    statistic along the last axis far faster than along a middle one (the machine
+    LSTM's normalisation and first convolution: 56 → 46 µs per call in ORT).
     """
 
     def __init__(self, std: list[float]):
@@ -49,10 +52,12 @@ class WindowNorm(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        spread = x.std(dim=1, keepdim=True) + 1e-3 * self.std
-        level = torch.log(spread / self.std)
-        return torch.cat([(x - mean) / spread, level.expand_as(x)], dim=2)
+        x = x.transpose(1, 2)
+        std = self.std[:, None]
+        mean = x.mean(dim=2, keepdim=True)
+        spread = x.std(dim=2, keepdim=True) + 1e-3 * std
+        level = torch.log(spread / std)
+        return torch.cat([(x - mean) / spread, level.expand_as(x)], dim=1)
 
 
 def _block(cin: int, cout: int, kernel: int) -> nn.Sequential:
@@ -71,7 +76,7 @@ class SeqCNN(nn.Module):
         self.head = nn.Linear(2 * width, num_classes)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(self.norm(x).transpose(1, 2))
+        f = self.features(self.norm(x))
         return self.head(torch.cat([f.mean(dim=2), f.amax(dim=2)], dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,7 +95,7 @@ class SeqLSTM(nn.Module):
         self.head = nn.Linear(2 * hidden, num_classes)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        z = torch.relu(self.reduce(self.norm(x).transpose(1, 2))).transpose(1, 2)
+        z = torch.relu(self.reduce(self.norm(x))).transpose(1, 2)
         out, _ = self.lstm(z)
         return self.head(torch.cat([out[:, -1], out.mean(dim=1)], dim=1))
 
