@@ -23,7 +23,7 @@ from train.checkpoint import load_checkpoint
 
 SCHEMA = 1
 ROUNDS = 10
-TORCH_SPIN_PAUSE_S = 0.2
+SPIN_PAUSE_S = 0.1
 FLOOR = "ORT call floor"
 
 
@@ -148,9 +148,11 @@ def _time_interleaved(timed: list[tuple], images: np.ndarray, batch: int, warmup
     phase looks slow: torch eager on the quality MLP ran 62 µs in one stretch and
     117-165 µs in another, in one process (CPU frequency, a shared host), which
     moved its speedup over ORT between 6× and 12× from run to run. Interleaved, every
-    variant sees the same phases. torch goes last in each round, and with more than
-    one thread the next round waits a moment, so its spinning OpenMP workers do not
-    slow the first ORT variant (1.8× measured). Ctrl-C keeps the samples taken so far.
+    variant sees the same phases. With more than one thread each block is followed
+    by a pause: every runtime's pool (torch's OpenMP, ORT's, OpenVINO's) spins for a
+    while after a call and steals the cores from the next one (ORT fp32 1.8× slower
+    right after torch; without the pauses ORT's p99 on the brick classifier rose
+    from 0.8 to 4.7 ms). Ctrl-C keeps the samples taken so far.
     """
     batches = [np.take(images, range(i, i + batch), axis=0, mode="wrap")
                for i in range(0, max(len(images), batch), batch)]
@@ -172,8 +174,8 @@ def _time_interleaved(timed: list[tuple], images: np.ndarray, batch: int, warmup
                     samples[name] += time_calls(one_call, warmup if r == 0 else 2, per_round)
                 except Exception as exc:  # noqa: BLE001 - this variant's error row; the others go on
                     errors[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
-            if threads > 1:
-                time.sleep(TORCH_SPIN_PAUSE_S)
+                if threads > 1:
+                    time.sleep(SPIN_PAUSE_S)
     except KeyboardInterrupt:
         return samples, errors, True
     return samples, errors, False

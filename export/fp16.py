@@ -15,6 +15,8 @@ from pathlib import Path
 import onnx
 from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
+from export.graph_tidy import remove_dead
+
 
 def _sort_nodes(graph: onnx.GraphProto) -> None:
     """Topological order: the converter appends the casts it adds around float32 nodes at the end."""
@@ -66,18 +68,9 @@ def _drop_round_trips(graph: onnx.GraphProto, original: onnx.GraphProto) -> None
         for i, name in enumerate(node.input):
             node.input[i] = rename.get(name, name)
     keep = [n for n in graph.node if not (n.op_type == "Cast" and n.output[0] in dropped)]
-    while True:  # remove what no longer feeds anything
-        used = {i for n in keep for i in n.input} | {o.name for o in graph.output}
-        alive = [n for n in keep if any(o in used for o in n.output)]
-        if len(alive) == len(keep):
-            break
-        keep = alive
     del graph.node[:]
     graph.node.extend(keep)
-    used = {i for n in keep for i in n.input}
-    alive_weights = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(alive_weights)
+    remove_dead(graph)
 
 
 def convert_fp16(fp32_path: Path, out_path: Path, keep_nodes: list[str] = ()) -> dict:

@@ -22,7 +22,7 @@ def tidy(model: onnx.ModelProto) -> onnx.ModelProto:
     """Apply every shape rule until none changes the graph (a rewrite can enable another)."""
     while True:
         count = len(model.graph.node)
-        model = _remove_dead(_rewrite(model))
+        remove_dead(_rewrite(model).graph)
         if len(model.graph.node) == count:
             return model
 
@@ -34,7 +34,8 @@ def fold_affines(model: onnx.ModelProto) -> onnx.ModelProto:
     float ends (export/float_ends.py) keep raw values out of their ranges.
     """
     _fold_gemm_affines(model)
-    return _remove_dead(model)
+    remove_dead(model.graph)
+    return model
 
 
 def _rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -44,11 +45,7 @@ def _rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
     zeros = _zero_tensors(model, consts)
     producer = {o: n for n in g.node for o in n.output}
     uses = _uses(g)
-
-    def const(values: np.ndarray, hint: str) -> str:
-        name = f"{hint}_tidy{len(g.initializer)}"
-        g.initializer.append(numpy_helper.from_array(np.asarray(values), name))
-        return name
+    const = lambda values, hint: _add_constant(g, values, hint)  # noqa: E731
 
     def single_use(name: str) -> bool:
         return uses.get(name, 0) == 1
@@ -96,16 +93,18 @@ def _fold_gemm_affines(model: onnx.ModelProto) -> None:
     consts = _constants(model)
     producer = {o: n for n in g.node for o in n.output}
     uses = _uses(g)
-
-    def const(values: np.ndarray, hint: str) -> str:
-        name = f"{hint}_tidy{len(g.initializer)}"
-        g.initializer.append(numpy_helper.from_array(np.asarray(values), name))
-        return name
-
     for n in list(g.node):
         if n.op_type == "Gemm":
-            _fold_affine_into_gemm(n, producer, consts, lambda name: uses.get(name, 0) == 1, const)
+            _fold_affine_into_gemm(n, producer, consts, lambda name: uses.get(name, 0) == 1,
+                                   lambda values, hint: _add_constant(g, values, hint))
     _fold_gemm_output_affine(model, _constants(model))
+
+
+def _add_constant(g: onnx.GraphProto, values, hint: str) -> str:
+    """A new weight named after `hint`; returns its name."""
+    name = f"{hint}_tidy{len(g.initializer)}"
+    g.initializer.append(numpy_helper.from_array(np.asarray(values), name))
+    return name
 
 
 def _uses(g) -> dict[str, int]:
@@ -242,30 +241,28 @@ def _fold_gemm_output_affine(model, consts) -> None:
         c = np.broadcast_to(c.reshape(-1), (n_out,))
         d = np.broadcast_to(d.reshape(-1), (n_out,))
         for slot, values in ((1, (w * c[:, None]).astype(w.dtype)), (2, (b * c + d).astype(b.dtype))):
-            name = f"{gemm.input[slot]}_tidy{len(g.initializer)}"
-            g.initializer.append(numpy_helper.from_array(values, name))
-            gemm.input[slot] = name
+            gemm.input[slot] = _add_constant(g, values, gemm.input[slot])
         gemm.output[0] = add.output[0]
         g.node.remove(mul)
         g.node.remove(add)
 
 
-def _remove_dead(model: onnx.ModelProto) -> onnx.ModelProto:
-    g = model.graph
-    needed = {o.name for o in g.output}
-    kept = []
-    for n in reversed(g.node):
-        if any(o in needed for o in n.output):
-            kept.append(n)
-            needed.update(i for i in n.input if i)
-    kept.reverse()
-    del g.node[:]
-    g.node.extend(kept)
-    initializers = [i for i in g.initializer if i.name in needed]
-    del g.initializer[:]
-    g.initializer.extend(initializers)
-    produced = {o for n in kept for o in n.output}
-    value_info = [v for v in g.value_info if v.name in produced]
-    del g.value_info[:]
-    g.value_info.extend(value_info)
-    return model
+def remove_dead(graph: onnx.GraphProto) -> None:
+    """Drop the nodes, weights and shape records nothing feeds on (in any node order)."""
+    nodes = list(graph.node)
+    while True:
+        used = {i for n in nodes for i in n.input} | {o.name for o in graph.output}
+        alive = [n for n in nodes if any(o in used for o in n.output)]
+        if len(alive) == len(nodes):
+            break
+        nodes = alive
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    weights = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(weights)
+    produced = {o for n in nodes for o in n.output}
+    value_info = [v for v in graph.value_info if v.name in produced]
+    del graph.value_info[:]
+    graph.value_info.extend(value_info)
