@@ -23,8 +23,8 @@ def latency_stats(samples_ms: list[float], batch: int) -> dict:
     }
 
 
-def measure(fn_for_batch, inputs: np.ndarray, batch: int, warmup: int, iters: int) -> dict:
-    """Time `fn_for_batch(x)` on consecutive real inputs, cycling through them."""
+def cycling(fn_for_batch, inputs: np.ndarray, batch: int):
+    """A no-argument call of `fn_for_batch` on consecutive batches of real inputs, cycling through them."""
     batches = [np.take(inputs, range(i, i + batch), axis=0, mode="wrap") for i in range(0, max(len(inputs), batch), batch)]
     state = {"i": 0}
 
@@ -32,4 +32,9 @@ def measure(fn_for_batch, inputs: np.ndarray, batch: int, warmup: int, iters: in
         fn_for_batch(batches[state["i"] % len(batches)])
         state["i"] += 1
 
-    return latency_stats(time_calls(one_call, warmup, iters), batch)
+    return one_call
+
+
+def measure(fn_for_batch, inputs: np.ndarray, batch: int, warmup: int, iters: int) -> dict:
+    """Time `fn_for_batch(x)` on consecutive real inputs, cycling through them."""
+    return latency_stats(time_calls(cycling(fn_for_batch, inputs, batch), warmup, iters), batch)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +12,15 @@ import torch
 
 from benchmarks import variants as variants_lib
 from benchmarks.environment import environment
-from benchmarks.latency import latency_stats
+from benchmarks.latency import cycling, latency_stats
 from edge_runtime.cli_support import progress
-from edge_runtime.stats import time_calls
+from edge_runtime.stats import ROUNDS, time_interleaved
 from export.gate_set import gate_set
 from export.parity import compare, torch_outputs
 from export.run_export import model_info
 from train.checkpoint import load_checkpoint
 
 SCHEMA = 1
-ROUNDS = 10
-SPIN_PAUSE_S = 0.1
 FLOOR = "ORT call floor"
 
 
@@ -75,8 +72,9 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
             echo(f"timing batch {batch}: {len(prepared)} variants in {ROUNDS} interleaved rounds")
             # the floor first in each round: right after the pause, never right after torch
             timed = ([(FLOOR, floor_fn)] if batch == 1 else []) + [(name, fn) for name, _, fn, _ in prepared]
-            samples, errors, interrupted = _time_interleaved(timed, images, batch, warmup if batch == 1 else 3,
-                                                             iters if batch == 1 else max(iters // batch, 10), threads)
+            samples, errors, interrupted = time_interleaved(
+                [(name, cycling(fn, images, batch)) for name, fn in timed], warmup if batch == 1 else 3,
+                iters if batch == 1 else max(iters // batch, 10), threads)
             for name, meta, _, figures in prepared:
                 if name not in errors and not samples[name]:
                     continue  # interrupted before its first block
@@ -138,44 +136,3 @@ def _prepare_variant(name, build, images, reference, info, truth):
     except Exception as exc:  # shown in the report as this variant's error, and fails the command
         return {"name": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     return name, meta, fn, compare(reference, outputs, info, truth)
-
-
-def _time_interleaved(timed: list[tuple], images: np.ndarray, batch: int, warmup: int, iters: int,
-                      threads: int) -> tuple[dict, dict, bool]:
-    """Samples (ms) per variant, taken in ROUNDS rounds of iters / ROUNDS calls each, variants in turn.
-
-    Timed one after the other, a variant measured while the machine is in a slow
-    phase looks slow: torch eager on the quality MLP ran 62 µs in one stretch and
-    117-165 µs in another, in one process (CPU frequency, a shared host), which
-    moved its speedup over ORT between 6× and 12× from run to run. Interleaved, every
-    variant sees the same phases. With more than one thread each block is followed
-    by a pause: every runtime's pool (torch's OpenMP, ORT's, OpenVINO's) spins for a
-    while after a call and steals the cores from the next one (ORT fp32 1.8× slower
-    right after torch; without the pauses ORT's p99 on the brick classifier rose
-    from 0.8 to 4.7 ms). Ctrl-C keeps the samples taken so far.
-    """
-    batches = [np.take(images, range(i, i + batch), axis=0, mode="wrap")
-               for i in range(0, max(len(images), batch), batch)]
-    samples: dict[str, list[float]] = {name: [] for name, _ in timed}
-    errors: dict[str, str] = {}
-    per_round = max(iters // ROUNDS, 1)
-    try:
-        for r in range(ROUNDS):
-            for name, fn in timed:
-                if name in errors:
-                    continue
-                state = {"i": 0}
-
-                def one_call(fn=fn, state=state):
-                    fn(batches[state["i"] % len(batches)])
-                    state["i"] += 1
-
-                try:
-                    samples[name] += time_calls(one_call, warmup if r == 0 else 2, per_round)
-                except Exception as exc:  # noqa: BLE001 - this variant's error row; the others go on
-                    errors[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
-                if threads > 1:
-                    time.sleep(SPIN_PAUSE_S)
-    except KeyboardInterrupt:
-        return samples, errors, True
-    return samples, errors, False

@@ -57,3 +57,42 @@ def time_calls(fn, warmup: int, iters: int) -> list[float]:
         fn()
         out.append((time.perf_counter() - start) * 1e3)
     return out
+
+
+ROUNDS = 10
+SPIN_PAUSE_S = 0.1
+
+
+def time_interleaved(calls: list[tuple], warmup: int, iters: int, threads: int,
+                     rounds: int = ROUNDS) -> tuple[dict, dict, bool]:
+    """Milliseconds per call of each (name, fn()) in `calls`, in `rounds` rounds of iters / rounds calls,
+    the callables in turn; returns (samples per name, error per name, interrupted).
+
+    Timed one after the other, a callable measured while the machine is in a slow
+    phase looks slow: torch eager on the quality MLP ran 62 µs in one stretch and
+    117-165 µs in another of the same process (a shared host), which moved its
+    speedup over ORT between 6× and 12× from run to run. Interleaved, every one
+    sees the same phases. With more than one thread each block is followed by a
+    pause: every runtime's pool (torch's OpenMP, ORT's, OpenVINO's) spins for a
+    while after a call and steals the cores from the next one (ORT fp32 1.8× slower
+    right after torch; without the pauses ORT's p99 on the brick classifier rose
+    from 0.8 to 4.7 ms). A callable that raises is dropped with its error; Ctrl-C
+    returns the samples taken so far.
+    """
+    samples: dict[str, list[float]] = {name: [] for name, _ in calls}
+    errors: dict[str, str] = {}
+    per_round = max(iters // rounds, 1)
+    try:
+        for r in range(rounds):
+            for name, fn in calls:
+                if name in errors:
+                    continue
+                try:
+                    samples[name] += time_calls(fn, warmup if r == 0 else 2, per_round)
+                except Exception as exc:  # noqa: BLE001 - this one's error; the others go on
+                    errors[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                if threads > 1:
+                    time.sleep(SPIN_PAUSE_S)
+    except KeyboardInterrupt:
+        return samples, errors, True
+    return samples, errors, False

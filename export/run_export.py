@@ -15,7 +15,7 @@ from edge_runtime.decision import SENSOR_TASKS
 from edge_runtime.errors import InputFileError, LinesideError
 from edge_runtime.metadata import ModelInfo, to_props
 from edge_runtime.model import EdgeModel, file_sha256
-from edge_runtime.stats import percentile, time_calls
+from edge_runtime.stats import percentile, time_interleaved
 from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata, write_folded
 from export.float_ends import float_ends
 from export.fp16 import convert_fp16
@@ -61,9 +61,26 @@ class Gate:
         return fails
 
 
-def _speed(path: Path, sample: np.ndarray, threads: int, device: str = "cpu") -> float:
-    model = EdgeModel(path, device=device, threads=threads)
-    return percentile(time_calls(lambda: model.infer(sample), warmup=20, iters=200), 50)
+def _time_artifacts(built: dict, sample: np.ndarray, threads: int) -> None:
+    """Each artifact's batch-1 p50 on this CPU (and GPU, where this ORT has one), timed interleaved so the
+    recommendation compares them under the same machine phases; written into their gate figures."""
+    for device in ["cpu", *_gpu_devices()]:
+        calls = []
+        for precision, (path, _, figures) in built.items():
+            try:
+                model = EdgeModel(path, device=device, threads=threads)
+            except LinesideError as err:  # the provider is in the build but not usable here (no GPU, no CUDA libs)
+                figures[speed_key(device)] = None
+                figures[f"{device}_not_timed"] = str(err)
+                continue
+            calls.append((precision, lambda model=model: model.infer(sample)))
+        samples, errors, _ = time_interleaved(calls, warmup=20, iters=200, threads=threads)
+        for precision, (_, _, figures) in built.items():
+            if samples.get(precision):
+                figures[speed_key(device)] = round(percentile(samples[precision], 50), 4)
+            elif precision in errors:
+                figures[speed_key(device)] = None
+                figures[f"{device}_not_timed"] = errors[precision]
 
 
 def _gpu_devices() -> list[str]:
@@ -146,6 +163,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
             fp16_tmp = Path(tmp) / "model.fp16.onnx"
             details = convert_fp16(unfolded, fp16_tmp, float_ends(unfolded) if config["task"] in SENSOR_TASKS else [])
             built["fp16"] = (fp16_tmp, details, evaluate(fp16_tmp, "fp16"))
+        _time_artifacts(built, images[:1], threads)
         for precision, (path, details, figures) in built.items():
             fails = gate.check(precision, figures, fp32_figures)
             extra = {**common, "parity": figures, "gate": "fail: " + "; ".join(fails) if fails else "pass"}
@@ -173,17 +191,9 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
 
 def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, images: np.ndarray, truth: list[str],
              masks: np.ndarray | None, threads: int) -> dict:
-    """Gate figures of one artifact: error, flips and the task metric against torch, and its batch-1 speed here."""
-    figures = compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
-                      model_info(config, precision, {}), truth, masks)
-    figures[speed_key("cpu")] = round(_speed(path, images[:1], threads), 4)
-    for device in _gpu_devices():
-        try:
-            figures[speed_key(device)] = round(_speed(path, images[:1], threads, device), 4)
-        except LinesideError as err:  # the provider is in the build but not usable here (no GPU, no CUDA libs)
-            figures[speed_key(device)] = None
-            figures[f"{device}_not_timed"] = str(err)
-    return figures
+    """Gate figures of one artifact: error, flips and the task metric against torch (speed: _time_artifacts)."""
+    return compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
+                   model_info(config, precision, {}), truth, masks)
 
 
 # One layer that alone adds this much INT8 error (SQNR loss; 20 dB = 100x the noise power) is kept in float
