@@ -106,7 +106,8 @@ def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int
             lines.append(reader.line_num)
     except csv.Error as error:
         raise fail(path, reader.line_num, f"not valid CSV ({error})", "fix the quoting of that line") from None
-    assert header is not None  # the text is not blank
+    if header is None:  # only empty fields and blank lines, e.g. a lone ""
+        raise fail(path, 1, "no header row: every line is empty", "put the column names on the first line")
     for i, name in enumerate(header):
         if not name:
             raise fail(path, header_line, f"column {i + 1} of the header has no name", "name every column")
