@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import threading
 import time
 
 import pytest
@@ -75,13 +76,17 @@ def test_a_broker_restart_loses_nothing_that_fits_the_queue(demo_data, artifacts
 def test_broker_down_at_start_the_station_inspects_and_delivers_later(demo_data, artifacts, tmp_path):
     broker = Mosquitto(tmp_path / "broker")  # not started yet
     run = clip_run(demo_data, artifacts, tmp_path, broker.port, 90)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in run.stderr], daemon=True)
+    reader.start()
     try:
-        time.sleep(1.5)
+        # the broker comes up only once edge-run has found it missing (a fixed sleep raced edge-run's start-up)
+        assert wait_for(lambda: any("does not answer yet" in line for line in lines), timeout=60), lines
         broker.start()
         sub = Subscriber(broker.port, f"{BASE}/verdict")
-        out, err = run.communicate(timeout=120)
-        assert run.returncode == 0, err
-        assert "does not answer yet" in err
+        out = run.stdout.read()
+        assert run.wait(timeout=120) == 0, "".join(lines)
+        reader.join(timeout=10)
         assert json.loads(out.splitlines()[-1])["outputs"]["mqtt"]["delivered"] >= 90
         sub.close()
     finally:
