@@ -92,9 +92,10 @@ def markdown(report: dict) -> str:
         "",
         *([f"ONNX Runtime's call floor here (a one-node Identity graph on the same input, batch 1): "
            f"p50 {report['ort_call_floor_ms_batch1']:.4f} ms. No ORT variant can be faster than that.", ""]
-          if "ort_call_floor_ms_batch1" in report else []),
+          if report.get("ort_call_floor_ms_batch1") is not None else []),
         *(["**Interrupted (Ctrl-C): only the variants above were measured.**", ""] if report.get("interrupted") else []),
-        "Cold start and process RSS (after each variant was built and run, one process) are in report.json/html.",
+        "Cold start and process RSS (one process, with every variant built, after the timing) are in "
+        "report.json/html.",
         "",
     ])
 

@@ -13,18 +13,25 @@ measures.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 
+MAX_PASSES = 10
+
+
 def tidy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Apply every shape rule until none changes the graph (a rewrite can enable another)."""
-    while True:
-        count = len(model.graph.node)
-        remove_dead(_rewrite(model).graph)
-        if len(model.graph.node) == count:
-            return model
+    """Apply the shape rules until none changes the graph (a rewrite can enable another)."""
+    for _ in range(MAX_PASSES):
+        changed = _rewrite(model)
+        remove_dead(model.graph)
+        if not changed:
+            break
+    return model
 
 
 def fold_affines(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -38,19 +45,22 @@ def fold_affines(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
+def _rewrite(model: onnx.ModelProto) -> bool:
+    """One pass of the shape rules over the graph; whether anything changed."""
     g = model.graph
     shapes = _symbolic_shapes(model)
     consts = _constants(model)
     zeros = _zero_tensors(model, consts)
     producer = {o: n for n in g.node for o in n.output}
     uses = _uses(g)
-    const = lambda values, hint: _add_constant(g, values, hint)  # noqa: E731
+
+    def axes(axis: int, node) -> str:  # Squeeze/Unsqueeze axes: an int64 input since opset 13
+        return _add_constant(g, np.array([axis], np.int64), node.output[0])
 
     def single_use(name: str) -> bool:
         return uses.get(name, 0) == 1
 
-    nodes, alias = [], {}
+    nodes, alias, changed, kept = [], {}, False, 0
     for n in g.node:
         src = shapes.get(n.input[0]) if n.input else None
         dst = shapes.get(n.output[0])
@@ -58,34 +68,38 @@ def _rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
             alias[n.output[0]] = n.input[0]  # reshape or expand to the shape it already has
             continue
         if n.op_type == "Reshape" and (k := _dropped_unit_axis(src, dst)) is not None:
-            nodes.append(helper.make_node("Squeeze", [n.input[0], const([k], n.output[0])], [n.output[0]], name=n.name))
+            nodes.append(helper.make_node("Squeeze", [n.input[0], axes(k, n)], [n.output[0]], name=n.name))
             continue
         if n.op_type == "Reshape" and (k := _dropped_unit_axis(dst, src)) is not None:
-            nodes.append(helper.make_node("Unsqueeze", [n.input[0], const([k], n.output[0])], [n.output[0]], name=n.name))
+            nodes.append(helper.make_node("Unsqueeze", [n.input[0], axes(k, n)], [n.output[0]], name=n.name))
             continue
         if n.op_type == "Squeeze" and (merged := _squeeze_through_transpose(n, producer, consts, single_use)):
             source, axis = merged
-            nodes.append(helper.make_node("Squeeze", [source, const([axis], n.output[0])], [n.output[0]], name=n.name))
+            nodes.append(helper.make_node("Squeeze", [source, axes(axis, n)], [n.output[0]], name=n.name))
             continue
         if n.op_type in ("LSTM", "GRU", "RNN"):
             for slot in (5, 6):  # initial_h, initial_c: absent means zeros
                 if len(n.input) > slot and n.input[slot] in zeros:
                     n.input[slot] = ""
+                    changed = True
+        kept += 1
         nodes.append(n)
+    changed = changed or kept < len(g.node)  # every other node was replaced or is now an alias
+
+    def resolve(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
     for n in nodes:
         for i, name in enumerate(n.input):
-            while name in alias:
-                name = alias[name]
-            n.input[i] = name
+            n.input[i] = resolve(name)
     for o in g.output:  # a graph output that was an alias keeps its name
         if o.name in alias:
-            source = alias[o.name]
-            while source in alias:
-                source = alias[source]
-            nodes.append(helper.make_node("Identity", [source], [o.name]))
+            nodes.append(helper.make_node("Identity", [resolve(o.name)], [o.name], name=f"{o.name}_tidy_identity"))
     del g.node[:]
     g.node.extend(nodes)
-    return model
+    return changed
 
 
 def _fold_gemm_affines(model: onnx.ModelProto) -> None:
@@ -93,16 +107,21 @@ def _fold_gemm_affines(model: onnx.ModelProto) -> None:
     consts = _constants(model)
     producer = {o: n for n in g.node for o in n.output}
     uses = _uses(g)
+    shapes = _symbolic_shapes(model)
     for n in list(g.node):
         if n.op_type == "Gemm":
-            _fold_affine_into_gemm(n, producer, consts, lambda name: uses.get(name, 0) == 1,
+            _fold_affine_into_gemm(n, producer, consts, shapes, lambda name: uses.get(name, 0) == 1,
                                    lambda values, hint: _add_constant(g, values, hint))
     _fold_gemm_output_affine(model, _constants(model))
 
 
 def _add_constant(g: onnx.GraphProto, values, hint: str) -> str:
-    """A new weight named after `hint`; returns its name."""
-    name = f"{hint}_tidy{len(g.initializer)}"
+    """A new weight named after `hint`, under a name no tensor of the graph has; returns it."""
+    taken = {t.name for t in g.initializer} | {o for n in g.node for o in n.output} | {i.name for i in g.input}
+    k = 0
+    while f"{hint}_tidy{k}" in taken:
+        k += 1
+    name = f"{hint}_tidy{k}"
     g.initializer.append(numpy_helper.from_array(np.asarray(values), name))
     return name
 
@@ -119,8 +138,10 @@ def _symbolic_shapes(model: onnx.ModelProto) -> dict[str, list]:
     """Each tensor's shape with the batch axis as a symbol, so shape chains can be judged."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    try:  # where it gives up it saves its input into the working directory: let that be a temporary one
+        with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+            # auto_merge off: two dims it cannot prove equal stay unequal, so no rule trusts a guess
+            inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=False)
     except Exception:  # noqa: BLE001 - its inference lacks some ops (ReduceMax with axes as input): no shape rules then
         return {}
     shapes = {}
@@ -188,7 +209,7 @@ def _gemm_plain(n) -> bool:
             and attrs.get("beta", 1.0) == 1.0 and len(n.input) == 3)
 
 
-def _fold_affine_into_gemm(gemm, producer, consts, single_use, const) -> bool:
+def _fold_affine_into_gemm(gemm, producer, consts, shapes, single_use, const) -> bool:
     """(x - m) / s, reshaped only on its leading axes, into Gemm: W' = W / s, b' = b - W' m."""
     if not _gemm_plain(gemm) or gemm.input[1] not in consts or gemm.input[2] not in consts:
         return False
@@ -204,6 +225,8 @@ def _fold_affine_into_gemm(gemm, producer, consts, single_use, const) -> bool:
     sub = producer.get(div.input[0])
     if sub is None or sub.op_type != "Sub" or not single_use(div.input[0]) or sub.input[1] not in consts:
         return False
+    if not _known(shapes.get(sub.input[0])) or shapes.get(sub.input[0]) != shapes.get(div.output[0]):
+        return False  # the statistics would broadcast x itself to another shape: not a per-column map
     m, s = consts[sub.input[1]], consts[div.input[1]]
     k = w.shape[1]
     if m.shape not in ((k,), (1, k), ()) or s.shape not in ((k,), (1, k), ()):

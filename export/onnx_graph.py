@@ -6,6 +6,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -14,6 +15,7 @@ from export.graph_tidy import fold_affines, tidy
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # the dynamo exporter's floor
+REWRITE_TOLERANCE = 1e-5  # of the output's scale: float rounding of folded weights, far inside the fp32 gate (1e-4)
 
 
 def export_fp32(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int = DEFAULT_OPSET,
@@ -37,18 +39,41 @@ def export_fp32(model: torch.nn.Module, example: torch.Tensor, path: Path, opset
     program.save(str(path), external_data=False)
     exported = onnx.load(str(path))
     count = len(exported.graph.node)
-    tidied = tidy(exported)
-    onnx.checker.check_model(tidied, full_check=True)
+    tidied = _checked_rewrite(exported, tidy, example.numpy())
     onnx.save(tidied, str(path))
     return {"exported": count, "tidied": len(tidied.graph.node)}
 
 
-def write_folded(source: Path, path: Path) -> int:
+def write_folded(source: Path, path: Path, example: np.ndarray) -> int:
     """`source` with constant affine maps folded into its Gemms, for the fp32 artifact; returns its node count."""
-    model = fold_affines(onnx.load(str(source)))
-    onnx.checker.check_model(model, full_check=True)
+    model = _checked_rewrite(onnx.load(str(source)), fold_affines, example)
     onnx.save(model, str(path))
     return len(model.graph.node)
+
+
+def _checked_rewrite(model: onnx.ModelProto, rewrite, example: np.ndarray) -> onnx.ModelProto:
+    """`rewrite(model)` when it passes the checker and computes what `model` does on `example` (batch 1 and
+    all of it); otherwise `model` unchanged — the rewrites are an optimisation, never a risk to the artifact."""
+    candidate = onnx.ModelProto()
+    candidate.CopyFrom(model)
+    try:
+        candidate = rewrite(candidate)
+        onnx.checker.check_model(candidate, full_check=True)
+        for batch in (example[:1], example):
+            before, after = _run(model, batch), _run(candidate, batch)
+            if any(a.shape != b.shape or np.abs(a - b).max() > REWRITE_TOLERANCE * max(np.abs(a).max(), 1.0)
+                   for a, b in zip(before, after)):
+                return model
+    except Exception:  # noqa: BLE001 - any failure of an optional rewrite: ship the graph as exported
+        return model
+    return candidate
+
+
+def _run(model: onnx.ModelProto, batch: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [np.asarray(o, dtype=np.float64) for o in session.run(None, {session.get_inputs()[0].name: batch})]
 
 
 def set_metadata(path: Path, props: dict[str, str], out: Path | None = None) -> None:

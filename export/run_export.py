@@ -12,7 +12,7 @@ import torch
 
 from edge_runtime import __version__
 from edge_runtime.decision import SENSOR_TASKS
-from edge_runtime.errors import InputFileError, LinesideError
+from edge_runtime.errors import InputFileError, LinesideError, ModelFileError
 from edge_runtime.metadata import ModelInfo, to_props
 from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_interleaved
@@ -74,7 +74,11 @@ def _time_artifacts(built: dict, sample: np.ndarray, threads: int) -> None:
                 figures[f"{device}_not_timed"] = str(err)
                 continue
             calls.append((precision, lambda model=model: model.infer(sample)))
-        samples, errors, _ = time_interleaved(calls, warmup=20, iters=200, threads=threads)
+        samples, errors, interrupted = time_interleaved(calls, warmup=20, iters=200, threads=threads)
+        if interrupted:
+            raise KeyboardInterrupt
+        if errors and device == "cpu":  # it ran on the gate set a moment ago: a failure now is not to be shipped
+            raise ModelFileError("timing failed: " + "; ".join(f"{p}: {e}" for p, e in errors.items()))
         for precision, (_, _, figures) in built.items():
             if samples.get(precision):
                 figures[speed_key(device)] = round(percentile(samples[precision], 50), 4)
@@ -146,7 +150,7 @@ def run_export(run: str, out: str, precisions=PRECISIONS, data: str | None = Non
         report["graph_nodes"] = export_fp32(model, example, unfolded, opset, OUTPUT_NAMES[config["task"]],
                                             input_name(config["task"]))
         set_metadata(unfolded, to_props(model_info(config, "fp32", common)))
-        report["graph_nodes"]["fp32"] = write_folded(unfolded, fp32_tmp)  # metadata travels with the graph
+        report["graph_nodes"]["fp32"] = write_folded(unfolded, fp32_tmp, images[:2])  # metadata travels with it
         evaluate = lambda path, precision: _figures(path, precision, config, reference, images, truth, masks, threads)  # noqa: E731
         built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
         fp32_figures = built["fp32"][2]

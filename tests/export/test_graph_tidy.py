@@ -69,7 +69,7 @@ def test_constant_normalisation_folds_into_the_gemms_of_the_fp32_artifact_only(t
     unfolded, folded = tmp_path / "unfolded.onnx", tmp_path / "folded.onnx"
     export_fp32(model, x, unfolded, input_name="signal")
     assert {"Sub", "Div", "Add"} <= set(_ops(unfolded))  # INT8 and FP16 are made from this one: raw values stay float
-    count = write_folded(unfolded, folded)
+    count = write_folded(unfolded, folded, x.numpy())
     assert count == len(_ops(folded)) and not {"Sub", "Div", "Add"} & set(_ops(folded)), _ops(folded)
     with torch.inference_mode():
         expected = model(x).numpy()
@@ -81,7 +81,32 @@ def test_a_graph_without_such_patterns_is_left_alone(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
     path = tmp_path / "cnn.onnx"
     nodes = export_fp32(model, torch.randn(2, 3, 8, 8), path)
-    assert write_folded(path, tmp_path / "same.onnx") == nodes["tidied"]
+    assert write_folded(path, tmp_path / "same.onnx", np.zeros((2, 3, 8, 8), np.float32)) == nodes["tidied"]
     x = np.random.default_rng(0).normal(size=(3, 3, 8, 8)).astype(np.float32)
     with torch.inference_mode():
         assert np.abs(_run(tmp_path / "same.onnx", x) - model(torch.from_numpy(x)).numpy()).max() < 1e-5
+
+
+def test_a_rewrite_that_changes_the_answer_or_breaks_the_graph_is_not_used(tmp_path):
+    from onnx import numpy_helper
+
+    from export.onnx_graph import _checked_rewrite
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3)).eval()
+    path = tmp_path / "mlp.onnx"
+    export_fp32(model, torch.randn(2, 12), path, input_name="signal")
+    exported = onnx.load(str(path))
+    example = np.random.default_rng(0).normal(size=(4, 12)).astype(np.float32)
+
+    def doubled(m):  # a wrong rewrite: every weight twice as large
+        for t in m.graph.initializer:
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * 2, t.name))
+        return m
+
+    def broken(m):
+        del m.graph.node[:]
+        return m
+
+    for rewrite in (doubled, broken):
+        kept = _checked_rewrite(exported, rewrite, example)
+        assert kept.SerializeToString() == exported.SerializeToString()
