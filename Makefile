@@ -101,7 +101,7 @@ demo-sensor: install
 		--threads 1 --no-compile --out reports/sensor/quality/bench
 	$(BIN)/edge-run --sensor "csv:$(SENSOR_DATA)/machine/stream.csv?rate=max" --quiet \
 		--model artifacts/sensor/machine-anomaly/model.fp32.onnx --jsonl reports/sensor/machine-anomaly/verdicts.jsonl
-	$(BIN)/edge-bench sensor-stream --model artifacts/sensor/machine-lstm/model.fp32.onnx --seconds 20 \
+	$(BIN)/edge-bench sensor-stream --model artifacts/sensor/machine-lstm/model.fp32.onnx --seconds 60 \
 		--out reports/sensor/stream
 	$(BIN)/python -m benchmarks.sensor_summary --root .
 
