@@ -110,8 +110,7 @@ def _fold_gemm_affines(model: onnx.ModelProto) -> None:
     shapes = _symbolic_shapes(model)
     for n in list(g.node):
         if n.op_type == "Gemm":
-            _fold_affine_into_gemm(n, producer, consts, shapes, lambda name: uses.get(name, 0) == 1,
-                                   lambda values, hint: _add_constant(g, values, hint))
+            _fold_affine_into_gemm(g, n, producer, consts, shapes, uses)
     _fold_gemm_output_affine(model, _constants(model))
 
 
@@ -209,16 +208,21 @@ def _gemm_plain(n) -> bool:
             and attrs.get("beta", 1.0) == 1.0 and len(n.input) == 3)
 
 
-def _fold_affine_into_gemm(gemm, producer, consts, shapes, single_use, const) -> bool:
+def _fold_affine_into_gemm(g, gemm, producer, consts, shapes, uses) -> bool:
     """(x - m) / s, reshaped only on its leading axes, into Gemm: W' = W / s, b' = b - W' m."""
     if not _gemm_plain(gemm) or gemm.input[1] not in consts or gemm.input[2] not in consts:
         return False
+
+    def single_use(tensor: str) -> bool:
+        return uses.get(tensor, 0) == 1
+
     w, b = consts[gemm.input[1]], consts[gemm.input[2]]
-    chain, name = [], gemm.input[0]
-    node = producer.get(name)
-    if node is not None and node.op_type in ("Reshape", "Squeeze", "Flatten") and single_use(name):
-        chain.append(node)
-        name = node.input[0]
+    name = gemm.input[0]
+    reshape = producer.get(name)
+    if reshape is not None and reshape.op_type in ("Reshape", "Squeeze", "Flatten") and single_use(name):
+        name = reshape.input[0]
+    else:
+        reshape = None
     div = producer.get(name)
     if div is None or div.op_type != "Div" or not single_use(name) or div.input[1] not in consts:
         return False
@@ -233,11 +237,8 @@ def _fold_affine_into_gemm(gemm, producer, consts, shapes, single_use, const) ->
         return False  # statistics along another axis would not map onto the Gemm's columns
     scaled = (w / np.broadcast_to(s.reshape(-1), (k,))[None, :]).astype(w.dtype)
     bias = (b - scaled @ np.broadcast_to(m.reshape(-1), (k,))).astype(b.dtype)
-    gemm.input[1], gemm.input[2] = const(scaled, gemm.input[1]), const(bias, gemm.input[2])
-    if chain:
-        chain[0].input[0] = sub.input[0]
-    else:
-        gemm.input[0] = sub.input[0]
+    gemm.input[1], gemm.input[2] = _add_constant(g, scaled, gemm.input[1]), _add_constant(g, bias, gemm.input[2])
+    (reshape or gemm).input[0] = sub.input[0]
     return True
 
 

@@ -59,8 +59,9 @@ def _checked_rewrite(model: onnx.ModelProto, rewrite, example: np.ndarray) -> on
     try:
         candidate = rewrite(candidate)
         onnx.checker.check_model(candidate, full_check=True)
+        sessions = _session(model), _session(candidate)
         for batch in (example[:1], example):
-            before, after = _run(model, batch), _run(candidate, batch)
+            before, after = (_run(session, batch) for session in sessions)
             if any(a.shape != b.shape or np.abs(a - b).max() > REWRITE_TOLERANCE * max(np.abs(a).max(), 1.0)
                    for a, b in zip(before, after)):
                 return model
@@ -69,10 +70,13 @@ def _checked_rewrite(model: onnx.ModelProto, rewrite, example: np.ndarray) -> on
     return candidate
 
 
-def _run(model: onnx.ModelProto, batch: np.ndarray) -> list[np.ndarray]:
+def _session(model: onnx.ModelProto):
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _run(session, batch: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(o, dtype=np.float64) for o in session.run(None, {session.get_inputs()[0].name: batch})]
 
 
