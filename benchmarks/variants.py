@@ -117,6 +117,7 @@ def call_floor(example: np.ndarray, threads: int):
     import onnx
     from onnx import helper
 
+    from edge_runtime.bound_run import BoundRunner
     from edge_runtime.session import create_session
 
     dtype = helper.np_dtype_to_tensor_dtype(example.dtype)
@@ -129,9 +130,9 @@ def call_floor(example: np.ndarray, threads: int):
     with tempfile.TemporaryDirectory() as tmp:  # the runtime's own session factory, as the variants it bounds
         path = Path(tmp) / "call_floor.onnx"
         onnx.save(model, path)
-        session = create_session(path, "cpu", threads)
+        runner = BoundRunner(create_session(path, "cpu", threads), "x")  # the call path EdgeModel.run takes
 
     def run(x: np.ndarray):
-        return session.run(None, {"x": x})[0]
+        return runner(x)[0]
 
     return run

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.bound_run import BoundRunner
 from edge_runtime.decision import DECIDERS, SENSOR_TASKS, Decision, decide
 from edge_runtime.errors import ModelFileError
 from edge_runtime.metadata import ModelInfo, from_props
@@ -63,6 +64,7 @@ class EdgeModel:
         self.input_name = self._check_input()
         self.sha256 = file_sha256(self.path)
         self.provider = self.session.get_providers()[0]
+        self._runner = BoundRunner(self.session, self.input_name)
 
     @property
     def is_sensor(self) -> bool:
@@ -113,7 +115,7 @@ class EdgeModel:
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run a batch (images: N x H x W x 3 uint8; sensor windows: N x T x C float32); every output
         (an anomaly model: scores, heat maps)."""
-        return self.session.run(None, {self.input_name: batch})
+        return self._runner(batch)  # through a kept I/O binding on the CPU: edge_runtime/bound_run.py
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run a batch; the output decisions are made on (probabilities, scores or quality values)."""
