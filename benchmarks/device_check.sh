@@ -6,13 +6,15 @@
 #   bash benchmarks/device_check.sh export  # export both demo models on this host's CPU (INT8 speed per its ISA)
 #   bash benchmarks/device_check.sh ort     # onnxruntime-gpu from .whl/ (split in parts), CUDA provider tests,
 #                                           # torch-on-GPU vs ORT CUDA bench, edge-run --device cuda on the clip
+#   bash benchmarks/device_check.sh vnni    # alone, in one call: export and bench the demo classifier and brick
+#                                           # anomaly model from runs/ carried with data/demo/brick, on the host's CPU
 # Every stage first copies any .whl/ort.part.* it was carried with to /tmp/ortparts: the onnxruntime-gpu wheel
 # (256 MB) is larger than one call may carry (64 MiB), so it travels in parts, one per call, made here with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 #       -d /tmp/whl onnxruntime-gpu==1.31.1 && split -b 61M -d -a1 /tmp/whl/onnxruntime_gpu-*.whl .whl/ort.part.
 # (.whl/ ignored through .git/info/exclude). Logs and reports go to $OUT.
 set -uo pipefail
-stage=${1:?stage: train, export or ort}
+stage=${1:?stage: train, export, ort or vnni}
 OUT=${OUT:-/tmp/out}
 W=/tmp/lineside-device
 mkdir -p "$OUT" "$W" /tmp/ortparts
@@ -51,5 +53,17 @@ ort)
     cp $W/bench/report.md "$OUT/bench.brick.md"; cp $W/bench/*.json "$OUT/" 2>/dev/null
     edge-run --source $W/demo/line_clip.mp4 --roi 512,232,256,256 --model $W/art/brick/model.fp16.onnx \
         --device cuda --quiet --jsonl $W/verdicts.jsonl 2>&1 | tail -4
+    ;;
+vnni)
+    grep -m1 "model name" /proc/cpuinfo; nproc
+    echo "ISA: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+    python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
+    for run in brick brick-anomaly; do
+        edge-export runs/$run --data data/demo/brick --out $W/art/$run --precision fp32,int8 --threads 2 2>&1 | tail -6
+        cp $W/art/$run/export_report.md "$OUT/export_report.$run.md"
+        edge-bench model --checkpoint runs/$run --data data/demo/brick --artifacts $W/art/$run --out $W/bench/$run \
+            --threads 2 --batch 1 --no-compile 2>&1 | grep -E "^\| (torch|onnxruntime (fp32|int8) \|)"
+        cp $W/bench/$run/report.md "$OUT/bench.$run.md"
+    done
     ;;
 esac
