@@ -25,15 +25,6 @@ def write_export_report(report: dict, out_dir: Path) -> None:
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def _dominant_line(tried: dict | None) -> list[str]:
-    """What the dominant-layer try found: kept in float, or quantized because float gained too little."""
-    if not tried:
-        return []
-    verdict = "kept in float" if tried["kept"] else "quantized after all"
-    return [f"Dominant layer {tried['tensor']} (+{tried['added_loss_db']} dB): in float, the output's max error went "
-            f"{tried['error_quantized']:.3g} → {tried['error_in_float']:.3g} ({tried['gain']}×), so it is {verdict}.", ""]
-
-
 def _markdown(report: dict) -> str:
     cpu = report["cpu"]
     lines = [
@@ -79,10 +70,8 @@ def _markdown(report: dict) -> str:
         lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]
     quant = report.get("int8")
     if quant:
-        shown = {k: v for k, v in quant.items() if k not in ("layers", "excluded_nodes", "dominant_layer")}
-        lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in shown.items()),
+        lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items() if k not in ("layers", "excluded_nodes")),
                   "", f"Kept in float: {', '.join(quant['excluded_nodes']) or 'nothing'}.", "",
-                  *_dominant_line(quant.get("dominant_layer")),
                   "Per-layer INT8 error against fp32 (SQNR; a layer is charged with the loss it adds):", "",
                   "| tensor | op | SQNR vs fp32 dB | added loss dB |", "|---|---|---:|---:|"]
         lines += [f"| {r['tensor']} | {r['op']} | {r['vs_fp32_db']} | {r['added_loss_db']} |" for r in quant["layers"]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,15 +200,11 @@ def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, im
                    model_info(config, precision, {}), truth, masks)
 
 
-# One layer that alone adds this much INT8 error (SQNR loss; 20 dB = 100x the noise power) is a candidate to keep
-# in float even when the gate passes: the gate set cannot show every drift. A grass anomaly model: the stem added
-# 35 dB, the gate passed, and INT8 lost 2.1 image-AUROC points on real cracks; with the stem in float 0.2.
+# One layer that alone adds this much INT8 error (SQNR loss; 20 dB = 100x the noise power) is kept in float
+# even when the gate passes: the gate set cannot show every drift. A grass anomaly model: the stem added 35 dB,
+# the gate passed, and INT8 lost 2.1 image-AUROC points on real cracks; with the stem in float 0.2, same speed.
 DOMINANT_LOSS_DB = 20.0
-# ... but it is kept only where the float copy cuts the model's output error at least this many times. The first
-# quantized layer is charged against an exact input, so it always looks dominant: the brick classifier's stem
-# "added" 39 dB, yet in float it only halved the output error (0.080 -> 0.040) and cost 17 % of INT8's speed.
-# The grass anomaly model's stem cut it 10x (0.130 -> 0.013) for 5 %.
-DOMINANT_MIN_GAIN = 4.0
+
 
 def default_calib_method(task: str) -> str:
     """Percentile for anomaly models: their activations have rare peaks (the pasted anomalies of calibration
@@ -221,17 +216,16 @@ def default_calib_method(task: str) -> str:
 
 def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target: str, method: str, gate: Gate,
                           fp32_figures: dict, evaluate, probe: np.ndarray, max_layers: int, echo, input_name: str):
-    """Quantize; while the gate fails, keep the layer that adds most INT8 error in float and try again. A layer
-    that dominates the error (DOMINANT_LOSS_DB) is tried in float once, and stays there only if that cuts the
-    output error DOMINANT_MIN_GAIN times.
+    """Quantize; while the gate fails or one layer dominates the error, keep the layer that adds most INT8
+    error in float and try again.
 
     Returns (path, quantization details with the per-layer table, gate figures).
     """
-    prepared, out, before = tmp / "prepared.onnx", tmp / "model.int8.onnx", tmp / "model.int8.before.onnx"
+    prepared, out = tmp / "prepared.onnx", tmp / "model.int8.onnx"
     prepare(fp32, prepared)
     ends = float_ends(prepared) if input_name == "signal" else []
     excluded: list[str] = list(ends)
-    kept_layers, dominance = 0, None  # dominance: the try of a dominant layer in float, once per export
+    kept_layers, dominance_kept = 0, False
     while True:
         details = quantize_int8(prepared, out, calibration, input_name=input_name, target=target, method=method,
                                 exclude=excluded)
@@ -241,29 +235,13 @@ def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target
         details["layers"] = [{k: v for k, v in row.items() if k != "nodes"} for row in layers[:8]]
         details["float_ends"] = ends  # a sensor graph's input and output ends, never quantized (export.float_ends)
         fails = gate.check("int8", figures, fp32_figures)
-        if dominance and dominance.get("kept") is None:
-            gain = dominance["error_quantized"] / max(figures["max_abs_error"], 1e-12)
-            dominance.update(error_in_float=figures["max_abs_error"], gain=round(gain, 2),
-                             kept=gain >= DOMINANT_MIN_GAIN and not fails)
-            if not dominance["kept"]:  # not worth its speed: back to the quantized layer, which passed the gate
-                echo(f"keeping {dominance['tensor']} in float cut the output error only {gain:.1f}x; quantizing it")
-                os.replace(before, out)
-                details, figures, excluded = dominance.pop("state")
-                details["dominant_layer"] = dominance
-                return out, details, figures
-            dominance.pop("state")
-        if dominance:
-            details["dominant_layer"] = dominance
         candidates = [row for row in layers if row["added_loss_db"] > 0 and not set(row["nodes"]) <= set(excluded)]
-        dominant = (not fails and dominance is None and bool(candidates)
-                    and candidates[0]["added_loss_db"] >= DOMINANT_LOSS_DB)
+        # once only: the tensor a kept layer writes is still quantized for the next one, so it can stay on top
+        dominant = not dominance_kept and bool(candidates) and candidates[0]["added_loss_db"] >= DOMINANT_LOSS_DB
+        dominance_kept = dominance_kept or dominant  # kept for the gate or for dominance: once is enough
         if (not fails and not dominant) or kept_layers >= max_layers or not candidates:
             return out, details, figures
         worst = candidates[0]
-        if dominant:
-            shutil.copyfile(out, before)
-            dominance = {"tensor": worst["tensor"], "added_loss_db": worst["added_loss_db"],
-                         "error_quantized": figures["max_abs_error"], "state": (details, figures, list(excluded))}
         why = f"fails the gate ({'; '.join(fails)})" if fails else f"has one layer adding ≥ {DOMINANT_LOSS_DB:g} dB"
         echo(f"int8 {why}; keeping {worst['tensor']} "
              f"({', '.join(worst['nodes'])}, +{worst['added_loss_db']} dB loss) in float and retrying")
