@@ -55,6 +55,31 @@ def test_int8_is_quantized_for_this_cpu_and_close_to_torch(artifacts):
     assert report["cpu"]["flags"] is not None and report["recommended"] in ("fp32", "int8")
 
 
+def test_pixels_enter_int8_with_scale_one_whatever_the_calibration(artifacts, tmp_path):
+    """A uint8 image cast to float is quantized losslessly (scale 1, zero point 0) even when the calibration
+    images never reach 255: a calibrated scale rounds every grey level and clips pixels above its max."""
+    from onnx import numpy_helper
+
+    from export.quantize import prepare, quantize_int8
+
+    prepared, out = tmp_path / "prepared.onnx", tmp_path / "model.int8.onnx"
+    prepare(artifacts / "model.fp32.onnx", prepared)
+    size = EdgeModel(artifacts / "model.fp32.onnx").blank_input().shape[1:]
+    dim = np.random.default_rng(0).integers(10, 180, (16, *size), dtype=np.uint8)  # darkest 10, brightest 179
+    quantize_int8(prepared, out, dim, target="avx2")
+    model = onnx.load(str(out))
+    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    casts = {n.output[0] for n in model.graph.node if n.op_type == "Cast"}
+    pixel_q = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in casts]
+    assert pixel_q, "no QuantizeLinear on the cast image"
+    for node in pixel_q:
+        assert float(values[node.input[1]]) == 1.0 and int(values[node.input[2]]) == 0, node.name
+    bright = np.full((1, *size), 250, np.uint8)  # brighter than any calibration pixel: not clipped
+    a = EdgeModel(out).infer(bright)
+    b = EdgeModel(artifacts / "model.fp32.onnx").infer(bright)
+    assert np.abs(a - b).max() < 0.2
+
+
 def test_manifest_hashes_match_the_files(artifacts):
     manifest = json.loads((artifacts / "manifest.json").read_text())
     assert {a["file"] for a in manifest["artifacts"]} == {"model.fp32.onnx", "model.int8.onnx", "model.fp16.onnx"}
