@@ -64,6 +64,7 @@ vnni)
         edge-bench model --checkpoint runs/$run --data data/demo/brick --artifacts $W/art/$run --out $W/bench/$run \
             --threads 2 --batch 1 --no-compile 2>&1 | grep -E "^\| (torch|onnxruntime (fp32|int8) \|)"
         cp $W/bench/$run/report.md "$OUT/bench.$run.md"
+        python3 -m benchmarks.int8_ab runs/$run data/demo/brick 2>&1 | grep threads
     done
     ;;
 esac
