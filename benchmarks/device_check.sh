@@ -6,6 +6,9 @@
 #   bash benchmarks/device_check.sh export  # export both demo models on this host's CPU (INT8 speed per its ISA)
 #   bash benchmarks/device_check.sh ort     # onnxruntime-gpu from .whl/ (split in parts), CUDA provider tests,
 #                                           # torch-on-GPU vs ORT CUDA bench, edge-run --device cuda on the clip
+#   bash benchmarks/device_check.sh parts   # only collect the .whl/ort.part.* this call carried
+#   bash benchmarks/device_check.sh gpuexport  # after the parts: onnxruntime-gpu, export with CUDA timing and the
+#                                           # per-device recommendation, TensorRT refused/skipped without libnvinfer
 #   bash benchmarks/device_check.sh vnni    # alone, in one call: export and bench the demo classifier and brick
 #                                           # anomaly model from runs/ carried with data/demo/brick, on the host's CPU
 # Every stage first copies any .whl/ort.part.* it was carried with to /tmp/ortparts: the onnxruntime-gpu wheel
@@ -14,7 +17,7 @@
 #       -d /tmp/whl onnxruntime-gpu==1.31.1 && split -b 61M -d -a1 /tmp/whl/onnxruntime_gpu-*.whl .whl/ort.part.
 # (.whl/ ignored through .git/info/exclude). Logs and reports go to $OUT.
 set -uo pipefail
-stage=${1:?stage: train, export, ort or vnni}
+stage=${1:?stage: train, export, ort, parts, gpuexport or vnni}
 OUT=${OUT:-/tmp/out}
 W=/tmp/lineside-device
 mkdir -p "$OUT" "$W" /tmp/ortparts
@@ -53,6 +56,27 @@ ort)
     cp $W/bench/report.md "$OUT/bench.brick.md"; cp $W/bench/*.json "$OUT/" 2>/dev/null
     edge-run --source $W/demo/line_clip.mp4 --roi 512,232,256,256 --model $W/art/brick/model.fp16.onnx \
         --device cuda --quiet --jsonl $W/verdicts.jsonl 2>&1 | tail -4
+    ;;
+parts)
+    ;;
+gpuexport)
+    cat /tmp/ortparts/ort.part.* > /tmp/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl || exit 1
+    python3 -m pip uninstall -q -y onnxruntime
+    python3 -m pip install -q --no-deps --no-index /tmp/onnxruntime_gpu-*.whl || exit 1
+    python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+    edge-run doctor --device cuda 2>&1 | tail -4
+    edge-run doctor --device tensorrt 2>&1 | tail -3
+    edge-export runs/brick --data data/demo/brick --out $W/art/brick --precision fp32,int8,fp16 --threads 2 2>&1 | tail -8
+    cp $W/art/brick/export_report.md "$OUT/export_report.gpu.md"; cp $W/art/brick/export_report.json "$OUT/export_report.gpu.json"
+    python3 -c "import json; r = json.load(open('$W/art/brick/export_report.json')); print('recommended', r.get('recommended'), 'by device', r.get('recommended_by_device')); [print(p, a['gate'], {k: v for k, v in a['parity'].items() if k.startswith('p50')}) for p, a in r['artifacts'].items()]"
+    echo "--- --device tensorrt on a real model (expect one line, exit 2):"
+    edge-run --source data/demo/line_clip.mp4 --roi 512,232,256,256 --model $W/art/brick/model.fp16.onnx \
+        --device tensorrt --quiet 2>&1 | tail -3; echo "rc=${PIPESTATUS[0]}"
+    echo "--- --device auto (expect CUDA, no TensorRT load errors):"
+    edge-run --source data/demo/line_clip.mp4 --roi 512,232,256,256 --model $W/art/brick/model.fp16.onnx \
+        --device auto --quiet --jsonl $W/auto.jsonl > $W/auto.log 2>&1; echo "rc=$? stderr lines: $(wc -l < $W/auto.log)"
+    head -3 $W/auto.log; tail -2 $W/auto.log
     ;;
 vnni)
     grep -m1 "model name" /proc/cpuinfo; nproc
