@@ -139,8 +139,8 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
     train_idx, val_idx = stratified_split(series.labels, cfg.val_fraction, cfg.seed)
     mean, std = channel_stats(x[train_idx])
     channels = x.shape[2]
-    if cfg.arch == "lstm":
-        name, args = "seq_lstm", {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std,
+    if cfg.arch in ("lstm", "gru"):
+        name, args = f"seq_{cfg.arch}", {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std,
                                   "stride": max(1, length // 64)}
     else:
         name, args = "seq_cnn", {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std}

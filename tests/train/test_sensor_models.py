@@ -70,6 +70,20 @@ def test_lstm_fault_classifier_exports_with_dynamic_int8_and_beats_the_1nn_basel
     assert abs(int8["accuracy"] - fp32["accuracy"]) <= 0.1
 
 
+def test_gru_fault_classifier_exports_its_gru_op_and_beats_the_1nn_baseline(data, tmp_path):
+    run, art = train_export(tmp_path, "gru",
+                            ["sensor", "--task", "classify", "--arch", "gru", "--data",
+                             str(data / "machine" / "train.csv"), "--epochs", "15", "--sample-rate", "1000",
+                             "--stride", "250"])
+    ops = {node.op_type for node in onnx.load(str(art / "model.fp32.onnx")).graph.node}
+    assert "GRU" in ops and "LSTM" not in ops
+    report = json.loads((art / "export_report.json").read_text())
+    assert report["artifacts"]["fp32"]["parity"]["flips"] == 0
+    fp32 = evaluate(art / "model.fp32.onnx", data / "machine" / "test.csv", "--baseline-train",
+                    str(data / "machine" / "train.csv"))
+    assert fp32["accuracy"] >= 0.75 and fp32["accuracy"] > fp32["baseline_1nn_euclidean"]
+
+
 def test_edge_run_replays_a_recording_through_the_trained_model_window_by_window(lstm, data, tmp_path):
     _, art = lstm
     stream = data / "machine" / "stream.csv"

@@ -8,6 +8,8 @@ runtime feeds raw samples.
   UCR baseline) with global average and max pooling — fast, and length-agnostic inside.
 - `seq_lstm`: a 2-layer LSTM read at its last step plus the mean over time; exports to
   ONNX's LSTM op, which ORT quantizes dynamically.
+- `seq_gru`: the same with a GRU (ONNX's GRU op). ORT has no quantized GRU: its INT8
+  quantizes the head only and runs no faster, so the export recommends fp32.
 - `signal_ae`: a good-only anomaly model: an autoencoder's reconstruction error and the
   window's level and spread, each against the normal training windows, as a 0..1 score.
 - `quality_mlp`: process parameters (a window of 1 sample) → a quality value in the
@@ -83,20 +85,24 @@ class SeqCNN(nn.Module):
         return torch.softmax(self.logits(x), dim=1)
 
 
-class SeqLSTM(nn.Module):
+class SeqRNN(nn.Module):
+    """A 2-layer LSTM or GRU behind a strided convolution, read at its last step plus the mean over time."""
+
     def __init__(self, channels: int, num_classes: int, mean: list[float], std: list[float], hidden: int = 64,
-                 stride: int = 1):
+                 stride: int = 1, cell: str = "lstm"):
         super().__init__()
         self.norm = WindowNorm(std)
         # A strided convolution in front shortens long windows (PLAID: 300 samples) before the recurrence,
         # which is sequential and dominates the latency.
         self.reduce = nn.Conv1d(2 * channels, hidden, kernel_size=max(stride, 1), stride=max(stride, 1))
-        self.lstm = nn.LSTM(hidden, hidden, num_layers=2, batch_first=True)
+        self.cell = cell
+        # the attribute is named after the cell, so LSTM checkpoints keep their keys (lstm.weight_ih_l0, ...)
+        setattr(self, cell, {"lstm": nn.LSTM, "gru": nn.GRU}[cell](hidden, hidden, num_layers=2, batch_first=True))
         self.head = nn.Linear(2 * hidden, num_classes)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         z = torch.relu(self.reduce(self.norm(x))).transpose(1, 2)
-        out, _ = self.lstm(z)
+        out, _ = getattr(self, self.cell)(z)
         return self.head(torch.cat([out[:, -1], out.mean(dim=1)], dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,8 +200,14 @@ def seq_cnn(channels: int, num_classes: int, mean: list[float], std: list[float]
 
 @register_model("seq_lstm")
 def seq_lstm(channels: int, num_classes: int, mean: list[float], std: list[float], hidden: int = 64,
-             stride: int = 1) -> SeqLSTM:
-    return SeqLSTM(channels, num_classes, mean, std, hidden, stride)
+             stride: int = 1) -> SeqRNN:
+    return SeqRNN(channels, num_classes, mean, std, hidden, stride, cell="lstm")
+
+
+@register_model("seq_gru")
+def seq_gru(channels: int, num_classes: int, mean: list[float], std: list[float], hidden: int = 64,
+            stride: int = 1) -> SeqRNN:
+    return SeqRNN(channels, num_classes, mean, std, hidden, stride, cell="gru")
 
 
 @register_model("signal_ae")
