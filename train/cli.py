@@ -74,21 +74,27 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
               help="Share of good images held out to calibrate the threshold.")
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
+@click.option("--score", type=click.Choice(["line", "gauss"]), default="line", show_default=True,
+              help="line: the segmentation map along short lines (robust to sensor noise); gauss: distance of the "
+                   "first features to the good ones' Gaussian (finer defects, but fit it on the station camera's "
+                   "images: README).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
-def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, margin, val_fraction, bad, seed, device):
+def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, margin, val_fraction, bad, score, seed,
+            device):
     """Anomaly model trained on good parts only: a score per image and a heat map per pixel.
 
     \b
     Example:
       edge-train anomaly --data data/demo/brick --out runs/brick-anomaly
       edge-train anomaly --data photos/good --bad photos/rejects --out runs/part-anomaly
+      edge-train anomaly --data station3/good --score gauss --out runs/part-gauss
     """
     from train.anomaly import AnomalyConfig, train_anomaly  # torch loads only when training
 
     cfg = AnomalyConfig(data=data, out=out, steps=steps, batch_size=batch_size, image_size=image_size,
                         crop=min(crop, image_size), lr=lr, target_frr=target_frr, margin=margin,
-                        val_fraction=val_fraction, bad=bad, seed=seed, device=device)
+                        val_fraction=val_fraction, bad=bad, score=score, seed=seed, device=device)
     config = train_anomaly(cfg, echo=lambda m: click.echo(m, err=True))
     _show_anomaly_validation(config)
     click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json "
@@ -102,17 +108,20 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, marg
 @click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
 @click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
-def calibrate(run, good, target_frr, margin, bad):
+@click.option("--refit", is_flag=True, help="A --score gauss run: fit its Gaussian on 4 of every 5 --good images too "
+                                           "(the threshold comes from the fifth).")
+def calibrate(run, good, target_frr, margin, bad, refit):
     """New threshold for an anomaly run from good images, without retraining; then edge-export again.
 
     \b
     Example:
       edge-train calibrate runs/part-anomaly --good station3/good_week1 --target-frr 0.005
       edge-export runs/part-anomaly --out artifacts/part-anomaly
+      edge-train calibrate runs/part-gauss --good station3/good_week1 --refit
     """
     from train.anomaly import recalibrate
 
-    config = recalibrate(run, good, target_frr, margin, bad)
+    config = recalibrate(run, good, target_frr, margin, bad, refit)
     _show_anomaly_validation(config)
     click.echo(f"config: {Path(run) / 'config.json'} updated from {config['calibration']['source']}; "
                "export it again to deploy the new threshold")
