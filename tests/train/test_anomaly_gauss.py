@@ -32,7 +32,7 @@ def test_a_stroke_of_a_foreign_colour_scores_above_every_good_image_and_the_map_
     assert summary["distance_q999"] > summary["distance_median"]
     good = _grass(rng, 10)
     bad = good.copy()
-    bad[:, 30:34, 10:50] = (20, 20, 20)  # a dark grey stroke: no green in it
+    bad[:, 30:34, 10:50] = (200, 40, 160)  # a magenta stroke: no good pixel has this colour
     with torch.inference_mode():
         good_scores, _ = net(torch.from_numpy(good))
         bad_scores, bad_maps = net(torch.from_numpy(bad))
@@ -48,7 +48,7 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
                    "--image-size", "128", "--crop", "64", "--score", "gauss", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-2000:]
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["args"]["score"] == "gauss" and config["gaussian"]["cells"] > 1000
+    assert config["model"]["args"]["score"] == "gauss" and config["gaussian"]["pixels"] > 1000
     assert 0 < config["threshold"] < 1
     # the station's own good images: fit the Gaussian again on 4 of every 5, the threshold from the fifth
     before = (run / "model.safetensors").read_bytes()
