@@ -22,7 +22,7 @@ score="gauss" (`edge-train anomaly --score gauss`): the net's first features (st
 + enc1, 16 channels at half resolution) of the good training images are fitted
 with one Gaussian (`fit_gaussian`). A pixel's anomaly is its Mahalanobis distance
 to it, in units of the good pixels' own (0 at their median, 1 at their 99.9th
-percentile); the map shows d / (1 + d), the score is L / (1 + L) of the highest
+percentile); the map shows d / (1 + d), the score is L / (L + 10) of the highest
 line mean L at quarter resolution. This is
 PaDiM's idea (Defard et al. 2021) with one Gaussian for the whole image, since a
 surface is stationary, on features learnt here; only stem and enc1 run at
@@ -60,6 +60,9 @@ def line_kernels(length: int = 11, directions: int = 8) -> torch.Tensor:
         for r in torch.linspace(-c, c, 4 * length):
             kernels[i, 0, int(round(float(c + r * torch.sin(angle)))), int(round(float(c + r * torch.cos(angle))))] = 1
     return kernels / kernels.sum(dim=(2, 3), keepdim=True)
+
+
+GAUSS_SCORE_SCALE = 10.0  # score="gauss": L / (L + 10), the signal anomaly model's scale (sequence.SignalAE)
 
 
 class SurfaceNet(nn.Module):
@@ -130,7 +133,9 @@ class SurfaceNet(nn.Module):
         if self.score_kind == "gauss":
             dist = self.distance(x)
             line = self._line_max(F.avg_pool2d(dist, 2))
-            score, half = line / (1.0 + line), dist / (1.0 + dist)
+            # the score nearly linear where good parts lie (L ~ 0.3-1.5), as the threshold rule's margin assumes
+            # (L / (1 + L) squashed it there: brick's threshold came out at 0.977 and let every defect through)
+            score, half = line / (line + GAUSS_SCORE_SCALE), dist / (1.0 + dist)
             return score, F.interpolate(half, scale_factor=2.0, mode="bilinear", align_corners=False)[:, 0]
         half = torch.sigmoid(self.logits(x))
         if self.score_kind == "line":
