@@ -33,7 +33,7 @@ def main(run: str, out: str) -> None:
     threshold, rule = calibrate(_scores(model, held_images, torch.device("cpu")), config["train"]["target_frr"],
                                 config["train"]["margin"])
     config.update(threshold=threshold, threshold_rule=rule)
-    config["model"]["args"] = args
+    config["model"]["args"], config["train"]["score"] = args, "gauss"
     config["metrics"]["validation"] = validate(model, held_images, threshold, config["validation_synthetic_seed"], None)
     save_checkpoint(Path(out), model, config)
     print(f"{out}: Gaussian {config['gaussian']}, threshold {threshold:.4f}")

@@ -39,9 +39,11 @@ def build(run: str, data: str, tmp: Path) -> tuple[torch.nn.Module, dict, object
     method = default_calib_method(config["task"])
     (tmp / "all").mkdir()
     (tmp / "float").mkdir()
-    quantize_int8(prepared, tmp / "all" / "model.int8.onnx", calibration, method=method)
-    worst = layer_errors(prepared, tmp / "all" / "model.int8.onnx", images[:32])[0]["nodes"]
-    quantize_int8(prepared, tmp / "float" / "model.int8.onnx", calibration, method=method, exclude=worst)
+    name = input_name(config["task"])
+    quantize_int8(prepared, tmp / "all" / "model.int8.onnx", calibration, input_name=name, method=method)
+    worst = layer_errors(prepared, tmp / "all" / "model.int8.onnx", images[:32], name)[0]["nodes"]
+    quantize_int8(prepared, tmp / "float" / "model.int8.onnx", calibration, input_name=name, method=method,
+                  exclude=worst)
     paths = {"fp32": fp32, "int8 all": tmp / "all" / "model.int8.onnx",
              f"int8 {'+'.join(worst)} float": tmp / "float" / "model.int8.onnx"}
     return model, paths, images[:1]

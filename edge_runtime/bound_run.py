@@ -13,6 +13,9 @@ outputs' shapes. A call with another dtype, on another provider, or from another
 thread than the first also runs plainly, so the answer never changes, only its
 cost.
 
+An output whose shape follows the data makes the bound run fail once; ONNX Runtime
+logs that failure as an error line before the runner falls back, which is expected.
+
 The bound call goes to the session's C++ object directly when the installed
 onnxruntime has one (`_sess`, `_iobinding`): the public `run_with_iobinding`
 spends 5.7 µs per call on checks for WebGPU graph capture (onnxruntime 1.32),
@@ -34,8 +37,10 @@ class _Binding:
     def __init__(self, session: ort.InferenceSession, input_name: str, batch: np.ndarray,
                  outputs: list[np.ndarray]):
         self.shape, self.dtype = batch.shape, batch.dtype
-        self.input = np.empty_like(batch)
-        self.outputs = [np.empty_like(out) for out in outputs]
+        # C order whatever the first batch's layout: ORT shares the memory of a C-contiguous array only, and copies
+        # any other once, after which writes to self.input would never reach it (a transposed first batch did that)
+        self.input = np.empty(batch.shape, batch.dtype)
+        self.outputs = [np.empty(out.shape, out.dtype) for out in outputs]
         self.binding = session.io_binding()
         # CPU OrtValues made from numpy share its memory: writing self.input feeds the next run
         self.binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(self.input))

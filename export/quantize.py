@@ -51,7 +51,7 @@ def pixel_tensors(model_path: Path) -> list[str]:
         if node.op_type in ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity") and node.input[0] in uint8:
             uint8.add(node.output[0])
         elif (node.op_type == "Cast" and node.input[0] in uint8
-              and onnx.helper.get_attribute_value(node.attribute[0]) == onnx.TensorProto.FLOAT):
+              and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT for a in node.attribute)):
             found.append(node.output[0])
     return found
 

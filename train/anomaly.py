@@ -229,7 +229,8 @@ def recalibrate(run: str, good: str | None = None, target_frr: float = 0.01, mar
                 bad: str | None = None, refit: bool = False) -> dict:
     """A new threshold for a trained run from good images (the run's held-out ones, or a folder from the real
     camera: all of them are used); rewrites config.json, the weights stay. With `refit` (a score="gauss" run and
-    --good), 4 of every 5 images fit the Gaussian again and the fifth set the threshold. Returns the config."""
+    --good), the first four fifths of the images (sorted by name) fit the Gaussian again and the last fifth sets
+    the threshold. Returns the config."""
     from train.checkpoint import load_checkpoint, save_checkpoint, save_config
 
     model, config = load_checkpoint(run)
@@ -252,7 +253,9 @@ def recalibrate(run: str, good: str | None = None, target_frr: float = 0.01, mar
             raise DatasetLayoutError("--refit fits a --score gauss run's Gaussian again, from --good images: "
                                      f"{run} is a {config['model']['args'].get('score', 'box')}-score run"
                                      if good else "--refit needs --good DIR (the station camera's good images)")
-        held = np.arange(len(images)) % 5 == 4
+        # the last fifth, not every fifth: consecutive frames are near twins, and a held-out twin of a fitted image
+        # would set the threshold too low
+        held = np.arange(len(images)) >= len(images) - len(images) // 5
         if held.sum() < 5:
             raise DatasetLayoutError(f"--refit needs at least 25 good images in {good}, it holds {len(images)}")
         config["gaussian"] = {**fit_gaussian(model.eval(), good_batches(images[~held])), "source": source}

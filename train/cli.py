@@ -108,8 +108,8 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, marg
 @click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
 @click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
-@click.option("--refit", is_flag=True, help="A --score gauss run: fit its Gaussian on 4 of every 5 --good images too "
-                                           "(the threshold comes from the fifth).")
+@click.option("--refit", is_flag=True, help="A --score gauss run: fit its Gaussian on the first 4/5 of the --good "
+                                           "images (by name) too; the threshold comes from the last fifth.")
 def calibrate(run, good, target_frr, margin, bad, refit):
     """New threshold for an anomaly run from good images, without retraining; then edge-export again.
 

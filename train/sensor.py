@@ -43,7 +43,7 @@ class SensorConfig:
     data: str
     out: str
     task: str = "classify"  # classify | anomaly
-    arch: str = "cnn"  # cnn | lstm (classify)
+    arch: str = "cnn"  # cnn | lstm | gru (classify)
     label_column: str = "label"
     window: int | None = None  # wide CSV: samples per window; series: the model's length (default: median)
     stride: int | None = None

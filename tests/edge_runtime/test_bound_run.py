@@ -50,6 +50,15 @@ def test_bound_calls_match_plain_runs_and_keep_their_results(affine):
             np.testing.assert_array_equal(a, b)
 
 
+def test_a_transposed_first_batch_does_not_freeze_the_answers(affine):
+    """A non-contiguous first batch must not size a buffer ORT copies once instead of sharing."""
+    runner, rng = BoundRunner(affine, "x"), np.random.default_rng(1)
+    for _ in range(4):
+        x = rng.standard_normal((4, 3), dtype=np.float32).T  # (3, 4), Fortran order: a pandas frame's to_numpy()
+        for a, b in zip(runner(x), affine.run(None, {"x": np.ascontiguousarray(x)})):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_the_pinned_onnxruntime_takes_the_native_call(affine):
     """The 5.7 µs saved per call come from calling the session's C++ object directly; an onnxruntime
     without it still answers right, through the public method, but this test says the saving is gone."""
