@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from train.anomaly import GOOD, _scores, calibrate, good_batches, good_images, validate
+from train.anomaly import GOOD, _scores, calibrate, good_images, validate
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.images import load_image_set
 from train.models import create_model
@@ -29,7 +29,7 @@ def main(run: str, out: str) -> None:
     train = sorted(f for f in good_images(root) if f not in held_out)
     load = lambda files: load_image_set([(f, GOOD) for f in files], [GOOD], size).images  # noqa: E731
     held_images = load(sorted(held_out))
-    config["gaussian"] = fit_gaussian(model.eval(), good_batches(load(train)))
+    config["gaussian"] = fit_gaussian(model, load(train))
     threshold, rule = calibrate(_scores(model, held_images, torch.device("cpu")), config["train"]["target_frr"],
                                 config["train"]["margin"])
     config.update(threshold=threshold, threshold_rule=rule)

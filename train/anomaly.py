@@ -73,14 +73,6 @@ def good_images(root: Path) -> list[Path]:
     return files
 
 
-def good_batches(images: np.ndarray, batch: int = 32):
-    """The good images as taken, for the Gaussian score. Not under CAMERA_VARIATION as well: fitted on such
-    copies too, grass image AUROC fell from 0.997 to 0.919 (0.970 with only σ ≤ 8 noise and ±25 % exposure),
-    and σ 8 noise still rejected every good part."""
-    for i in range(0, len(images), batch):
-        yield torch.from_numpy(images[i : i + batch])
-
-
 def _scores(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch: int = 32) -> np.ndarray:
     model.eval()
     out = []
@@ -198,7 +190,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
             if (step + 1) % 250 == 0:
                 echo(f"step {step + 1}: loss {np.mean(losses[-250:]):.4f}")
     model = model.cpu().eval()
-    gaussian = fit_gaussian(model, good_batches(train_set.images)) if cfg.score == "gauss" else None
+    gaussian = fit_gaussian(model, train_set.images) if cfg.score == "gauss" else None
     seconds = time.perf_counter() - started
     if gaussian:
         echo(f"Gaussian of the good images' first features: {gaussian}")
@@ -249,16 +241,18 @@ def recalibrate(run: str, good: str | None = None, target_frr: float = 0.01, mar
         source = f"the run's {len(files)} held-out good images"
     images = load_image_set([(f, GOOD) for f in files], [GOOD], size).images
     if refit:
-        if config["model"]["args"].get("score") != "gauss" or not good:
-            raise DatasetLayoutError("--refit fits a --score gauss run's Gaussian again, from --good images: "
-                                     f"{run} is a {config['model']['args'].get('score', 'box')}-score run"
-                                     if good else "--refit needs --good DIR (the station camera's good images)")
+        score = config["model"]["args"].get("score", "box")
+        if score != "gauss":
+            raise DatasetLayoutError(f"--refit fits a --score gauss run's Gaussian again, from --good images: "
+                                     f"{run} is a {score}-score run")
+        if not good:
+            raise DatasetLayoutError("--refit needs --good DIR (the station camera's good images)")
         # the last fifth, not every fifth: consecutive frames are near twins, and a held-out twin of a fitted image
         # would set the threshold too low
         held = np.arange(len(images)) >= len(images) - len(images) // 5
         if held.sum() < 5:
             raise DatasetLayoutError(f"--refit needs at least 25 good images in {good}, it holds {len(images)}")
-        config["gaussian"] = {**fit_gaussian(model.eval(), good_batches(images[~held])), "source": source}
+        config["gaussian"] = {**fit_gaussian(model, images[~held]), "source": source}
         images = images[held]
         source = f"{len(images)} of {source} (the other {int((~held).sum())} refit the Gaussian)"
     threshold, rule = calibrate(_scores(model, images, torch.device("cpu")), target_frr, margin)

@@ -141,7 +141,7 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
     channels = x.shape[2]
     if cfg.arch in ("lstm", "gru"):
         name, args = f"seq_{cfg.arch}", {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std,
-                                  "stride": max(1, length // 64)}
+                                         "stride": max(1, length // 64)}
     else:
         name, args = "seq_cnn", {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std}
     torch.manual_seed(cfg.seed)

@@ -39,6 +39,7 @@ is fitted on, not the default.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -136,13 +137,13 @@ class SurfaceNet(nn.Module):
             # the score nearly linear where good parts lie (L ~ 0.3-1.5), as the threshold rule's margin assumes
             # (L / (1 + L) squashed it there: brick's threshold came out at 0.977 and let every defect through)
             score, half = line / (line + GAUSS_SCORE_SCALE), dist / (1.0 + dist)
-            return score, F.interpolate(half, scale_factor=2.0, mode="bilinear", align_corners=False)[:, 0]
-        half = torch.sigmoid(self.logits(x))
-        if self.score_kind == "line":
-            score = self._line_max(F.avg_pool2d(half, 2))
         else:
-            k = 2 * self.pool + 1
-            score = F.avg_pool2d(half, k, stride=1, padding=self.pool, count_include_pad=False).amax(dim=(1, 2, 3))
+            half = torch.sigmoid(self.logits(x))
+            if self.score_kind == "line":
+                score = self._line_max(F.avg_pool2d(half, 2))
+            else:
+                k = 2 * self.pool + 1
+                score = F.avg_pool2d(half, k, stride=1, padding=self.pool, count_include_pad=False).amax(dim=(1, 2, 3))
         return score, F.interpolate(half, scale_factor=2.0, mode="bilinear", align_corners=False)[:, 0]
 
 
@@ -153,10 +154,13 @@ def surfacenet(mean: list[float], std: list[float], width: int = 16, pool: int =
 
 
 @torch.no_grad()
-def fit_gaussian(model: SurfaceNet, batches, max_pixels: int = 400_000, seed: int = 0) -> dict:
-    """Fit the Gaussian of score="gauss" on good images (uint8 NHWC batches), then the distance units from the
-    same images' pixels; returns a summary."""
-    batches = list(batches)
+def fit_gaussian(model: SurfaceNet, images: np.ndarray, max_pixels: int = 400_000, seed: int = 0) -> dict:
+    """Fit the Gaussian of score="gauss" on good images (uint8 NHWC) as taken, then the distance units from the
+    same images' pixels; returns a summary. Not on copies under the training's camera variation as well: with
+    them grass image AUROC fell from 0.997 to 0.919 (0.970 with only σ ≤ 8 noise and ±25 % exposure), and σ 8
+    noise still rejected every good part."""
+    model.eval()
+    batches = [torch.from_numpy(images[i : i + 32]) for i in range(0, len(images), 32)]
     feats = torch.cat([model.features(b).permute(0, 2, 3, 1).reshape(-1, model.feat_mean.numel()) for b in batches])
     gen = torch.Generator().manual_seed(seed)
     feats = feats[torch.randperm(len(feats), generator=gen)[:max_pixels]].double()
