@@ -30,9 +30,12 @@ from edge_runtime.cli_support import run_cli
                    "(0.005 = half a point).")
 @click.option("--max-excluded-layers", type=click.IntRange(min=0), default=3, show_default=True,
               help="When INT8 fails the gate, keep up to this many worst layers in float and retry.")
+@click.option("--dominant-layer", type=click.Choice(["auto", "float"]), default="auto", show_default=True,
+              help="A layer that alone adds >= 20 dB of INT8 error: float keeps it in float; auto too, unless "
+                   "quantizing it makes INT8 >= 1.1x faster on this CPU and the gate passes (anomaly models: always float).")
 @click.option("--force", is_flag=True, help="Write artifacts that fail the gate, stamped as failed.")
 def edge_export(run, out, precision, data, calib, calib_method, calib_count, target, opset, threads,
-                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, force):
+                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force):
     """Export RUN (from edge-train) to OUT/model.<precision>.onnx with a parity report.
 
     \b
@@ -46,6 +49,7 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
     precisions = tuple(p.strip() for p in precision.split(",") if p.strip())
     report = run_export(run, out, precisions, data=data, calib=calib, calib_method=calib_method,
                         calib_count=calib_count, target=target, opset=opset, threads=threads, force=force, max_excluded_layers=max_excluded_layers,
+                        dominant_layer=dominant_layer,
                         gate=Gate(int8_max_flip_rate=max_int8_flip_rate, int8_max_metric_drop=max_int8_metric_drop),
                         echo=lambda m: click.echo(m, err=True))
     write_export_report(report, Path(out))

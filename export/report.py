@@ -70,9 +70,16 @@ def _markdown(report: dict) -> str:
         lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]
     quant = report.get("int8")
     if quant:
-        lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items() if k not in ("layers", "excluded_nodes")),
-                  "", f"Kept in float: {', '.join(quant['excluded_nodes']) or 'nothing'}.", "",
-                  "Per-layer INT8 error against fp32 (SQNR; a layer is charged with the loss it adds):", "",
+        lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items()
+                                           if k not in ("layers", "excluded_nodes", "dominant_layer")),
+                  "", f"Kept in float: {', '.join(quant['excluded_nodes']) or 'nothing'}.", ""]
+        dominant = quant.get("dominant_layer")
+        if dominant:
+            lines += [f"Dominant layer {dominant['tensor']} (+{dominant['added_loss_db']} dB): "
+                      f"{'kept in float' if dominant['in_float'] else 'quantized'}, {dominant['why']} "
+                      f"(batch-1 p50: quantized {dominant['p50_ms_batch1'].get('quantized')} ms, in float "
+                      f"{dominant['p50_ms_batch1'].get('float')} ms).", ""]
+        lines += ["Per-layer INT8 error against fp32 (SQNR; a layer is charged with the loss it adds):", "",
                   "| tensor | op | SQNR vs fp32 dB | added loss dB |", "|---|---|---:|---:|"]
         lines += [f"| {r['tensor']} | {r['op']} | {r['vs_fp32_db']} | {r['added_loss_db']} |" for r in quant["layers"]]
     return "\n".join(lines) + "\n"

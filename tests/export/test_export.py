@@ -56,28 +56,82 @@ def test_int8_is_quantized_for_this_cpu_and_close_to_torch(artifacts):
 
 
 def test_pixels_enter_int8_with_scale_one_whatever_the_calibration(artifacts, tmp_path):
-    """A uint8 image cast to float is quantized losslessly (scale 1, zero point 0) even when the calibration
-    images never reach 255: a calibrated scale rounds every grey level and clips pixels above its max."""
+    """A uint8 image enters the first quantized layer as its own bytes (scale 1, zero point 0) even when the
+    calibration images never reach 255: a calibrated scale rounds every grey level and clips pixels above its
+    max. With unsigned activations the Cast and QuantizeLinear in front are gone (drop_pixel_requantize)."""
     from onnx import numpy_helper
 
-    from export.quantize import prepare, quantize_int8
+    from export.quantize import pixel_tensors, prepare, quantize_int8
 
     prepared, out = tmp_path / "prepared.onnx", tmp_path / "model.int8.onnx"
     prepare(artifacts / "model.fp32.onnx", prepared)
     size = EdgeModel(artifacts / "model.fp32.onnx").blank_input().shape[1:]
     dim = np.random.default_rng(0).integers(10, 180, (16, *size), dtype=np.uint8)  # darkest 10, brightest 179
-    quantize_int8(prepared, out, dim, target="avx2")
+    details = quantize_int8(prepared, out, dim, target="avx2")
+    assert details["pixels_enter_uint8"] is True
     model = onnx.load(str(out))
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    casts = {n.output[0] for n in model.graph.node if n.op_type == "Cast"}
-    pixel_q = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in casts]
-    assert pixel_q, "no QuantizeLinear on the cast image"
-    for node in pixel_q:
+    assert not pixel_tensors(out), "the image is still cast to float"
+    layout = {model.graph.input[0].name} | {n.output[0] for n in model.graph.node if n.op_type == "Transpose"
+                                            and n.input[0] == model.graph.input[0].name}
+    entry = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in layout]
+    assert entry, "no DequantizeLinear reads the uint8 image"
+    for node in entry:
         assert float(values[node.input[1]]) == 1.0 and int(values[node.input[2]]) == 0, node.name
     bright = np.full((1, *size), 250, np.uint8)  # brighter than any calibration pixel: not clipped
     a = EdgeModel(out).infer(bright)
     b = EdgeModel(artifacts / "model.fp32.onnx").infer(bright)
     assert np.abs(a - b).max() < 0.2
+
+
+def _pixel_graph(path, zero_point: int, dtype) -> None:
+    """uint8 image -> Cast -> QuantizeLinear(1, zero_point) -> DequantizeLinear -> Conv: the front of a QDQ model
+    (the zero point's dtype sets the quantized type)."""
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+             numpy_helper.from_array(np.array(zero_point, dtype), "zp"),
+             numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Cast", ["image"], ["pixels"], to=onnx.TensorProto.FLOAT),
+             helper.make_node("QuantizeLinear", ["pixels", "one", "zp"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "one", "zp"], ["dq"]),
+             helper.make_node("Conv", ["dq", "w"], ["out"])]
+    graph = helper.make_graph(nodes, "front", [helper.make_tensor_value_info("image", onnx.TensorProto.UINT8,
+                                                                             [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 4, 6, 6])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+
+
+def test_dropping_the_pixel_requantize_is_exact_and_only_for_unsigned_zero_point(tmp_path):
+    import onnxruntime
+
+    from export.quantize import drop_pixel_requantize
+
+    image = np.random.default_rng(1).integers(0, 256, (1, 3, 8, 8), dtype=np.uint8)
+    unsigned, signed = tmp_path / "u8.onnx", tmp_path / "s8.onnx"
+    _pixel_graph(unsigned, 0, np.uint8)
+    before = onnxruntime.InferenceSession(str(unsigned)).run(None, {"image": image})[0]
+    assert drop_pixel_requantize(unsigned) == 2
+    assert {n.op_type for n in onnx.load(str(unsigned)).graph.node} == {"DequantizeLinear", "Conv"}
+    assert np.array_equal(onnxruntime.InferenceSession(str(unsigned)).run(None, {"image": image})[0], before)
+    _pixel_graph(signed, -128, np.int8)  # int8 = pixel - 128: not the image's bytes, so it stays
+    assert drop_pixel_requantize(signed) == 0 and len(onnx.load(str(signed)).graph.node) == 4
+
+
+def test_a_dominant_layer_is_quantized_when_in_float_it_fails_the_gate(artifacts, tmp_path):
+    """The dominant-layer rule's choice is recorded with both timings; a float copy that fails the gate is
+    never preferred to a quantized one that passed."""
+    from export.run_export import _faster_int8
+
+    quantized, in_float = artifacts / "model.int8.onnx", artifacts / "model.fp32.onnx"
+    layer = {"tensor": "relu", "nodes": ["node_relu"], "added_loss_db": 31.0}
+    sample = EdgeModel(quantized).blank_input()
+    path, details, figures = _faster_int8((quantized, {"q": 1}, {"gate": "q"}, layer), (in_float, {}, {}),
+                                          ["flip rate 2% > 1%"], sample, 1, lambda *_: None)
+    assert path == quantized and figures == {"gate": "q"} and details["q"] == 1
+    choice = details["dominant_layer"]
+    assert choice["in_float"] is False and choice["why"] == "in float it failed the gate"
+    assert choice["tensor"] == "relu" and set(choice["p50_ms_batch1"]) == {"quantized", "float"}
 
 
 def test_manifest_hashes_match_the_files(artifacts):
