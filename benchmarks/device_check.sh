@@ -11,13 +11,16 @@
 #                                           # per-device recommendation, TensorRT refused/skipped without libnvinfer
 #   bash benchmarks/device_check.sh vnni    # alone, in one call: export and bench the demo classifier and brick
 #                                           # anomaly model from runs/ carried with data/demo/brick, on the host's CPU
+#   bash benchmarks/device_check.sh ov      # carried .scratch/openvino*.whl and .scratch/vnni/<run>/ (made here with
+#                                           # `python -m benchmarks.int8_ab runs/<run> data/demo/brick --target vnni
+#                                           # --save .scratch/vnni/<run>`): ORT vs OpenVINO INT8 on the host's CPU
 # Every stage first copies any .whl/ort.part.* it was carried with to /tmp/ortparts: the onnxruntime-gpu wheel
 # (256 MB) is larger than one call may carry (64 MiB), so it travels in parts, one per call, made here with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 #       -d /tmp/whl onnxruntime-gpu==1.31.1 && split -b 61M -d -a1 /tmp/whl/onnxruntime_gpu-*.whl .whl/ort.part.
 # (.whl/ ignored through .git/info/exclude). Logs and reports go to $OUT.
 set -uo pipefail
-stage=${1:?stage: train, export, ort, parts, gpuexport or vnni}
+stage=${1:?stage: train, export, ort, parts, gpuexport, vnni or ov}
 OUT=${OUT:-/tmp/out}
 W=/tmp/lineside-device
 mkdir -p "$OUT" "$W" /tmp/ortparts
@@ -89,6 +92,16 @@ vnni)
             --threads 2 --batch 1 --no-compile 2>&1 | grep -E "^\| (torch|onnxruntime (fp32|int8) \|)"
         cp $W/bench/$run/report.md "$OUT/bench.$run.md"
         python3 -m benchmarks.int8_ab runs/$run data/demo/brick 2>&1 | grep threads
+    done
+    ;;
+ov)
+    grep -m1 "model name" /proc/cpuinfo; nproc
+    echo "ISA: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+    python3 -m pip install -q --no-deps --no-index .scratch/openvino*.whl || exit 1
+    python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
+    python3 -c "import openvino, onnxruntime; print('openvino', openvino.__version__, 'onnxruntime', onnxruntime.__version__)"
+    for run in brick brick-anomaly; do
+        python3 -m benchmarks.int8_ab runs/$run --load .scratch/vnni/$run 2>&1 | grep -E "threads|skipped"
     done
     ;;
 esac
