@@ -33,8 +33,15 @@ is where sensor noise lands: fitted on clean images, σ 8 noise the training nev
 showed makes every good part a reject, and neither a wider fit (noisy copies),
 a covariance ridge nor an input blur kept the sensitivity while curing that.
 Averaging the features over 2x2 cells and subtracting the image's mean distance
-did not cure it either. So it is an option for a camera whose images the Gaussian
-is fitted on, not the default.
+did not cure it either. Nor did (2026-11-27, demo test sets, benchmarks in the
+session note): dividing each image's distances by their own median or mean —
+σ 8 noise then rejects no good part but lets 57 % (grass), 99 % (gravel) and
+91 % (brick) of the defects through, since under that noise the features tell
+them apart no better (noisy good vs noisy defect AUROC 0.82 / 0.60 / 0.95); or
+deeper features — enc2, enc1 pooled + enc2, enc2 + enc3 still reject every noisy
+good grass part, and lose image AUROC (grass 0.92 / 0.95 / 0.91); enc3 alone
+holds noise (FRR 0.05) at 0.87. So it is an option for a camera whose images
+the Gaussian is fitted on (`edge-train calibrate --refit`), not the default.
 """
 
 from __future__ import annotations
