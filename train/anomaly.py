@@ -29,6 +29,7 @@ from train.anomaly_synth import add_anomalies
 from train.augment import geometric, photometric
 from train.checkpoint import save_checkpoint
 from train.images import files_sha256, load_image_set
+from train.init_weights import load_init
 from train.models import create_model
 from train.models.anomaly_net import fit_gaussian
 
@@ -57,6 +58,7 @@ class AnomalyConfig:
     margin: float = 2.0
     bad: str | None = None
     score: str = "line"
+    init: str | None = None  # weights to start from (train/init_weights.py)
 
 
 def good_images(root: Path) -> list[Path]:
@@ -163,7 +165,11 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     mean = (train_set.images.reshape(-1, 3).mean(0) / 255.0).round(4).tolist()
     std = (train_set.images.reshape(-1, 3).std(0) / 255.0).clip(1e-3).round(4).tolist()
     model_args = {"mean": mean, "std": std, "width": cfg.width, "score": cfg.score}
-    model = create_model("surfacenet", **model_args).to(device)
+    model = create_model("surfacenet", **model_args)
+    init = load_init(model, cfg.init) if cfg.init else None
+    if init:
+        echo(f"started from {init['file']}: {init['loaded']} of {init['of']} tensors")
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.steps)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -210,6 +216,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
         "data": {"root": str(root.resolve()), "sha256": files_sha256(root, files), "counts": {GOOD: len(files)}},
         "validation_files": [str(p.relative_to(root)) for p in val_files],
         **({"gaussian": gaussian} if gaussian else {}),
+        **({"init": init} if init else {}),
         "validation_synthetic_seed": cfg.seed + 1,
         "metrics": {"validation": validation},
     }
