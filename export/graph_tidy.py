@@ -49,10 +49,10 @@ def _rewrite(model: onnx.ModelProto) -> bool:
     """One pass of the shape rules over the graph; whether anything changed."""
     g = model.graph
     shapes = _symbolic_shapes(model)
-    consts = _constants(model)
+    consts = graph_constants(model)
     zeros = _zero_tensors(model, consts)
     producer = {o: n for n in g.node for o in n.output}
-    uses = _uses(g)
+    uses = tensor_uses(g)
 
     def axes(axis: int, node) -> str:  # Squeeze/Unsqueeze axes: an int64 input since opset 13
         return _add_constant(g, np.array([axis], np.int64), node.output[0])
@@ -104,14 +104,14 @@ def _rewrite(model: onnx.ModelProto) -> bool:
 
 def _fold_gemm_affines(model: onnx.ModelProto) -> None:
     g = model.graph
-    consts = _constants(model)
+    consts = graph_constants(model)
     producer = {o: n for n in g.node for o in n.output}
-    uses = _uses(g)
+    uses = tensor_uses(g)
     shapes = _symbolic_shapes(model)
     for n in list(g.node):
         if n.op_type == "Gemm":
             _fold_affine_into_gemm(g, n, producer, consts, shapes, uses)
-    _fold_gemm_output_affine(model, _constants(model))
+    _fold_gemm_output_affine(model, graph_constants(model))
 
 
 def _add_constant(g: onnx.GraphProto, values, hint: str) -> str:
@@ -125,7 +125,7 @@ def _add_constant(g: onnx.GraphProto, values, hint: str) -> str:
     return name
 
 
-def _uses(g) -> dict[str, int]:
+def tensor_uses(g) -> dict[str, int]:
     """How many node inputs and graph outputs read each tensor."""
     uses: dict[str, int] = {}
     for name in [i for n in g.node for i in n.input] + [o.name for o in g.output]:
@@ -166,7 +166,7 @@ def _dropped_unit_axis(longer, shorter) -> int | None:
     return None
 
 
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+def graph_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for n in model.graph.node:
         if n.op_type == "Constant":
@@ -246,7 +246,7 @@ def _fold_gemm_output_affine(model, consts) -> None:
     """Gemm → Mul(c) → Add(d) with constant c, d into the Gemm: W' = c W, b' = c b + d (the target's de-normalisation)."""
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
-    uses = _uses(g)
+    uses = tensor_uses(g)
     for add in list(g.node):
         if add.op_type != "Add" or add.input[1] not in consts:
             continue

@@ -40,15 +40,20 @@ def pixel_tensors(model_path: Path) -> list[str]:
     brick's reached only 231, so the scale was 0.906, every pixel was rounded to a
     non-integer step, and pixels over 231 on the line would clip. Scale 1 holds 0..255
     exactly. With the classifier's stem quantized it halved the INT8 output error
-    (0.156 -> 0.080); the stem's own loss stayed (its output quantization), so the
-    dominant-layer rule still keeps it in float.
+    (0.156 -> 0.080); the stem's own loss stayed (its output quantization), which is
+    why the dominant-layer rule keeps it in float unless quantizing it is faster.
     """
     import onnx
 
-    model = onnx.load(str(model_path))
-    uint8 = {i.name for i in model.graph.input if i.type.tensor_type.elem_type == onnx.TensorProto.UINT8}
+    return _pixel_tensors_in(onnx.load(str(model_path)).graph)
+
+
+def _pixel_tensors_in(graph) -> list[str]:
+    import onnx
+
+    uint8 = {i.name for i in graph.input if i.type.tensor_type.elem_type == onnx.TensorProto.UINT8}
     found = []
-    for node in model.graph.node:  # graph order: a Transpose is seen before the Cast it feeds
+    for node in graph.node:  # graph order: a Transpose is seen before the Cast it feeds
         if node.op_type in ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity") and node.input[0] in uint8:
             uint8.add(node.output[0])
         elif (node.op_type == "Cast" and node.input[0] in uint8
@@ -72,34 +77,32 @@ def drop_pixel_requantize(path: Path) -> int:
     -128) shift the values, so there the pair stays.
     """
     import onnx
-    from onnx import numpy_helper
+
+    from export.graph_tidy import graph_constants, remove_dead, tensor_uses
 
     model = onnx.load(str(path))
     graph = model.graph
-    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    pixels, dropped = set(pixel_tensors(path)), []
-    for node in graph.node:
-        users = consumers.get(node.output[0], []) if node.op_type == "Cast" else []
-        if node.output[0] not in pixels or len(users) != 1 or users[0].op_type != "QuantizeLinear":
+    values, uses = graph_constants(model), tensor_uses(graph)
+    quantizers = {node.input[0]: node for node in graph.node if node.op_type == "QuantizeLinear"}
+    image_bytes = {}  # the output of a QuantizeLinear that returns the image's bytes -> those bytes
+    pixels = set(_pixel_tensors_in(graph))
+    for cast in (node for node in graph.node if node.output[0] in pixels):
+        quantize = quantizers.get(cast.output[0])
+        if quantize is None or uses.get(cast.output[0]) != 1:
             continue
-        quantize = users[0]
-        scale, zero = (constants.get(name) for name in (list(quantize.input) + [""])[1:3])
-        if scale is None or zero is None or scale.size != 1 or float(scale) != 1.0 or zero.dtype != np.uint8 \
-                or int(zero) != 0:
-            continue
-        for user in consumers.get(quantize.output[0], []):
-            user.input[:] = [node.input[0] if name == quantize.output[0] else name for name in user.input]
-        dropped += [node, quantize]
-    if dropped:
-        for node in dropped:
-            graph.node.remove(node)
-        onnx.checker.check_model(model)
-        onnx.save(model, str(path))
-    return len(dropped)
+        scale, zero = (values.get(name) for name in (list(quantize.input) + [""])[1:3])
+        if scale is not None and zero is not None and scale.size == 1 and float(scale) == 1.0 \
+                and zero.dtype == np.uint8 and int(zero) == 0:
+            image_bytes[quantize.output[0]] = cast.input[0]
+    if not image_bytes:
+        return 0
+    before = len(graph.node)
+    for node in graph.node:
+        node.input[:] = [image_bytes.get(name, name) for name in node.input]
+    remove_dead(graph)  # the Cast and QuantizeLinear, now read by nothing, and their scale and zero point
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return before - len(graph.node)
 
 
 class _Batches(CalibrationDataReader):
