@@ -16,12 +16,12 @@ from train.anomaly import GOOD, _scores, calibrate, good_images, validate
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.images import load_image_set
 from train.models import create_model
-from train.models.anomaly_net import fit_gaussian
+from train.models.anomaly_net import NOISE_LEVELS, fit_gaussian
 
 
 def main(run: str, out: str) -> None:
     line_model, config = load_checkpoint(run)
-    args = {**config["model"]["args"], "score": "gauss"}
+    args = {**config["model"]["args"], "score": "gauss", "noise_levels": list(NOISE_LEVELS)}
     model = create_model("surfacenet", **args)
     model.load_state_dict(line_model.state_dict(), strict=False)  # the Gaussian's buffers are fitted below
     root, size = Path(config["data"]["root"]), tuple(config["preprocess"]["input_size"])

@@ -13,7 +13,9 @@ from edge_runtime.cli_support import run_cli
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the artifacts and reports.")
-@click.option("--precision", default="fp32,int8", show_default=True, help="Comma list of fp32, int8, fp16 (fp16 is for GPU targets).")
+@click.option("--precision", default=None,
+              help="Comma list of fp32, int8, fp16 (fp16 is for GPU targets). Default: fp32,int8; fp32 for a "
+                   "--score gauss anomaly model, whose INT8 fails the gate.")
 @click.option("--data", default=None, type=click.Path(), help="Training data folder, if it moved since training.")
 @click.option("--calib", default=None, type=click.Path(), help="Folder of calibration images (default: training sample).")
 @click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default=None,
@@ -46,7 +48,7 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
     from export.report import write_export_report
     from export.run_export import Gate, GateError, run_export
 
-    precisions = tuple(p.strip() for p in precision.split(",") if p.strip())
+    precisions = tuple(p.strip() for p in precision.split(",") if p.strip()) if precision else None
     report = run_export(run, out, precisions, data=data, calib=calib, calib_method=calib_method,
                         calib_count=calib_count, target=target, opset=opset, threads=threads, force=force, max_excluded_layers=max_excluded_layers,
                         dominant_layer=dominant_layer,

@@ -31,7 +31,7 @@ from train.checkpoint import save_checkpoint
 from train.images import files_sha256, load_image_set
 from train.init_weights import load_init
 from train.models import create_model
-from train.models.anomaly_net import fit_gaussian
+from train.models.anomaly_net import NOISE_LEVELS, fit_gaussian
 
 MIN_GOOD = 10
 # What a line camera varies between good parts. Wider than the classifier's, because the score is a maximum over
@@ -164,7 +164,8 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     torch.manual_seed(cfg.seed)
     mean = (train_set.images.reshape(-1, 3).mean(0) / 255.0).round(4).tolist()
     std = (train_set.images.reshape(-1, 3).std(0) / 255.0).clip(1e-3).round(4).tolist()
-    model_args = {"mean": mean, "std": std, "width": cfg.width, "score": cfg.score}
+    model_args = {"mean": mean, "std": std, "width": cfg.width, "score": cfg.score,
+                  **({"noise_levels": list(NOISE_LEVELS)} if cfg.score == "gauss" else {})}
     model = create_model("surfacenet", **model_args)
     init = load_init(model, cfg.init) if cfg.init else None
     if init:

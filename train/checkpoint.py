@@ -54,7 +54,10 @@ def load_checkpoint(run_dir: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the model from its config and load its weights; eval mode, on CPU."""
     config = load_config(run_dir)
     spec = config["model"]
-    model = create_model(spec["name"], **spec["args"])
+    try:
+        model = create_model(spec["name"], **spec["args"])
+    except (TypeError, ValueError) as exc:  # arguments this lineside cannot build a model from
+        raise InputFileError(f"{run_dir}: {exc}") from exc
     weights = Path(run_dir) / WEIGHTS
     try:
         state = load_file(str(weights))  # safetensors: plain tensors, nothing is executed

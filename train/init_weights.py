@@ -22,7 +22,8 @@ from edge_runtime.errors import InputFileError
 from edge_runtime.model import file_sha256
 from train.checkpoint import WEIGHTS
 
-FROM_NEW_DATA = ("stem.scale", "stem.shift", "feat_mean", "feat_whiten", "dist_ref")
+FROM_NEW_DATA = ("stem.scale", "stem.shift", "noise_levels", "light_ref", "level_mean", "level_precision", "level_ref",
+                 "clean_whiten", "energy_knots")
 
 
 def load_init(model: nn.Module, path: str | Path) -> dict:

@@ -9,7 +9,8 @@ import torch
 
 from clitools import run_cli
 from edge_runtime.model import EdgeModel
-from train.models.anomaly_net import SurfaceNet, fit_gaussian
+from train.anomaly import calibrate
+from train.models.anomaly_net import NOISE_LEVELS, SurfaceNet, fit_gaussian, white_noise
 
 
 def _grass(rng, n: int) -> np.ndarray:
@@ -26,7 +27,7 @@ def _grass(rng, n: int) -> np.ndarray:
 def test_a_stroke_of_a_foreign_colour_scores_above_every_good_image_and_the_map_points_at_it():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    net = SurfaceNet([0.2, 0.5, 0.15], [0.1, 0.2, 0.1], width=8, score="gauss").eval()
+    net = SurfaceNet([0.2, 0.5, 0.15], [0.1, 0.2, 0.1], width=8, score="gauss", noise_levels=NOISE_LEVELS).eval()
     summary = fit_gaussian(net, _grass(rng, 40))
     assert summary["distance_q999"] > summary["distance_median"]
     good = _grass(rng, 10)
@@ -39,6 +40,33 @@ def test_a_stroke_of_a_foreign_colour_scores_above_every_good_image_and_the_map_
     assert bad_maps.shape == (10, 64, 64) and 0 <= float(bad_maps.min()) and float(bad_maps.max()) < 1
     inside, outside = bad_maps[:, 28:36, 12:48].mean(), bad_maps[:, 44:, :].mean()
     assert float(inside) > 3 * float(outside)
+
+
+def _scores(net, images):
+    with torch.inference_mode():
+        return net(torch.from_numpy(images))[0].numpy()
+
+
+def test_sensor_noise_and_a_dimmer_lamp_leave_good_parts_good_while_the_stroke_still_rejects():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    train, held, test = _grass(rng, 60), _grass(rng, 20), _grass(rng, 10)
+    adaptive = SurfaceNet([0.2, 0.5, 0.15], [0.1, 0.2, 0.1], width=8, score="gauss", noise_levels=NOISE_LEVELS).eval()
+    fixed = SurfaceNet([0.2, 0.5, 0.15], [0.1, 0.2, 0.1], width=8, score="gauss", noise_levels=[0.0]).eval()
+    fixed.load_state_dict({k: v for k, v in adaptive.state_dict().items() if k.startswith(("stem", "enc1"))},
+                          strict=False)  # the same features: only the noise levels differ
+    for net in (adaptive, fixed):
+        fit_gaussian(net, train)
+    noisy = white_noise(test, 16.0, seed=5)
+    bad = test.copy()
+    bad[:, 30:34, 10:50] = (200, 40, 160)
+    threshold, _ = calibrate(_scores(adaptive, held), 0.01, 2.0)
+    assert _scores(adaptive, white_noise(test, 8.0, seed=4)).max() < threshold  # σ 8 noise: every good part passes
+    assert _scores(adaptive, noisy).max() < threshold  # and σ 16
+    assert _scores(adaptive, (test * 0.75).astype(np.uint8)).max() < threshold  # 25 % less light
+    assert _scores(adaptive, white_noise(bad, 16.0, seed=6)).min() > threshold  # the stroke, under the same noise
+    fixed_threshold, _ = calibrate(_scores(fixed, held), 0.01, 2.0)
+    assert _scores(fixed, noisy).min() > fixed_threshold  # one clean Gaussian: the noise alone rejects them all
 
 
 def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tmp_path):
@@ -56,10 +84,11 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
     refit = json.loads((run / "config.json").read_text())
     assert "train/good" in refit["gaussian"]["source"] and "refit the Gaussian" in refit["calibration"]["source"]
     assert (run / "model.safetensors").read_bytes() != before
-    proc = run_cli("edge-export", str(run), "--out", str(art), "--precision", "fp32", "--force")
+    proc = run_cli("edge-export", str(run), "--out", str(art))  # fp32 only by default: INT8 moves its distances
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "precision fp32 (a --score gauss model" in proc.stderr and not (art / "model.int8.onnx").exists()
     convs = [n for n in onnx.load(str(art / "model.fp32.onnx")).graph.node if n.op_type == "Conv"]
-    assert len(convs) == 4  # stem, enc1, the whitening 1x1, the 8 line kernels (one Conv): no decoder
+    assert len(convs) == 5  # stem, enc1, the noise estimate's whitening and high-pass, the line kernels: no decoder
     report = json.loads((art / "export_report.json").read_text())
     assert report["artifacts"]["fp32"]["parity"]["flips"] == 0
     model = EdgeModel(art / "model.fp32.onnx")
@@ -74,3 +103,16 @@ def test_refit_of_a_line_score_run_is_one_line(anomaly_run, demo_data):
     assert proc.returncode != 0 and "--refit fits a --score gauss run" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert (anomaly_run / "config.json").read_text() == config_before
+
+
+def test_a_gauss_run_from_before_the_noise_levels_is_refused_in_one_line(tmp_path, demo_data):
+    run = tmp_path / "run"
+    proc = run_cli("edge-train", "anomaly", "--data", str(demo_data / "brick"), "--out", str(run), "--steps", "2",
+                   "--image-size", "64", "--crop", "64", "--score", "gauss", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads((run / "config.json").read_text())
+    del config["model"]["args"]["noise_levels"]  # how a run written before 2026-11-28 reads
+    (run / "config.json").write_text(json.dumps(config))
+    proc = run_cli("edge-export", str(run), "--out", str(tmp_path / "art"))
+    assert proc.returncode != 0 and "predates the noise-adaptive Gaussian" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "art").exists()
