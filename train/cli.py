@@ -75,9 +75,9 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
               help="Share of good images held out to calibrate the threshold.")
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
 @click.option("--score", type=click.Choice(["line", "gauss"]), default="line", show_default=True,
-              help="line: the segmentation map along short lines (robust to sensor noise); gauss: distance of the "
-                   "first features to the good ones' Gaussian (finer defects, but fit it on the station camera's "
-                   "images: README).")
+              help="line: the segmentation map along short lines (any part; INT8); gauss: distance of the first "
+                   "features to the good ones' Gaussian at the image's own noise level (textured surfaces: finer "
+                   "defects, fp32 only; README).")
 @click.option("--init", default=None, type=click.Path(),
               help="Start from these weights: a lineside anomaly run folder (another station, a similar part) or a "
                    ".safetensors file with SurfaceNet's tensor names; matching tensors are loaded.")

@@ -23,25 +23,26 @@ score="gauss" (`edge-train anomaly --score gauss`): the net's first features (st
 with one Gaussian (`fit_gaussian`). A pixel's anomaly is its Mahalanobis distance
 to it, in units of the good pixels' own (0 at their median, 1 at their 99.9th
 percentile); the map shows d / (1 + d), the score is L / (L + 10) of the highest
-line mean L at quarter resolution. This is
-PaDiM's idea (Defard et al. 2021) with one Gaussian for the whole image, since a
-surface is stationary, on features learnt here; only stem and enc1 run at
-inference. Crack pixels on grass are dark like its shadows, and the segmentation
-map scores them weakly, but their colour and fine texture together are unlike any
-good cell's: grass image AUROC 0.930 (line score) -> 0.997. The same fine detail
-is where sensor noise lands: fitted on clean images, σ 8 noise the training never
-showed makes every good part a reject, and neither a wider fit (noisy copies),
-a covariance ridge nor an input blur kept the sensitivity while curing that.
-Averaging the features over 2x2 cells and subtracting the image's mean distance
-did not cure it either. Nor did (2026-11-27, demo test sets, benchmarks in the
-session note): dividing each image's distances by their own median or mean —
-σ 8 noise then rejects no good part but lets 57 % (grass), 99 % (gravel) and
-91 % (brick) of the defects through, since under that noise the features tell
-them apart no better (noisy good vs noisy defect AUROC 0.82 / 0.60 / 0.95); or
-deeper features — enc2, enc1 pooled + enc2, enc2 + enc3 still reject every noisy
-good grass part, and lose image AUROC (grass 0.92 / 0.95 / 0.91); enc3 alone
-holds noise (FRR 0.05) at 0.87. So it is an option for a camera whose images
-the Gaussian is fitted on (`edge-train calibrate --refit`), not the default.
+line mean L at quarter resolution. This is PaDiM's idea (Defard et al. 2021) with
+one Gaussian for the whole image, since a surface is stationary, on features
+learnt here; only stem and enc1 run at inference. Crack pixels on grass are dark
+like its shadows, and the segmentation map scores them weakly, but their colour
+and fine texture together are unlike any good cell's: grass image AUROC 0.930
+(line score) -> 0.998.
+
+That sensitivity lives in the feature directions where good surfaces hardly vary,
+and sensor noise lands there too: one Gaussian fitted on clean images rejected
+every good part under σ 8 noise. So the Gaussian is fitted at several levels of
+white noise (NOISE_LEVELS), and each image reads its own noise level from the fine
+detail of its features (`noise_sigma`) and is measured against the Gaussian of
+that level. A clean image reads 0 and keeps the full sensitivity; a noisy one is
+judged as noisy good parts look. Before the features, the image is brought to
+the good images' mean level (`lit`), so a dimmer or brighter lamp reads as good.
+Tried before and not kept (2026-11-27): one Gaussian fitted on noisy copies as
+well, a covariance ridge or an input blur (each cured the noise only by giving the
+sensitivity back: grass 0.92-0.97); each image's distances divided by their own
+median (the noise's rejects became escapes: 57-99 % of defects passed); deeper
+features (as noise-sensitive, less sensitive to defects).
 """
 
 from __future__ import annotations
