@@ -90,23 +90,16 @@ def onnxruntime(path: Path, threads: int, device: str = "cpu"):
 
 def openvino(path: Path, threads: int, precision: str):
     """OpenVINO's own runtime on the same ONNX file — what Intel industrial PC owners would use instead."""
+    from export.openvino_runtime import openvino_runner
+
+    started = time.perf_counter()
     try:
-        import openvino as ov
+        run, provider = openvino_runner(path, threads)
     except ImportError as exc:
         raise Skipped("openvino is not installed (pip install openvino, or the bench extra)") from exc
-    started = time.perf_counter()
-    core = ov.Core()
-    compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
-    request = compiled.create_infer_request()
-    output = compiled.outputs[0]
-
-    def run(x: np.ndarray):
-        return request.infer({0: x})[output]
-
     cold_ms = (time.perf_counter() - started) * 1e3
     return {"name": f"openvino {precision}", "framework": "openvino", "precision": precision,
-            "provider": f"OpenVINO {ov.__version__.split('-')[0]} CPU", "cold_start_ms": round(cold_ms, 2),
-            "file": path.name}, run
+            "provider": provider, "cold_start_ms": round(cold_ms, 2), "file": path.name}, run
 
 
 def call_floor(example: np.ndarray, threads: int):

@@ -57,9 +57,10 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
     write_export_report(report, Path(out))
     for name, art in report["artifacts"].items():
         click.echo(f"{Path(out) / art['file']}  {art['gate']}")
-    gpu = report["recommended_by_device"].get("cuda")
-    click.echo(f"report: {Path(out) / 'export_report.md'}; recommended: {report['recommended']}"
-               + (f" (this CPU), {gpu} (this GPU)" if gpu else ""))
+    gpu, ov = report["recommended_by_device"].get("cuda"), report["recommended_by_device"].get("openvino")
+    others = [f"{gpu} (this GPU)"] * bool(gpu) + [f"{ov} (OpenVINO)"] * bool(ov)
+    line = f"report: {Path(out) / 'export_report.md'}; recommended: {report['recommended']}"
+    click.echo(line + (" (this CPU), " + ", ".join(others) if others else ""))
     if report["gate_failures"] and not force:
         raise GateError("export gate failed; failing artifacts were not written (--force writes them stamped): "
                         + " | ".join(report["gate_failures"]))

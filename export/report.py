@@ -39,17 +39,20 @@ def _markdown(report: dict) -> str:
            "noise)." if report.get("camera_copies") else "."),
         "",
     ]
-    cpu_ms, gpu_ms = speed_key("cpu"), speed_key("cuda")
+    cpu_ms, gpu_ms, ov_ms = speed_key("cpu"), speed_key("cuda"), speed_key("openvino")
     timed_gpu = any(a["parity"].get(gpu_ms) for a in report["artifacts"].values())
+    timed_ov = any(ov_ms in a["parity"] for a in report["artifacts"].values())
     lines += ["| precision | file | MB | gate | flips | max abs error | max rel error | metric | p50 ms (batch 1) |"
-              + (" p50 ms CUDA |" if timed_gpu else ""),
-              "|---|---|---:|---|---:|---:|---:|---:|---:|" + ("---:|" if timed_gpu else "")]
+              + (" p50 ms CUDA |" if timed_gpu else "") + (" p50 ms OpenVINO |" if timed_ov else ""),
+              "|---|---|---:|---|---:|---:|---:|---:|---:|" + ("---:|" if timed_gpu else "")
+              + ("---:|" if timed_ov else "")]
     for precision, art in report["artifacts"].items():
         p = art["parity"]
         lines.append(f"| {precision} | {art['file']} | {art['bytes'] / 1e6:.2f} | {art['gate']} | {p['flips']} | "
                      f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f}"
                      + (f", pixel_auroc {p['pixel_auroc']:.4f}" if "pixel_auroc" in p else "") + " | "
-                     f"{p[cpu_ms]} |" + (f" {p.get(gpu_ms)} |" if timed_gpu else ""))
+                     f"{p[cpu_ms]} |" + (f" {p.get(gpu_ms)} |" if timed_gpu else "")
+                     + (f" {p.get(ov_ms) or 'not compiled'} |" if timed_ov else ""))
     nodes = report.get("graph_nodes")
     if nodes and nodes.get("fp32", nodes["tidied"]) < nodes["exported"]:
         steps = [f"{nodes['exported']} nodes as exported"]
@@ -66,6 +69,10 @@ def _markdown(report: dict) -> str:
                          "not timed (no CUDA provider runs here). For GPUs deploy fp16 or fp32: INT8 QDQ ran "
                          "slower than both on the CUDA provider (README, GPU section); export on the GPU "
                          "machine to time it.")]
+    ov = (report.get("recommended_by_device") or {}).get("openvino")
+    lines += [f"Recommended for OpenVINO's runtime on this CPU (Intel PCs, `edge-run --device openvino`): **{ov}**."
+              if ov else "OpenVINO: " + ("nothing it compiled passed the gate." if timed_ov else
+                                         "not timed (pip install openvino to time it here).")]
     if report["gate_failures"]:
         lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]
     quant = report.get("int8")

@@ -16,6 +16,7 @@ from edge_runtime.errors import InputFileError, LinesideError, ModelFileError
 from edge_runtime.metadata import ModelInfo, to_props
 from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_interleaved
+from export.openvino_runtime import openvino_installed, openvino_runner
 from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata, write_folded
 from export.float_ends import float_ends
 from export.fp16 import convert_fp16
@@ -62,18 +63,24 @@ class Gate:
 
 
 def _time_artifacts(built: dict, sample: np.ndarray, threads: int) -> None:
-    """Each artifact's batch-1 p50 on this CPU (and GPU, where this ORT has one), timed interleaved so the
-    recommendation compares them under the same machine phases; written into their gate figures."""
-    for device in ["cpu", *_gpu_devices()]:
+    """Each artifact's batch-1 p50 on this CPU, on the GPU where this ORT has one, and in OpenVINO's own runtime
+    where openvino is installed (the engine of `edge-run --device openvino`, which Intel PC owners use), timed
+    interleaved so the recommendation compares them under the same machine phases; written into their gate
+    figures."""
+    runners = [(device, lambda path, d=device: EdgeModel(path, device=d, threads=threads).infer)
+               for device in ["cpu", *_gpu_devices()]]
+    if openvino_installed():
+        runners.append(("openvino", lambda path: openvino_runner(path, threads)[0]))
+    for device, runner in runners:
         calls = []
         for precision, (path, _, figures) in built.items():
             try:
-                model = EdgeModel(path, device=device, threads=threads)
+                run = runner(path)
             except LinesideError as err:  # the provider is in the build but not usable here (no GPU, no CUDA libs)
                 figures[speed_key(device)] = None
                 figures[f"{device}_not_timed"] = str(err)
                 continue
-            calls.append((precision, lambda model=model: model.infer(sample)))
+            calls.append((precision, lambda run=run: run(sample)))
         samples, errors, interrupted = time_interleaved(calls, warmup=20, iters=200, threads=threads)
         if interrupted:
             raise KeyboardInterrupt
@@ -191,7 +198,8 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                  f"{figures['max_abs_error']:.2e}, {figures['metric_name']} {figures['metric']:.4f}, "
                  f"p50 {figures['p50_ms_batch1']} ms")
     report["recommended"] = _recommend(report["artifacts"])
-    report["recommended_by_device"] = {"cpu": report["recommended"], "cuda": _recommend(report["artifacts"], "cuda")}
+    report["recommended_by_device"] = {"cpu": report["recommended"], "cuda": _recommend(report["artifacts"], "cuda"),
+                                       "openvino": _recommend(report["artifacts"], "openvino")}
     report["gate_failures"] = failures
     return report
 

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import onnx
 import torch
 
@@ -226,6 +227,19 @@ def test_gate_judges_each_image_as_taken_under_another_lamp_and_with_noise(train
     assert "sigma-8 sensor noise" in text
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         assert report["recommended_by_device"]["cuda"] is None and "GPU: not timed" in text
+
+
+def test_every_artifact_is_also_timed_in_openvinos_own_runtime(artifacts):
+    pytest.importorskip("openvino")  # the bench extra; edge-export skips the timing without it
+    report = json.loads((artifacts / "export_report.json").read_text())
+    for precision in ("fp32", "int8"):
+        assert report["artifacts"][precision]["parity"]["p50_ms_batch1_openvino"] > 0
+    best = report["recommended_by_device"]["openvino"]
+    passed = {p: a["parity"]["p50_ms_batch1_openvino"] for p, a in report["artifacts"].items()
+              if a["gate"] == "pass" and a["parity"].get("p50_ms_batch1_openvino")}
+    assert best == min(passed, key=passed.get)
+    text = (artifacts / "export_report.md").read_text()
+    assert "p50 ms OpenVINO |" in text and f"`edge-run --device openvino`): **{best}**" in text
 
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
