@@ -20,8 +20,7 @@ def openvino_installed() -> bool:
 
 def openvino_runner(path: Path, threads: int) -> tuple[Callable, str]:
     """(run(x) -> first output, 'OpenVINO <version> CPU') for the ONNX file, compiled for latency on this CPU.
-    ImportError when openvino is not installed; ModelFileError when it cannot compile the graph (ONNX Runtime's
-    own contrib ops, as in a dynamically quantized LSTM, are not OpenVINO's)."""
+    ImportError when openvino is not installed; ModelFileError when it cannot compile the graph."""
     import openvino as ov
 
     try:
