@@ -13,7 +13,7 @@ from edge_runtime.errors import ModelFileError
 def openvino_installed() -> bool:
     try:
         import openvino  # noqa: F401
-    except ImportError:
+    except Exception:  # not installed, or installed without its shared libraries: either way not usable here
         return False
     return True
 
@@ -26,10 +26,10 @@ def openvino_runner(path: Path, threads: int) -> tuple[Callable, str]:
     try:
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                               "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses and its own types for unsupported graphs
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelFileError(f"OpenVINO cannot compile {Path(path).name}: {first}") from exc
-    request = compiled.create_infer_request()
     output = compiled.outputs[0]
 
     def run(x):

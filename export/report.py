@@ -18,14 +18,14 @@ def write_export_report(report: dict, out_dir: Path) -> None:
     report = {"written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_info(),
               **report}
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "export_report.md").write_text(_markdown(report))
+    (out_dir / "export_report.md").write_text(report_markdown(report))
     manifest = {"artifacts": [{"file": a["file"], "sha256": a["sha256"], "bytes": a["bytes"], "precision": p,
                                "gate": a["gate"]} for p, a in report["artifacts"].items()],
                 "recommended": report["recommended"]}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def _markdown(report: dict) -> str:
+def report_markdown(report: dict) -> str:
     cpu = report["cpu"]
     lines = [
         f"# Export report — {report['run']}",
@@ -52,7 +52,7 @@ def _markdown(report: dict) -> str:
                      f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f}"
                      + (f", pixel_auroc {p['pixel_auroc']:.4f}" if "pixel_auroc" in p else "") + " | "
                      f"{p[cpu_ms]} |" + (f" {p.get(gpu_ms)} |" if timed_gpu else "")
-                     + (f" {p.get(ov_ms) or 'not compiled'} |" if timed_ov else ""))
+                     + (f" {p.get(ov_ms) or 'did not run'} |" if timed_ov else ""))
     nodes = report.get("graph_nodes")
     if nodes and nodes.get("fp32", nodes["tidied"]) < nodes["exported"]:
         steps = [f"{nodes['exported']} nodes as exported"]
@@ -71,7 +71,7 @@ def _markdown(report: dict) -> str:
                          "machine to time it.")]
     ov = (report.get("recommended_by_device") or {}).get("openvino")
     lines += [f"Recommended for OpenVINO's runtime on this CPU (Intel PCs, `edge-run --device openvino`): **{ov}**."
-              if ov else "OpenVINO: " + ("nothing it compiled passed the gate." if timed_ov else
+              if ov else "OpenVINO: " + ("no artifact that passed the gate ran in it." if timed_ov else
                                          "not timed (pip install openvino to time it here).")]
     if report["gate_failures"]:
         lines += ["", "Gate failures:", *[f"- {f}" for f in report["gate_failures"]]]

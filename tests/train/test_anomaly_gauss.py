@@ -67,6 +67,10 @@ def test_sensor_noise_and_a_dimmer_lamp_leave_good_parts_good_while_the_stroke_s
     assert _scores(adaptive, white_noise(bad, 16.0, seed=6)).min() > threshold  # the stroke, under the same noise
     fixed_threshold, _ = calibrate(_scores(fixed, held), 0.01, 2.0)
     assert _scores(fixed, noisy).min() > fixed_threshold  # one clean Gaussian: the noise alone rejects them all
+    # each image in a batch reads its own noise: a mixed batch scores as each image alone
+    mixed = np.concatenate([test[:3], white_noise(test[3:6], 8.0, seed=7), noisy[6:], bad[:2]])
+    alone = np.concatenate([_scores(adaptive, image[None]) for image in mixed])
+    assert np.allclose(_scores(adaptive, mixed), alone, rtol=1e-4, atol=1e-6)
 
 
 def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tmp_path):
