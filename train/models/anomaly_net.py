@@ -104,9 +104,8 @@ class SurfaceNet(nn.Module):
             if noise_levels is None:
                 raise ValueError("this --score gauss run predates the noise-adaptive Gaussian (2026-11-28): train it "
                                  "again with edge-train anomaly --score gauss")
-            k = len(noise_levels)
-            steps = np.diff(noise_levels)
-            if len(noise_levels) == 0 or noise_levels[0] != 0 or (k > 1 and not np.allclose(steps, steps[0])) or (k > 1 and steps[0] <= 0):
+            k, steps = len(noise_levels), np.diff(noise_levels)
+            if k == 0 or noise_levels[0] != 0 or (k > 1 and (steps[0] <= 0 or not np.allclose(steps, steps[0]))):
                 raise ValueError(f"noise_levels must start at 0 and rise in equal steps, not {noise_levels}")
             self.register_buffer("noise_levels", torch.tensor(noise_levels, dtype=torch.float32))
             self.register_buffer("light_ref", torch.full((3,), 128.0))  # the good images' mean level per channel
@@ -144,7 +143,8 @@ class SurfaceNet(nn.Module):
 
     def noise_sigma(self, f: torch.Tensor) -> torch.Tensor:
         """N: the sensor noise the image carries, in grey levels of the white noise that adds as much fine detail:
-        its detail energy read off the fitted levels' (piecewise linear), times NOISE_MARGIN. Clean images read 0."""
+        its detail energy read off the fitted levels' (piecewise linear), times NOISE_MARGIN. Clean images read 0
+        (all but the 5 % of the clean training images with the most fine detail)."""
         log_e, knots, levels = self.detail_energy(f), self.energy_knots, self.noise_levels
         sigma = torch.zeros_like(log_e)
         for i in range(len(knots) - 1):
