@@ -53,7 +53,7 @@ demo: install
 		--model $(ART)/model.$$($(BIN)/python -m benchmarks.demo_summary --recommended $(ART)).onnx --out $(REPORT)/pipeline
 	$(BIN)/python -m benchmarks.demo_summary --data $(DEMO_DATA) --artifacts $(ART) --report $(REPORT)
 
-# Anomaly detection on the same surface: trained on its good images only (≈ 9 min on 2 cores).
+# Anomaly detection on the same surface: trained on its good images only (≈ 10 min on 2 cores).
 # An INT8 artifact that fails the export gate (exit 3) is reported, not shipped; the run uses what export recommends.
 demo-anomaly: install
 	test -d $(DEMO_DATA)/$(SURFACE) || $(BIN)/edge-data demo --out $(DEMO_DATA)
