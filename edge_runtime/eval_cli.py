@@ -29,7 +29,7 @@ _ROBUSTNESS_KEYS = {"anomaly": ("image_auroc", "pixel_auroc", "false_reject_rate
 @click.option("--split", default="test", show_default=True, help="Split folder inside DATA, when it has one.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the metrics here.")
 @click.option("--perturb", default=None,
-              help="Also evaluate under disturbances: camera (noise, shift, brightness, blur) or, for a sensor model, "
+              help="Also evaluate under disturbances: camera (noise, shift, brightness, blur, jpeg) or, for a sensor model, "
                    "signal (noise, gain, offset); a comma list or all.")
 @click.option("--baseline-train", default=None, type=click.Path(dir_okay=False),
               help="Sensor classifier: also score a 1-nearest-neighbour Euclidean baseline trained on this file.")

@@ -76,7 +76,7 @@ def test_edge_eval_reports_image_and_pixel_metrics_per_kind_and_under_disturbanc
                                                                                    tmp_path):
     out = tmp_path / "eval.json"
     proc = run_cli("edge-eval", "--model", str(anomaly_artifacts / "model.int8.onnx"), "--data",
-                   str(demo_data / "brick"), "--perturb", "noise,shift", "--json", str(out))
+                   str(demo_data / "brick"), "--perturb", "noise,shift,jpeg", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(out.read_text())
     assert set(metrics["per_kind"]) == {"crack", "hole", "scratch", "stain"}
@@ -84,7 +84,7 @@ def test_edge_eval_reports_image_and_pixel_metrics_per_kind_and_under_disturbanc
         assert 0.0 <= metrics[key] <= 1.0, key
     # A model that learnt nothing scores 0.5; even this few-second model must see the holes.
     assert metrics["per_kind"]["hole"]["image_auroc"] > 0.9 and metrics["pixel_auroc"] > 0.65
-    assert set(metrics["disturbed"]) == {"noise", "shift"}
+    assert set(metrics["disturbed"]) == {"noise", "shift", "jpeg"}
     assert "delta_image_auroc" in metrics["disturbed"]["noise"]
     assert "pixel AUROC" in proc.stdout and "under noise" in proc.stdout
 

@@ -105,3 +105,14 @@ def test_tensorrt_counts_only_where_its_library_loads():
 
     # onnxruntime-gpu lists TensorRT without it; auto must not pick it then, nor --device tensorrt start it
     assert tensorrt_loadable() == (ctypes.util.find_library("nvinfer") is not None)
+
+
+def test_jpeg_disturbance_compresses_colour_and_gray_frames_alike():
+    from edge_runtime.disturb import DISTURBANCES
+
+    rng = np.random.default_rng(0)
+    for frame in (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), rng.integers(0, 256, (64, 64), dtype=np.uint8)):
+        out, mask = DISTURBANCES["jpeg"](frame, None, 0)
+        assert out.shape == frame.shape and out.dtype == np.uint8 and mask is None
+        assert 2 < np.abs(out.astype(int) - frame.astype(int)).mean() < 60  # noise does not survive quality 70
+        assert np.array_equal(out, DISTURBANCES["jpeg"](frame, None, 5)[0])  # the same frame, the same damage
