@@ -20,10 +20,12 @@ def geometric(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def photometric(batch: torch.Tensor, generator: torch.Generator, gain: float = 0.3, bias: float = 20.0,
-                noise: float = 3.0, blur: float = 0.0, exposure: float = 0.0, noise_grain: int = 1) -> torch.Tensor:
+                noise: float = 3.0, blur: float = 0.0, exposure: float = 0.0, noise_grain: int = 1,
+                jpeg: float = 0.0) -> torch.Tensor:
     """Per image: exposure (×1±exposure), contrast gain (±gain/2), brightness (±bias/2), sensor noise (sigma up
     to `noise`, grain 1..`noise_grain` px: a camera's noise becomes blobs when its image is scaled up to the
-    model's input) and, with `blur`, defocus for a third of the images (sigma up to `blur` px)."""
+    model's input), with `blur` defocus for a third of the images (sigma up to `blur` px), and with `jpeg` that
+    share of the images through JPEG at a quality of 30-95 (a compressed camera stream)."""
     n = batch.shape[0]
     x = batch.float()
     if blur > 0:
@@ -41,7 +43,17 @@ def photometric(batch: torch.Tensor, generator: torch.Generator, gain: float = 0
     grains = torch.randn((n, -(-h // grain), -(-w // grain), x.shape[3]), generator=generator)
     grains = grains.repeat_interleave(grain, 1).repeat_interleave(grain, 2)[:, :h, :w]
     x = x + grains * noise * torch.rand(n, 1, 1, 1, generator=generator)
-    return x.round().clamp(0, 255).to(torch.uint8)
+    x = x.round().clamp(0, 255).to(torch.uint8)
+    if jpeg > 0:
+        picked = (torch.rand(n, generator=generator) < jpeg).tolist()
+        qualities = torch.randint(30, 96, (n,), generator=generator).tolist()
+        x = torch.from_numpy(np.stack([_jpeg(img, q) if p else img for img, p, q in zip(x.numpy(), picked, qualities)]))
+    return x
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    _, data = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED).reshape(image.shape)
 
 
 # What a line camera varies between frames, for the classifier: exposure ±30 %, contrast, brightness, sensor

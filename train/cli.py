@@ -81,10 +81,13 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 @click.option("--init", default=None, type=click.Path(),
               help="Start from these weights: a lineside anomaly run folder (another station, a similar part) or a "
                    ".safetensors file with SurfaceNet's tensor names; matching tensors are loaded.")
+@click.option("--compressed", is_flag=True,
+              help="The line runs on a compressed stream (an IP camera, a recorded clip) but these images are "
+                   "lossless: train with JPEG in the camera variation too (README).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, margin, val_fraction, bad, score, init,
-            seed, device):
+            compressed, seed, device):
     """Anomaly model trained on good parts only: a score per image and a heat map per pixel.
 
     \b
@@ -93,12 +96,14 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, marg
       edge-train anomaly --data photos/good --bad photos/rejects --out runs/part-anomaly
       edge-train anomaly --data station3/good --score gauss --out runs/part-gauss
       edge-train anomaly --data station4/good --init runs/part-anomaly --steps 500 --out runs/part4-anomaly
+      edge-train anomaly --data station5/stills --compressed --out runs/part5-anomaly
     """
     from train.anomaly import AnomalyConfig, train_anomaly  # torch loads only when training
 
     cfg = AnomalyConfig(data=data, out=out, steps=steps, batch_size=batch_size, image_size=image_size,
                         crop=min(crop, image_size), lr=lr, target_frr=target_frr, margin=margin,
-                        val_fraction=val_fraction, bad=bad, score=score, init=init, seed=seed, device=device)
+                        val_fraction=val_fraction, bad=bad, score=score, init=init, compressed=compressed, seed=seed,
+                        device=device)
     config = train_anomaly(cfg, echo=lambda m: click.echo(m, err=True))
     _show_anomaly_validation(config)
     click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json "
