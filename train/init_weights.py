@@ -21,9 +21,9 @@ from safetensors.torch import load_file
 from edge_runtime.errors import InputFileError
 from edge_runtime.model import file_sha256
 from train.checkpoint import WEIGHTS
+from train.models.anomaly_net import GAUSSIAN_BUFFERS
 
-FROM_NEW_DATA = ("stem.scale", "stem.shift", "noise_levels", "light_ref", "level_mean", "level_precision", "level_ref",
-                 "clean_whiten", "energy_knots")
+FROM_NEW_DATA = ("stem.scale", "stem.shift", *GAUSSIAN_BUFFERS)
 
 
 def load_init(model: nn.Module, path: str | Path) -> dict:

@@ -77,6 +77,9 @@ NOISE_LEVELS = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0)
 # An underestimated noise level rejects good parts (6 % low at σ 8 rejected 22 % of good grass), an overestimate
 # only costs sensitivity on that noisy image: read the level 15 % high. Chosen on grass, then checked on brick/gravel.
 NOISE_MARGIN = 1.15
+# score="gauss": the buffers fit_gaussian sets from the good images (never taken over from other weights: --init)
+GAUSSIAN_BUFFERS = ("noise_levels", "light_ref", "level_mean", "level_precision", "level_ref", "clean_whiten",
+                    "energy_knots")
 GAUSS_SCORE_SCALE = 10.0  # score="gauss": L / (L + 10), the signal anomaly model's scale (sequence.SignalAE)
 
 
@@ -230,7 +233,7 @@ def white_noise(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 @torch.no_grad()
 def fit_gaussian(model: SurfaceNet, images: np.ndarray, max_pixels: int = 400_000, seed: int = 0) -> dict:
     """Fit score="gauss" on good images (uint8 NHWC) as taken: the light reference, then at each noise level
-    (white noise added to up to 150 of them) the features' Gaussian and its good pixels' distance units, then each
+    (white noise added to up to 150 of them) the features' Gaussian, its good pixels' distance units and the
     level's fine-detail energy (the clean level's knot: the 95th percentile of the clean images', so a clean
     image reads no noise). Not on copies under the training's camera variation (that blurs the one Gaussian: grass
     image AUROC 0.997 -> 0.919); the noise the camera adds is what the levels are for. Returns a summary."""
@@ -243,10 +246,10 @@ def fit_gaussian(model: SurfaceNet, images: np.ndarray, max_pixels: int = 400_00
         return torch.cat([model.features(model.lit(torch.from_numpy(batch_images[i : i + 32])))
                           for i in range(0, len(batch_images), 32)])
 
-    summary = {"pixels": 0, "levels": []}
+    summary, knots = {"pixels": 0, "levels": []}, []
     for k, sigma in enumerate(model.noise_levels.tolist()):
-        feats = features(images if k == 0 else white_noise(sample, sigma, seed + k)).permute(0, 2, 3, 1)
-        feats = feats.reshape(-1, feats.shape[-1])
+        maps = features(images if k == 0 else white_noise(sample, sigma, seed + k))
+        feats = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
         feats = feats[torch.randperm(len(feats), generator=gen)[:max_pixels]].double()
         mean, cov = feats.mean(0), torch.cov(feats.T)
         # A flat channel must not blow up. Not more: the sensitivity lives in the low-variance directions (a ridge
@@ -261,14 +264,9 @@ def fit_gaussian(model: SurfaceNet, images: np.ndarray, max_pixels: int = 400_00
             model.clean_whiten.copy_(torch.linalg.cholesky(precision).T.float())  # P = L Lᵀ: |Lᵀ d|² = dᵀ P d
             summary.update(pixels=len(dist), distance_median=round(median, 4), distance_q999=round(q999, 4))
         summary["levels"].append({"sigma": sigma, "distance_median": round(median, 4)})
-
-    def log_energy(batch_images: np.ndarray) -> np.ndarray:
-        return torch.cat([model.detail_energy(features(batch_images[i : i + 32]))
-                          for i in range(0, len(batch_images), 32)]).numpy()
-
-    knots = [float(np.percentile(log_energy(images), 95))]
-    for k, sigma in enumerate(model.noise_levels.tolist()[1:], start=1):
-        knots.append(max(float(np.median(log_energy(white_noise(sample, sigma, seed + k)))), knots[-1] + 1e-3))
+        # this level's fine-detail energy, from the same features (whitened by the clean level, fitted first)
+        log_e = torch.cat([model.detail_energy(maps[i : i + 32]) for i in range(0, len(maps), 32)]).numpy()
+        knots.append(float(np.percentile(log_e, 95)) if k == 0 else max(float(np.median(log_e)), knots[-1] + 1e-3))
     model.energy_knots.copy_(torch.tensor(knots))
     summary["light_ref"] = [round(v, 2) for v in model.light_ref.tolist()]
     return summary
