@@ -47,12 +47,13 @@ def artifacts(trained_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def anomaly_run(demo_data, tmp_path_factory) -> Path:
-    """A small anomaly model trained on the good brick images only (seconds, not minutes: 128 px, few steps)."""
+    """A small line-score anomaly model (the one with INT8) trained on the good brick images only (seconds, not
+    minutes: 128 px, few steps)."""
     from train.anomaly import AnomalyConfig, train_anomaly
 
     out = tmp_path_factory.mktemp("anomaly-run")
     train_anomaly(AnomalyConfig(data=str(demo_data / "brick"), out=str(out), steps=250, batch_size=16, crop=64,
-                                image_size=128, device="cpu"), echo=lambda *_: None)
+                                image_size=128, device="cpu", score="line"), echo=lambda *_: None)
     return out
 
 

@@ -31,7 +31,8 @@ from train.checkpoint import save_checkpoint
 from train.images import files_sha256, load_image_set
 from train.init_weights import load_init
 from train.models import create_model
-from train.models.anomaly_net import NOISE_LEVELS, fit_gaussian
+from train.models.anomaly_net import fit_gaussian
+from train.score_choice import choose_score, with_gaussian
 
 MIN_GOOD = 10
 # What a line camera varies between good parts. Wider than the classifier's, because the score is a maximum over
@@ -61,7 +62,7 @@ class AnomalyConfig:
     target_frr: float = 0.01
     margin: float = 2.0
     bad: str | None = None
-    score: str = "line"
+    score: str = "auto"  # auto (train/score_choice.py), line or gauss
     init: str | None = None  # weights to start from (train/init_weights.py)
     compressed: bool = False  # the line runs on a compressed stream: JPEG in the camera variation too
 
@@ -169,8 +170,8 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     torch.manual_seed(cfg.seed)
     mean = (train_set.images.reshape(-1, 3).mean(0) / 255.0).round(4).tolist()
     std = (train_set.images.reshape(-1, 3).std(0) / 255.0).clip(1e-3).round(4).tolist()
-    model_args = {"mean": mean, "std": std, "width": cfg.width, "score": cfg.score,
-                  **({"noise_levels": list(NOISE_LEVELS)} if cfg.score == "gauss" else {})}
+    # trained as a line-score net: the score does not enter the loss, and a gauss score is fitted on afterwards
+    model_args = {"mean": mean, "std": std, "width": cfg.width, "score": "line"}
     model = create_model("surfacenet", **model_args)
     init = load_init(model, cfg.init) if cfg.init else None
     if init:
@@ -202,10 +203,14 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
             if (step + 1) % 250 == 0:
                 echo(f"step {step + 1}: loss {np.mean(losses[-250:]):.4f}")
     model = model.cpu().eval()
-    gaussian = fit_gaussian(model, train_set.images) if cfg.score == "gauss" else None
-    seconds = time.perf_counter() - started
-    if gaussian:
+    choice = choose_score(model, train_set.images) if cfg.score == "auto" else None
+    if choice:
+        echo(f"score {choice['score']}: {choice['why']}")
+    gaussian = None
+    if (choice["score"] if choice else cfg.score) == "gauss":
+        model, model_args, gaussian = with_gaussian(model, model_args, train_set.images)
         echo(f"Gaussian of the good images' first features: {gaussian}")
+    seconds = time.perf_counter() - started
     threshold, rule = calibrate(_scores(model, val_set.images, torch.device("cpu")), cfg.target_frr, cfg.margin)
     validation = validate(model, val_set.images, threshold, cfg.seed + 1, _bad_images(cfg.bad, size))
     config = {
@@ -221,6 +226,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
                   "final_loss": round(float(np.mean(losses[-100:])), 5)},
         "data": {"root": str(root.resolve()), "sha256": files_sha256(root, files), "counts": {GOOD: len(files)}},
         "validation_files": [str(p.relative_to(root)) for p in val_files],
+        **({"score_choice": choice} if choice else {}),
         **({"gaussian": gaussian} if gaussian else {}),
         **({"init": init} if init else {}),
         "validation_synthetic_seed": cfg.seed + 1,

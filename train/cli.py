@@ -74,10 +74,11 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
               help="Share of good images held out to calibrate the threshold.")
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
-@click.option("--score", type=click.Choice(["line", "gauss"]), default="line", show_default=True,
+@click.option("--score", type=click.Choice(["auto", "line", "gauss"]), default="auto", show_default=True,
               help="line: the segmentation map along short lines (any part; INT8); gauss: distance of the first "
                    "features to the good ones' Gaussian at the image's own noise level (textured surfaces: finer "
-                   "defects, fp32 only; README).")
+                   "defects, fp32 only); auto: gauss when position explains little of how the good images look "
+                   "(a surface), line otherwise (a part held in place). README.")
 @click.option("--init", default=None, type=click.Path(),
               help="Start from these weights: a lineside anomaly run folder (another station, a similar part) or a "
                    ".safetensors file with SurfaceNet's tensor names; matching tensors are loaded.")
@@ -94,7 +95,7 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, marg
     Example:
       edge-train anomaly --data data/demo/brick --out runs/brick-anomaly
       edge-train anomaly --data photos/good --bad photos/rejects --out runs/part-anomaly
-      edge-train anomaly --data station3/good --score gauss --out runs/part-gauss
+      edge-train anomaly --data station3/good --score line --out runs/part-line
       edge-train anomaly --data station4/good --init runs/part-anomaly --steps 500 --out runs/part4-anomaly
       edge-train anomaly --data station5/stills --compressed --out runs/part5-anomaly
     """
@@ -138,6 +139,9 @@ def calibrate(run, good, target_frr, margin, bad, refit):
 
 def _show_anomaly_validation(config: dict) -> None:
     val = config["metrics"]["validation"]
+    choice = config.get("score_choice")
+    click.echo(f"score {config['model']['args'].get('score', 'box')}" + (f" (--score auto: {choice['why']})"
+                                                                         if choice else ""))
     click.echo(f"threshold {config['threshold']:.4f} ({config['threshold_rule']}); held-out good median "
                f"{val['heldout_good']['median']:.4f}, max {val['heldout_good']['max']:.4f}")
     click.echo(f"synthetic-anomaly AUROC {val['synthetic_auroc']:.4f} (held-out good images with pasted anomalies; "
