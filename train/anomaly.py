@@ -203,9 +203,12 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
             if (step + 1) % 250 == 0:
                 echo(f"step {step + 1}: loss {np.mean(losses[-250:]):.4f}")
     model = model.cpu().eval()
-    choice = choose_score(model, train_set.images) if cfg.score == "auto" else None
+    choice = choose_score(model, train_set.images, cfg.compressed) if cfg.score == "auto" else None
     if choice:
         echo(f"score {choice['score']}: {choice['why']}")
+    elif cfg.compressed and cfg.score == "gauss":
+        echo("warning: --compressed trains the net, not the gauss score's Gaussian, which compression still breaks "
+             "(README); --score line learns it")
     gaussian = None
     if (choice["score"] if choice else cfg.score) == "gauss":
         model, model_args, gaussian = with_gaussian(model, model_args, train_set.images)

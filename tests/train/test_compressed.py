@@ -26,4 +26,7 @@ def test_edge_train_anomaly_compressed_is_recorded_with_the_run(demo_data, tmp_p
     proc = run_cli("edge-train", "anomaly", "--data", str(demo_data / "brick"), "--out", str(run), "--steps", "2",
                    "--image-size", "64", "--crop", "64", "--compressed", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads((run / "config.json").read_text())["train"]["compressed"] is True
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["compressed"] is True
+    # brick is a surface, but only the line score learns compression: --score auto keeps it
+    assert config["model"]["args"]["score"] == "line" and "--compressed" in config["score_choice"]["why"]
