@@ -60,10 +60,11 @@ def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, l
             None if masks is None else np.concatenate([masks] * count))
 
 
-def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int) -> np.ndarray:
+def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int,
+                       synthetic: bool = True) -> np.ndarray:
     """INT8 calibration inputs: a sample of the training split (never validation) or every image under --calib.
 
-    An anomaly model is also calibrated on synthetic anomalies (half the sample):
+    An anomaly model is also calibrated on synthetic anomalies (half the sample, unless not `synthetic`):
     ranges learnt from good parts alone would clip the activations a defect
     causes, and INT8 would then under-score exactly the parts it must reject.
     """
@@ -86,6 +87,6 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
     pick = np.random.default_rng(seed).permutation(len(files))[:count]
     chosen = [(files[i], GOOD) for i in sorted(pick)]
     images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"]).images
-    if config["task"] == "anomaly":
+    if config["task"] == "anomaly" and synthetic:
         images = add_anomalies(torch.from_numpy(images), torch.Generator().manual_seed(seed), p=0.5)[0].numpy()
     return images

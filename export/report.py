@@ -78,8 +78,10 @@ def report_markdown(report: dict) -> str:
     quant = report.get("int8")
     if quant:
         lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items()
-                                           if k not in ("layers", "excluded_nodes", "dominant_layer")),
-                  "", f"Kept in float: {', '.join(quant['excluded_nodes']) or 'nothing'}.", ""]
+                                           if k not in ("layers", "excluded_nodes", "dominant_layer", "gaussian_refit")),
+                  "", f"Kept in float: {', '.join(quant['excluded_nodes']) or 'nothing'}." if "quantized_region"
+                  not in quant else f"Kept in float: the {len(quant['excluded_nodes'])} nodes after the features.",
+                  ""]
         dominant = quant.get("dominant_layer")
         if dominant:
             lines += [f"Dominant layer {dominant['tensor']} (+{dominant['added_loss_db']} dB): "
@@ -88,5 +90,5 @@ def report_markdown(report: dict) -> str:
                       f"{dominant['p50_ms_batch1'].get('float')} ms).", ""]
         lines += ["Per-layer INT8 error against fp32 (SQNR; a layer is charged with the loss it adds):", "",
                   "| tensor | op | SQNR vs fp32 dB | added loss dB |", "|---|---|---:|---:|"]
-        lines += [f"| {r['tensor']} | {r['op']} | {r['vs_fp32_db']} | {r['added_loss_db']} |" for r in quant["layers"]]
+        lines += [f"| {r['tensor']} | {r['op']} | {r['vs_fp32_db']} | {r['added_loss_db']} |" for r in quant.get("layers", [])]
     return "\n".join(lines) + "\n"

@@ -22,12 +22,14 @@ from export.float_ends import float_ends
 from export.fp16 import convert_fp16
 from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_name
 from export.parity import compare, onnx_outputs, torch_outputs
+from export.gauss_int8 import quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from export.report import speed_key
 from train.checkpoint import load_checkpoint, load_config
 
 PRECISIONS = ("fp32", "int8", "fp16")
+DEFAULT_PRECISIONS = ("fp32", "int8")
 EXPORTABLE_TASKS = tuple(OUTPUT_NAMES)
 
 
@@ -133,7 +135,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
         raise InputFileError(f"{run} is a {config.get('task')!r} run; this edge-export exports: "
                              f"{', '.join(EXPORTABLE_TASKS)}")
     model, config = load_checkpoint(run)
-    precisions = precisions or default_precisions(config, echo)
+    precisions = precisions or DEFAULT_PRECISIONS
     root, images, truth, masks = gate_set(config, data)
     threads = threads or os.cpu_count()
     torch.set_num_threads(threads)
@@ -168,9 +170,15 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
             calibration = calibration_images(config, root, calib, calib_count, seed=0)
             if config["task"] == "anomaly":  # see DOMINANT_LOSS_DB: its gate set cannot show real cracks
                 dominant_layer = "float"
-            built["int8"] = _int8_with_exclusions(unfolded, Path(tmp), calibration, target, calib_method, gate,
-                                                  fp32_figures, evaluate, images[:32], max_excluded_layers, echo,
-                                                  input_name(config["task"]), dominant_layer, threads)
+            if config["task"] == "anomaly" and config["model"]["args"].get("score") == "gauss":  # gauss_int8.py
+                good = calibration_images(config, root, calib, GAUSS_REFIT_IMAGES, seed=1, synthetic=False)
+                path, details = quantize_gauss(model, unfolded, Path(tmp), calibration, good, target, calib_method,
+                                               opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
+                built["int8"] = (path, details, evaluate(path, "int8"))
+            else:
+                built["int8"] = _int8_with_exclusions(unfolded, Path(tmp), calibration, target, calib_method, gate,
+                                                      fp32_figures, evaluate, images[:32], max_excluded_layers,
+                                                      echo, input_name(config["task"]), dominant_layer, threads)
             report["int8"] = built["int8"][1]  # per-layer error and exclusions, even when INT8 is not written
         if "fp16" in precisions:
             echo("converting to FP16 (for GPU targets; I/O stays uint8 in, float32 out)")
@@ -221,15 +229,7 @@ DOMINANT_LOSS_DB = 20.0
 DOMINANT_SPEEDUP = 1.10
 
 
-def default_precisions(config: dict, echo=print) -> tuple[str, ...]:
-    """fp32 and INT8, except for a --score gauss anomaly model: its distances live in the feature directions
-    where good surfaces hardly vary, which INT8 rounding moves (grass, 2026-11-28: 22 % flips, AUROC 0.99 -> 0.79
-    with three layers kept in float), and its fp32 graph (stem + enc1) already runs faster than the line model's
-    INT8. Asking for int8 explicitly still tries it, gate and all."""
-    if config.get("task") == "anomaly" and config["model"]["args"].get("score") == "gauss":
-        echo("precision fp32 (a --score gauss model: INT8 moves its distances; --precision int8 tries anyway)")
-        return ("fp32",)
-    return ("fp32", "int8")
+GAUSS_REFIT_IMAGES = 400  # good training images the INT8 features' Gaussian is fitted on (as many as training's)
 
 
 def default_calib_method(task: str) -> str:

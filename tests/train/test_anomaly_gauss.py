@@ -88,13 +88,20 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
     refit = json.loads((run / "config.json").read_text())
     assert "train/good" in refit["gaussian"]["source"] and "refit the Gaussian" in refit["calibration"]["source"]
     assert (run / "model.safetensors").read_bytes() != before
-    proc = run_cli("edge-export", str(run), "--out", str(art))  # fp32 only by default: INT8 moves its distances
+    proc = run_cli("edge-export", str(run), "--out", str(art), "--force")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "precision fp32 (a --score gauss model" in proc.stderr and not (art / "model.int8.onnx").exists()
     convs = [n for n in onnx.load(str(art / "model.fp32.onnx")).graph.node if n.op_type == "Conv"]
     assert len(convs) == 5  # stem, enc1, the noise estimate's whitening and high-pass, the line kernels: no decoder
     report = json.loads((art / "export_report.json").read_text())
     assert report["artifacts"]["fp32"]["parity"]["flips"] == 0
+    # INT8: the features quantized, the Gaussian refitted on them and kept in float (export/gauss_int8.py)
+    int8 = report["artifacts"]["int8"]
+    assert int8["quantization"]["gaussian_refit"]["pixels"] > 1000
+    graph = onnx.load(str(art / "model.int8.onnx")).graph
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    # stem and enc1 read INT8 weights; the noise estimate's and the line kernels' convolutions stay in float
+    assert len(convs) == 5 and sum(n.input[1] in dequantized for n in convs) == 2
     model = EdgeModel(art / "model.fp32.onnx")
     score, heat = model.run(model.blank_input(2) + 128)
     assert score.shape == (2,) and heat.shape == (2, 128, 128)

@@ -1,0 +1,89 @@
+"""INT8 for a score="gauss" anomaly model: the features in INT8, the Gaussian fitted again on what INT8 computes.
+
+The gauss score's sensitivity lives in the feature directions where good surfaces hardly vary, and INT8 moves
+the features there. Quantizing the whole graph (distances included) flipped 22 % of the gate's decisions on
+grass (AUROC 0.9985 -> 0.78); quantizing only the features (the light gain, stem and enc1) still cost 0.7
+points, because INT8's small systematic error in those quiet directions is large next to the good parts' own
+spread there. So the Gaussian is fitted again on the INT8 features of good images, the way BatchNorm statistics
+are re-estimated after quantization: the distances then measure how unlike the INT8 good parts a part is.
+Grass, 2026-11-28, edge-eval on the demo test set: image AUROC 0.9978 against fp32's 0.9985.
+
+The fitted Gaussian goes into the torch model, which is exported and quantized again with the same calibration:
+the quantized features are the same as those the Gaussian was fitted on, and nothing is patched in the graph.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from export.onnx_graph import export_fp32
+from export.quantize import prepare, quantize_int8
+from train.models.anomaly_net import SurfaceNet, fit_gaussian
+
+FEATURE_WEIGHT = "enc1.2.0.weight"  # the last convolution of SurfaceNet.features (stem + enc1)
+
+
+def feature_region(graph: onnx.GraphProto) -> tuple[str, list[str]]:
+    """(the features tensor, the names of every node not needed to compute it): those stay in float."""
+    producer = {out: node for node in graph.node for out in node.output}
+    last = [node for node in graph.node if node.op_type == "Conv" and FEATURE_WEIGHT in node.input]
+    if len(last) != 1:
+        raise ValueError(f"no single Conv reads {FEATURE_WEIGHT}: not a SurfaceNet graph")
+    features = last[0]  # ... and its BatchNorm and ReLU, where the graph still has them apart
+    while True:
+        readers = [node for node in graph.node if features.output[0] in node.input]
+        if len(readers) != 1 or readers[0].op_type not in ("BatchNormalization", "Relu"):
+            break
+        features = readers[0]
+    needed, todo = set(), [features]
+    while todo:
+        node = todo.pop()
+        if node.name not in needed:
+            needed.add(node.name)
+            todo += [producer[name] for name in node.input if name in producer]
+    return features.output[0], [node.name for node in graph.node if node.name not in needed]
+
+
+def int8_features(int8_path: Path, tensor: str):
+    """A function uint8 NHWC batch -> the INT8 graph's features (what its float Gaussian part reads)."""
+    import onnxruntime
+
+    model = onnx.load(str(int8_path))
+    quantized = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    dequantized = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    name = dequantized.get(quantized.get(tensor, ""), tensor)
+    model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0].name
+    return lambda batch: torch.from_numpy(session.run([name], {feed: batch.numpy()})[0])
+
+
+def quantize_gauss(model: SurfaceNet, unfolded: Path, tmp: Path, calibration: np.ndarray, good: np.ndarray,
+                   target: str, method: str, opset: int, output_names: list[str], input_name: str) -> tuple[Path, dict]:
+    """INT8 of a gauss model exported to `unfolded`: features quantized, Gaussian refitted on them from `good`
+    images. Returns (the INT8 file, quantization details)."""
+    prepared, first = tmp / "gauss.prepared.onnx", tmp / "gauss.first.int8.onnx"
+    prepare(unfolded, prepared)
+    tensor, excluded = feature_region(onnx.load(str(prepared)).graph)
+    quantize_int8(prepared, first, calibration, input_name=input_name, target=target, method=method, exclude=excluded)
+    refit = copy.deepcopy(model).eval()
+    refit.lit, refit.features = (lambda x: x), int8_features(first, tensor)  # the graph's own light gain included
+    summary = fit_gaussian(refit, good)
+    del refit.lit, refit.features  # the model's own methods again, now with the refitted Gaussian
+    again, out = tmp / "gauss.refit.onnx", tmp / "model.int8.onnx"
+    export_fp32(refit, torch.from_numpy(calibration[:2]), again, opset, output_names, input_name)
+    graph = onnx.load(str(again))
+    graph.metadata_props.extend(onnx.load(str(unfolded)).metadata_props)  # the artifact contract travels with it
+    onnx.save(graph, str(again))
+    prepare(again, prepared)
+    tensor, excluded = feature_region(onnx.load(str(prepared)).graph)
+    details = quantize_int8(prepared, out, calibration, input_name=input_name, target=target, method=method,
+                            exclude=excluded)
+    details.update(quantized_region=f"the features ({tensor}: light gain, stem, enc1); the Gaussian part in float",
+                   gaussian_refit={"images": int(len(good)), **summary})
+    return out, details
