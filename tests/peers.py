@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,21 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    """Wait until a local socket listens on `port`, without connecting to it: a server that takes one client
+    only (ffmpeg -listen 1) would spend itself on a probe. Reads the kernel's socket table (Linux)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError), open(table) as rows:
+                for row in list(rows)[1:]:
+                    local, state = row.split()[1], row.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                        return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port} after {timeout:g} s")
 
 
 class Mosquitto:
