@@ -49,11 +49,16 @@ def blur(image, mask, index, sigma: float = 1.5):
     return cv2.GaussianBlur(image, (0, 0), sigma), mask
 
 
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """`image` (grey or 3-channel uint8) encoded as JPEG at `quality` and decoded again, in its own shape."""
+    _, data = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED).reshape(image.shape)
+
+
 def jpeg(image, mask, index, quality: int = 70):
     """The frame went through JPEG at quality 70, as an IP camera's or a recorded clip's frames do: 8x8 blocks,
     fine detail gone. A model trained on lossless stills and run on a compressed stream meets exactly this."""
-    _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED), mask
+    return jpeg_roundtrip(image, quality), mask
 
 
 DISTURBANCES: dict[str, Disturbance] = {"noise": sensor_noise, "shift": shift, "brightness": brightness, "blur": blur,

@@ -28,6 +28,7 @@ from export.quantize import prepare, quantize_int8
 from train.models.anomaly_net import SurfaceNet, fit_gaussian
 
 FEATURE_WEIGHT = "enc1.2.0.weight"  # the last convolution of SurfaceNet.features (stem + enc1)
+REFIT_IMAGES = 400  # good training images the INT8 features' Gaussian is fitted on (as many as training's)
 
 
 def feature_region(graph: onnx.GraphProto) -> tuple[str, list[str]]:
@@ -81,9 +82,7 @@ def quantize_gauss(model: SurfaceNet, unfolded: Path, tmp: Path, calibration: np
     tensor, excluded = feature_region(onnx.load(str(prepared)).graph)
     quantize_int8(prepared, first, calibration, input_name=input_name, target=target, method=method, exclude=excluded)
     refit = copy.deepcopy(model).eval()
-    refit.lit, refit.features = (lambda x: x), int8_features(first, tensor)  # the graph's own light gain included
-    summary = fit_gaussian(refit, good)
-    del refit.lit, refit.features  # the model's own methods again, now with the refitted Gaussian
+    summary = fit_gaussian(refit, good, features_of=int8_features(first, tensor))  # the graph's light gain included
     again, out = tmp / "gauss.refit.onnx", tmp / "model.int8.onnx"
     export_fp32(refit, torch.from_numpy(calibration[:2]), again, opset, output_names, input_name)
     graph = onnx.load(str(again))

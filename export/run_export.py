@@ -22,7 +22,7 @@ from export.float_ends import float_ends
 from export.fp16 import convert_fp16
 from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_name
 from export.parity import compare, onnx_outputs, torch_outputs
-from export.gauss_int8 import quantize_gauss
+from export.gauss_int8 import REFIT_IMAGES, quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from export.report import speed_key
@@ -171,7 +171,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
             if config["task"] == "anomaly":  # see DOMINANT_LOSS_DB: its gate set cannot show real cracks
                 dominant_layer = "float"
             if config["task"] == "anomaly" and config["model"]["args"].get("score") == "gauss":  # gauss_int8.py
-                good = calibration_images(config, root, calib, GAUSS_REFIT_IMAGES, seed=1, synthetic=False)
+                good = calibration_images(config, root, calib, REFIT_IMAGES, seed=1, synthetic=False)
                 path, details = quantize_gauss(model, unfolded, Path(tmp), calibration, good, target, calib_method,
                                                opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
                 built["int8"] = (path, details, evaluate(path, "int8"))
@@ -227,9 +227,6 @@ DOMINANT_LOSS_DB = 20.0
 # anomaly models, whose loss showed on real cracks only. The demo classifier (AVX2, 2 threads): 1.42x fp32
 # quantized, 1.17x with the stem in float; the grass anomaly model: 1.26x and 1.24x (no reason to risk it there).
 DOMINANT_SPEEDUP = 1.10
-
-
-GAUSS_REFIT_IMAGES = 400  # good training images the INT8 features' Gaussian is fitted on (as many as training's)
 
 
 def default_calib_method(task: str) -> str:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,16 +17,6 @@ from clitools import free_port
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-def wait_listening(port: int, timeout: float = 20.0) -> None:
     """Wait until a local socket listens on `port`, without connecting to it: a server that takes one client
     only (ffmpeg -listen 1) would spend itself on a probe. Reads the kernel's socket table (Linux)."""
     end = time.monotonic() + timeout
@@ -35,8 +24,8 @@ def wait_listening(port: int, timeout: float = 20.0) -> None:
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             with contextlib.suppress(OSError), open(table) as rows:
                 for row in list(rows)[1:]:
-                    local, state = row.split()[1], row.split()[3]
-                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    fields = row.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
                         return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port} after {timeout:g} s")

@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 import torch
 
+from edge_runtime.disturb import jpeg_roundtrip
+
 
 def geometric(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random flips and 90° turns (the same for the whole batch)."""
@@ -47,13 +49,9 @@ def photometric(batch: torch.Tensor, generator: torch.Generator, gain: float = 0
     if jpeg > 0:
         picked = (torch.rand(n, generator=generator) < jpeg).tolist()
         qualities = torch.randint(30, 96, (n,), generator=generator).tolist()
-        x = torch.from_numpy(np.stack([_jpeg(img, q) if p else img for img, p, q in zip(x.numpy(), picked, qualities)]))
+        x = torch.from_numpy(np.stack([jpeg_roundtrip(img, q) if p else img
+                                       for img, p, q in zip(x.numpy(), picked, qualities)]))
     return x
-
-
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    _, data = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED).reshape(image.shape)
 
 
 # What a line camera varies between frames, for the classifier: exposure ±30 %, contrast, brightness, sensor

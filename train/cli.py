@@ -77,7 +77,7 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 @click.option("--score", type=click.Choice(["auto", "line", "gauss"]), default="auto", show_default=True,
               help="line: the segmentation map along short lines (any part; INT8); gauss: distance of the first "
                    "features to the good ones' Gaussian at the image's own noise level (textured surfaces: finer "
-                   "defects, fp32 only); auto: gauss when position explains little of how the good images look "
+                   "defects); auto: gauss when position explains little of how the good images look "
                    "(a surface), line otherwise (a part held in place). README.")
 @click.option("--init", default=None, type=click.Path(),
               help="Start from these weights: a lineside anomaly run folder (another station, a similar part) or a "

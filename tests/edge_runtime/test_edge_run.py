@@ -9,7 +9,7 @@ import time
 import pytest
 
 from clitools import BIN, ROOT, cuda_provider_works, free_port, one_line_error, run_cli
-from peers import wait_listening
+from peers import wait_for_port
 
 
 def records(path):
@@ -132,7 +132,7 @@ def test_live_http_stream_served_by_ffmpeg(demo_data, artifacts, tmp_path):
                                "-c:v", "mpeg2video", "-q:v", "4", "-f", "mpegts", "-listen", "1", url],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_listening(port)  # a fresh machine's first ffmpeg took longer than a fixed 0.5 s to listen
+        wait_for_port(port, timeout=20)  # a fresh machine's first ffmpeg took longer than a fixed 0.5 s to listen
         jsonl = tmp_path / "v.jsonl"
         proc = run_cli("edge-run", "--source", url, "--model", str(artifacts / "model.int8.onnx"), "--roi",
                        "512,232,256,256", "--jsonl", str(jsonl), "--max-frames", "40", timeout=60)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from clitools import BIN, ROOT, cuda_provider_works, free_port, jsonl_rows, one_line_error, run_cli
-from peers import wait_listening
+from peers import wait_for_port
 from edge_runtime.frame_checks import FrameChecker, FrameLimits
 from edge_runtime.sources import CaptureSettings, csi_pipeline
 
@@ -34,7 +34,7 @@ def test_stream_outage_is_reported_and_the_run_resumes(demo_data, artifacts, tmp
     url = f"http://127.0.0.1:{port}/line.ts"
     clip = demo_data / "line_clip.mp4"
     first = serve(clip, url, 1.5)
-    wait_listening(port)
+    wait_for_port(port, timeout=20)
     jsonl = tmp_path / "v.jsonl"
     run = subprocess.Popen([str(BIN / "edge-run"), "--source", url, "--model", str(artifacts / "model.int8.onnx"),
                             "--jsonl", str(jsonl), "--max-frames", "60", "--quiet"], cwd=ROOT,
@@ -64,7 +64,7 @@ def test_stream_gone_for_good_is_one_line_after_the_outage_limit(demo_data, arti
     port = free_port()
     url = f"http://127.0.0.1:{port}/line.ts"
     server = serve(demo_data / "line_clip.mp4", url, 1)
-    wait_listening(port)
+    wait_for_port(port, timeout=20)
     try:
         proc = run_cli("edge-run", "--source", url, "--model", str(artifacts / "model.int8.onnx"), "--quiet",
                        "--max-outage-s", "1", "--jsonl", str(tmp_path / "v.jsonl"), timeout=60)

@@ -231,19 +231,24 @@ def white_noise(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def fit_gaussian(model: SurfaceNet, images: np.ndarray, max_pixels: int = 400_000, seed: int = 0) -> dict:
+def fit_gaussian(model: SurfaceNet, images: np.ndarray, max_pixels: int = 400_000, seed: int = 0,
+                 features_of=None) -> dict:
     """Fit score="gauss" on good images (uint8 NHWC) as taken: the light reference, then at each noise level
     (white noise added to up to 150 of them) the features' Gaussian, its good pixels' distance units and the
     level's fine-detail energy (the clean level's knot: the 95th percentile of the clean images', so a clean
     image reads no noise). Not on copies under the training's camera variation (that blurs the one Gaussian: grass
-    image AUROC 0.997 -> 0.919); the noise the camera adds is what the levels are for. Returns a summary."""
+    image AUROC 0.997 -> 0.919); the noise the camera adds is what the levels are for. `features_of` (a uint8
+    batch -> its features) replaces the model's own lit + features: the INT8 graph's (export/gauss_int8.py).
+    Returns a summary."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     model.light_ref.copy_(torch.from_numpy(images.reshape(-1, 3).astype(np.float64).mean(0)).float())
     sample = images[:: -(-len(images) // 150)]  # at most 150
 
+    features_of = features_of or (lambda batch: model.features(model.lit(batch)))
+
     def features(batch_images: np.ndarray) -> torch.Tensor:
-        return torch.cat([model.features(model.lit(torch.from_numpy(batch_images[i : i + 32])))
+        return torch.cat([features_of(torch.from_numpy(batch_images[i : i + 32]))
                           for i in range(0, len(batch_images), 32)])
 
     summary, knots = {"pixels": 0, "levels": []}, []
