@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
@@ -14,6 +15,7 @@ from benchmarks import variants as variants_lib
 from benchmarks.environment import environment
 from benchmarks.latency import cycling, latency_stats
 from edge_runtime.cli_support import progress
+from edge_runtime.metadata import ModelInfo, from_props
 from edge_runtime.stats import ROUNDS, time_interleaved
 from export.gate_set import gate_set
 from export.parity import compare, torch_outputs
@@ -34,6 +36,7 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     reference = torch_outputs(model, images)
     files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
     files = [(p, f) for p, f in files if f.is_file()]
+    own = {p: _artifact_info(f) for p, f in files}  # a gauss score's INT8 decides by its own threshold
     builders = [(f"onnxruntime {p}", lambda f=f: variants_lib.onnxruntime(f, threads)) for p, f in files]
     for device, provider in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
         if provider in ort.get_available_providers():
@@ -62,7 +65,8 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         with progress(builders, "variants built") as bar:
             for name, build in bar:
                 echo(f"{name}: building, checking agreement")
-                ready = _prepare_variant(name, build, images, reference, info, truth)
+                precision = next((p for p in own if p in name.split()), None)
+                ready = _prepare_variant(name, build, images, reference, info, truth, own.get(precision, info))
                 if isinstance(ready, dict):
                     variants.append(ready)
                 else:
@@ -126,8 +130,14 @@ def _rss_mb() -> float | None:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def _prepare_variant(name, build, images, reference, info, truth):
-    """(name, meta, fn, agreement figures), or the row saying why the variant was skipped or failed."""
+def _artifact_info(path: Path) -> ModelInfo:
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return from_props(props, origin=str(path))
+
+
+def _prepare_variant(name, build, images, reference, info, truth, variant_info):
+    """(name, meta, fn, agreement figures), or the row saying why the variant was skipped or failed. The torch
+    reference decides by the run's `info`, the variant by its artifact's (`variant_info`)."""
     try:
         meta, fn = build()
         outputs = np.concatenate([fn(images[i:i + 32]) for i in range(0, len(images), 32)])  # the first output
@@ -135,4 +145,4 @@ def _prepare_variant(name, build, images, reference, info, truth):
         return {"name": name, "skipped": str(exc)}
     except Exception as exc:  # shown in the report as this variant's error, and fails the command
         return {"name": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-    return name, meta, fn, compare(reference, outputs, info, truth)
+    return name, meta, fn, compare(reference, outputs, variant_info, truth, None, info)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from train.anomaly import GOOD, _scores, calibrate, good_images, validate
+from train.anomaly import GOOD, JPEG_FIT, _scores, calibrate, good_images, stream_copies, validate
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.images import load_image_set
 from train.models import create_model
@@ -28,9 +28,11 @@ def main(run: str, out: str, score: str) -> None:
     held_images = load(sorted(held_out))
     args = {k: v for k, v in config["model"]["args"].items() if k != "noise_levels"}
     config.pop("gaussian", None)
+    compressed = config["train"].get("compressed", False)
     if score == "gauss":
         train = sorted(f for f in good_images(root) if f not in held_out)
-        model, args, config["gaussian"] = with_gaussian(model, args, load(train))
+        fit = stream_copies(train, size, seed=0) if compressed else load(train)
+        model, args, config["gaussian"] = with_gaussian(model, args, fit, JPEG_FIT if compressed else None)
     else:
         args["score"] = score
         line = create_model("surfacenet", **args)

@@ -61,10 +61,11 @@ def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, l
 
 
 def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int,
-                       synthetic: bool = True) -> np.ndarray:
+                       synthetic: bool = True, jpeg_seed: int | None = None) -> np.ndarray:
     """INT8 calibration inputs: a sample of the training split (never validation) or every image under --calib.
 
-    An anomaly model is also calibrated on synthetic anomalies (half the sample, unless not `synthetic`):
+    `jpeg_seed`: as a compressed stream sends them (train.images.load_image_set). An anomaly model is also
+    calibrated on synthetic anomalies (half the sample, unless not `synthetic`):
     ranges learnt from good parts alone would clip the activations a defect
     causes, and INT8 would then under-score exactly the parts it must reject.
     """
@@ -86,7 +87,7 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
         raise InputFileError(f"no calibration images found in {calib or root}: give --calib with real images")
     pick = np.random.default_rng(seed).permutation(len(files))[:count]
     chosen = [(files[i], GOOD) for i in sorted(pick)]
-    images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"]).images
+    images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"], jpeg_seed).images
     if config["task"] == "anomaly" and synthetic:
         images = add_anomalies(torch.from_numpy(images), torch.Generator().manual_seed(seed), p=0.5)[0].numpy()
     return images

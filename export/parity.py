@@ -58,11 +58,13 @@ def _call_rates(info: ModelInfo, predicted: list[str], truth: list[str]) -> dict
             "escape_rate": metrics.get("escape_rate")}
 
 
-def compare(reference, outputs, info: ModelInfo, truth: list[str], masks: np.ndarray | None = None) -> dict:
-    """Output error, decision flips against the reference (torch), and the task metric on `truth`;
-    with true anomaly `masks`, the pixel AUROC of the heat map (the second output) too."""
+def compare(reference, outputs, info: ModelInfo, truth: list[str], masks: np.ndarray | None = None,
+            reference_info: ModelInfo | None = None) -> dict:
+    """Output error, decision flips against the reference (torch, deciding by `reference_info` where the artifact
+    has its own threshold), and the task metric on `truth`; with true anomaly `masks`, the pixel AUROC of the heat
+    map (the second output) too."""
     reference, outputs = _as_list(reference), _as_list(outputs)
-    ref = decide(reference[0], info)
+    ref = decide(reference[0], reference_info or info)
     got = decide(outputs[0], info)
     flips = sum(a.verdict != b.verdict or a.label != b.label for a, b in zip(ref, got))
     errors = [np.abs(o.astype(np.float64) - r.astype(np.float64)) for o, r in zip(outputs, reference)]

@@ -22,11 +22,12 @@ from export.float_ends import float_ends
 from export.fp16 import convert_fp16
 from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_name
 from export.parity import compare, onnx_outputs, torch_outputs
-from export.gauss_int8 import REFIT_IMAGES, quantize_gauss
+from export.gauss_int8 import REFIT_IMAGES, int8_threshold, quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from export.report import speed_key
 from train.checkpoint import load_checkpoint, load_config
+from train.images import validation_set
 
 PRECISIONS = ("fp32", "int8", "fp16")
 DEFAULT_PRECISIONS = ("fp32", "int8")
@@ -161,7 +162,10 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                                             input_name(config["task"]))
         set_metadata(unfolded, to_props(model_info(config, "fp32", common)))
         report["graph_nodes"]["fp32"] = write_folded(unfolded, fp32_tmp, images[:2])  # metadata travels with it
-        evaluate = lambda path, precision: _figures(path, precision, config, reference, images, truth, masks, threads)  # noqa: E731
+        thresholds = {}  # an artifact's own threshold where it differs from the run's (a gauss score's INT8)
+        config_of = lambda precision: {**config, "threshold": thresholds.get(precision, config["threshold"])}  # noqa: E731
+        evaluate = lambda path, precision: _figures(path, precision, config_of(precision), reference, images, truth,  # noqa: E731
+                                                    masks, threads, model_info(config, "fp32", {}))
         built = {"fp32": (fp32_tmp, {}, evaluate(fp32_tmp, "fp32"))}
         fp32_figures = built["fp32"][2]
         if "int8" in precisions:
@@ -171,9 +175,13 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
             if config["task"] == "anomaly":  # see DOMINANT_LOSS_DB: its gate set cannot show real cracks
                 dominant_layer = "float"
             if config["task"] == "anomaly" and config["model"]["args"].get("score") == "gauss":  # gauss_int8.py
-                good = calibration_images(config, root, calib, REFIT_IMAGES, seed=1, synthetic=False)
+                compressed = config["train"].get("compressed", False)  # the Gaussian knows the stream's JPEG
+                good = calibration_images(config, root, calib, REFIT_IMAGES, seed=1, synthetic=False,
+                                          jpeg_seed=0 if compressed else None)
                 path, details = quantize_gauss(model, unfolded, Path(tmp), calibration, good, target, calib_method,
                                                opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
+                details["threshold"] = int8_threshold(config, path, model, validation_set(config, data)[1].images)
+                thresholds["int8"] = details["threshold"]["int8"]
                 built["int8"] = (path, details, evaluate(path, "int8"))
             else:
                 built["int8"] = _int8_with_exclusions(unfolded, Path(tmp), calibration, target, calib_method, gate,
@@ -193,7 +201,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                 extra["quantization" if precision == "int8" else "conversion"] = details
             final = out_dir / f"model.{precision}.onnx"
             if precision in precisions and (not fails or force):
-                set_metadata(path, to_props(model_info(config, precision, extra)), out=final)
+                set_metadata(path, to_props(model_info(config_of(precision), precision, extra)), out=final)
                 report["artifacts"][precision] = {"file": final.name, "bytes": final.stat().st_size,
                                                   "sha256": file_sha256(final), "gate": extra["gate"],
                                                   "parity": figures, "quantization": details or None}
@@ -213,10 +221,11 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
 
 
 def _figures(path: Path, precision: str, config: dict, reference: np.ndarray, images: np.ndarray, truth: list[str],
-             masks: np.ndarray | None, threads: int) -> dict:
-    """Gate figures of one artifact: error, flips and the task metric against torch (speed: _time_artifacts)."""
+             masks: np.ndarray | None, threads: int, reference_info: ModelInfo) -> dict:
+    """Gate figures of one artifact (`config`: with its own threshold): error, flips and the task metric against
+    torch, decided as the run decides (`reference_info`). Speed: _time_artifacts."""
     return compare(reference, onnx_outputs(EdgeModel(path, threads=threads), images),
-                   model_info(config, precision, {}), truth, masks)
+                   model_info(config, precision, {}), truth, masks, reference_info)
 
 
 # One layer that alone adds this much INT8 error (SQNR loss; 20 dB = 100x the noise power) is kept in float

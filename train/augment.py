@@ -21,13 +21,16 @@ def geometric(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
+JPEG_QUALITIES = (30, 95)  # a compressed camera stream's range: --compressed trains and fits on JPEG at these
+
+
 def photometric(batch: torch.Tensor, generator: torch.Generator, gain: float = 0.3, bias: float = 20.0,
                 noise: float = 3.0, blur: float = 0.0, exposure: float = 0.0, noise_grain: int = 1,
                 jpeg: float = 0.0) -> torch.Tensor:
     """Per image: exposure (×1±exposure), contrast gain (±gain/2), brightness (±bias/2), sensor noise (sigma up
     to `noise`, grain 1..`noise_grain` px: a camera's noise becomes blobs when its image is scaled up to the
     model's input), with `blur` defocus for a third of the images (sigma up to `blur` px), and with `jpeg` that
-    share of the images through JPEG at a quality of 30-95 (a compressed camera stream)."""
+    share of the images through JPEG at a quality in JPEG_QUALITIES (a compressed camera stream)."""
     n = batch.shape[0]
     x = batch.float()
     if blur > 0:
@@ -48,7 +51,7 @@ def photometric(batch: torch.Tensor, generator: torch.Generator, gain: float = 0
     x = x.round().clamp(0, 255).to(torch.uint8)
     if jpeg > 0:
         picked = (torch.rand(n, generator=generator) < jpeg).tolist()
-        qualities = torch.randint(30, 96, (n,), generator=generator).tolist()
+        qualities = torch.randint(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1, (n,), generator=generator).tolist()
         x = torch.from_numpy(np.stack([jpeg_roundtrip(img, q) if p else img
                                        for img, p, q in zip(x.numpy(), picked, qualities)]))
     return x

@@ -84,7 +84,8 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
                    ".safetensors file with SurfaceNet's tensor names; matching tensors are loaded.")
 @click.option("--compressed", is_flag=True,
               help="The line runs on a compressed stream (an IP camera, a recorded clip) but these images are "
-                   "lossless: train with JPEG in the camera variation too (README).")
+                   "lossless: train with JPEG in the camera variation too, and fit a gauss score's Gaussian on JPEG "
+                   "copies of them (README).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, margin, val_fraction, bad, score, init,

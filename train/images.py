@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 
 from edge_runtime.datasets import labeled_images, ordered_labels
+from edge_runtime.disturb import jpeg_roundtrip
 from edge_runtime.errors import InputFileError
 from edge_runtime.preprocess import prepare_image
+from train.augment import JPEG_QUALITIES
 
 
 @dataclass
@@ -23,14 +25,21 @@ class ImageSet:
 
 
 def load_image_set(pairs: list[tuple[Path, str]], labels: list[str], size: tuple[int, int],
-                   resize: str = "area") -> ImageSet:
-    """Read and prepare every image; an unreadable file is an error naming it."""
+                   resize: str = "area", jpeg_seed: int | None = None) -> ImageSet:
+    """Read and prepare every image; an unreadable file is an error naming it. With `jpeg_seed`, each image is
+    first coded as JPEG at its stored resolution, at its own quality from JPEG_QUALITIES (drawn with the seed):
+    a compressed camera stream codes the frames before anything scales them, so the codec's 8x8 blocks land
+    at the camera's scale, not the model's."""
     index = {name: i for i, name in enumerate(labels)}
     images = np.empty((len(pairs), size[0], size[1], 3), dtype=np.uint8)
+    if jpeg_seed is not None:
+        qualities = np.random.default_rng(jpeg_seed).integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1, len(pairs))
     for i, (path, _) in enumerate(pairs):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise InputFileError(f"cannot read image {path}: remove it or replace it with a valid PNG/JPEG")
+        if jpeg_seed is not None:
+            image = jpeg_roundtrip(image, int(qualities[i]))
         images[i] = prepare_image(image, size, resize=resize)
     targets = np.array([index[label] for _, label in pairs], dtype=np.int64)
     return ImageSet(images, targets, [p for p, _ in pairs], labels)

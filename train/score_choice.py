@@ -50,16 +50,9 @@ def position_share(model: SurfaceNet, images: np.ndarray, batch: int = 32) -> fl
     return float((a * b).mean(dim=(1, 2)).sum() / total.clamp(min=1e-12))
 
 
-def choose_score(model: SurfaceNet, images: np.ndarray, compressed: bool = False) -> dict:
-    """{"score": "gauss" or "line", "position_share": ..., "why": ...} for good training images. A compressed
-    line (--compressed) gets the line score: only its training learns compression. JPEG quality 70 rejected
-    every good grass part under the gauss score, and fitting the Gaussian on JPEG copies as well did not cure it
-    (2026-11-28: FRR still 1.0, and 1.0 under noise too, clean image AUROC 0.9985 -> 0.972)."""
+def choose_score(model: SurfaceNet, images: np.ndarray) -> dict:
+    """{"score": "gauss" or "line", "position_share": ..., "why": ...} for good training images."""
     share = position_share(model, images)
-    if compressed:
-        why = (f"--compressed: only the line score learns a compressed stream (position explains {share:.1%} of "
-               f"the good features' variance)")
-        return {"score": "line", "position_share": round(share, 4), "why": why}
     if share <= POSITION_SHARE_MAX:
         why = (f"position explains {share:.1%} of the good features' variance (≤ {POSITION_SHARE_MAX:.0%}): "
                f"a surface, judged by the Gaussian of its features")
@@ -69,10 +62,13 @@ def choose_score(model: SurfaceNet, images: np.ndarray, compressed: bool = False
     return {"score": "line", "position_share": round(share, 4), "why": why}
 
 
-def with_gaussian(model: SurfaceNet, args: dict, images: np.ndarray) -> tuple[SurfaceNet, dict, dict]:
-    """The same weights with score="gauss" and its Gaussian fitted on good images: (model, its args, fit summary).
-    The score does not enter training, so a line-score net becomes a gauss one after the fact."""
+def with_gaussian(model: SurfaceNet, args: dict, images: np.ndarray, fitted_on: str | None = None
+                  ) -> tuple[SurfaceNet, dict, dict]:
+    """The same weights with score="gauss" and its Gaussian fitted on good images: (model, its args, fit summary,
+    with `fitted_on` when they are not the images as taken). The score does not enter training, so a line-score net
+    becomes a gauss one after the fact."""
     args = {**args, "score": "gauss", "noise_levels": list(NOISE_LEVELS)}
     gauss = create_model("surfacenet", **args)
     gauss.load_state_dict(model.state_dict(), strict=False)  # the Gaussian's buffers are fitted next
-    return gauss, args, fit_gaussian(gauss, images)
+    summary = fit_gaussian(gauss, images)
+    return gauss, args, {**summary, **({"fitted_on": fitted_on} if fitted_on else {})}

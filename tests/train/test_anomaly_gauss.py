@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 import torch
 
 from clitools import run_cli
@@ -103,6 +104,11 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
     # enc1 reads INT8 weights; the stem's, the noise estimate's and the line kernels' convolutions stay in float
     int8_convs = [n for n in convs if n.input[1] in dequantized]
     assert len(convs) == 5 and len(int8_convs) == 1 and int8_convs[0].input[0] in dequantized
+    # a refitted score gets its own threshold: the run's, moved as the rule moves on the INT8's held-out scores
+    t = int8["quantization"]["threshold"]
+    assert t["fp32"] == refit["threshold"] and 0 < abs(t["int8"] - t["fp32"]) < 0.1 * t["fp32"]
+    assert EdgeModel(art / "model.int8.onnx").info.threshold == pytest.approx(t["int8"])
+    assert EdgeModel(art / "model.fp32.onnx").info.threshold == pytest.approx(refit["threshold"])
     model = EdgeModel(art / "model.fp32.onnx")
     score, heat = model.run(model.blank_input(2) + 128)
     assert score.shape == (2,) and heat.shape == (2, 128, 128)
