@@ -37,6 +37,7 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
     files = [(p, f) for p, f in files if f.is_file()]
     own = {p: _artifact_info(f) for p, f in files}  # a gauss score's INT8 decides by its own threshold
+    own = {p: i for p, i in own.items() if i is not None}  # an unreadable file: its variant reports the error
     builders = [(f"onnxruntime {p}", lambda f=f: variants_lib.onnxruntime(f, threads)) for p, f in files]
     for device, provider in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
         if provider in ort.get_available_providers():
@@ -65,7 +66,8 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         with progress(builders, "variants built") as bar:
             for name, build in bar:
                 echo(f"{name}: building, checking agreement")
-                precision = next((p for p in own if p in name.split()), None)
+                words = name.split()
+                precision = next((p for p in own if p in words), None) if words[0] != "torch" else None
                 ready = _prepare_variant(name, build, images, reference, info, truth, own.get(precision, info))
                 if isinstance(ready, dict):
                     variants.append(ready)
@@ -130,9 +132,12 @@ def _rss_mb() -> float | None:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def _artifact_info(path: Path) -> ModelInfo:
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return from_props(props, origin=str(path))
+def _artifact_info(path: Path) -> ModelInfo | None:
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return from_props(props, origin=str(path))
+    except Exception:  # noqa: BLE001 - a broken file is reported by its variant's build
+        return None
 
 
 def _prepare_variant(name, build, images, reference, info, truth, variant_info):

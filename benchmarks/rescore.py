@@ -28,6 +28,7 @@ def main(run: str, out: str, score: str) -> None:
     held_images = load(sorted(held_out))
     args = {k: v for k, v in config["model"]["args"].items() if k != "noise_levels"}
     config.pop("gaussian", None)
+    config.pop("calibration", None)  # calibrated again below, by the run's own rule
     compressed = config["train"].get("compressed", False)
     if score == "gauss":
         train = sorted(f for f in good_images(root) if f not in held_out)

@@ -87,7 +87,8 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
         raise InputFileError(f"no calibration images found in {calib or root}: give --calib with real images")
     pick = np.random.default_rng(seed).permutation(len(files))[:count]
     chosen = [(files[i], GOOD) for i in sorted(pick)]
-    images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"], jpeg_seed).images
+    # --calib images come from the station's camera, compressed already if its stream is
+    images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"], None if calib else jpeg_seed).images
     if config["task"] == "anomaly" and synthetic:
         images = add_anomalies(torch.from_numpy(images), torch.Generator().manual_seed(seed), p=0.5)[0].numpy()
     return images

@@ -176,6 +176,10 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                 dominant_layer = "float"
             if config["task"] == "anomaly" and config["model"]["args"].get("score") == "gauss":  # gauss_int8.py
                 compressed = config["train"].get("compressed", False)  # the Gaussian knows the stream's JPEG
+                source = config.get("gaussian", {}).get("source")  # edge-train calibrate --refit
+                if source and not calib:
+                    echo(f"warning: the Gaussian was fitted on {source}; the INT8's is fitted again on the training "
+                         f"images: give that folder as --calib to fit it on the station's")
                 good = calibration_images(config, root, calib, REFIT_IMAGES, seed=1, synthetic=False,
                                           jpeg_seed=0 if compressed else None)
                 path, details = quantize_gauss(model, unfolded, Path(tmp), calibration, good, target, calib_method,

@@ -189,6 +189,24 @@ def test_gate_blocks_flips_and_metric_loss():
     assert "pixel_auroc" in gate.check("int8", {**heat, "pixel_auroc": 0.96}, heat)[0]
 
 
+def test_flips_count_each_side_at_the_threshold_it_deploys():
+    """A gauss score's INT8 has its own threshold (export/gauss_int8.py): torch decides at the run's, the INT8 at
+    its own. gravel's case: borderline anomalies just under the fp32 threshold in INT8, all above the INT8's own."""
+    from edge_runtime.metadata import ModelInfo
+    from export.parity import compare
+
+    run = ModelInfo(task="anomaly", labels=["good", "anomaly"], threshold=0.1515, precision="fp32")
+    own = ModelInfo(task="anomaly", labels=["good", "anomaly"], threshold=0.1493, precision="int8")
+    torch_scores = np.array([0.05, 0.09, 0.155, 0.157, 0.30])
+    int8_scores = np.array([0.05, 0.09, 0.1508, 0.1507, 0.29])
+    truth = ["good", "good", "anomaly", "anomaly", "anomaly"]
+    assert compare(torch_scores, int8_scores, run, truth)["flips"] == 2  # both at the run's threshold
+    figures = compare(torch_scores, int8_scores, own, truth, reference_info=run)
+    assert figures["flips"] == 0 and figures["escape_rate"] == 0.0  # the INT8's rates at its own threshold
+    assert compare(torch_scores, int8_scores + 0.01, own, truth, reference_info=run)["flips"] == 0
+    assert compare(torch_scores, np.full(5, 0.15), own, truth, reference_info=run)["flips"] == 2  # goods rejected
+
+
 def test_recommendation_is_per_device_and_never_a_slower_int8():
     from export.run_export import _recommend
 
