@@ -53,7 +53,7 @@ demo: install
 		--model $(ART)/model.$$($(BIN)/python -m benchmarks.demo_summary --recommended $(ART)).onnx --out $(REPORT)/pipeline
 	$(BIN)/python -m benchmarks.demo_summary --data $(DEMO_DATA) --artifacts $(ART) --report $(REPORT)
 
-# Anomaly detection on the same surface: trained on its good images only (≈ 10 min on 2 cores). --score auto picks
+# Anomaly detection on the same surface: trained on its good images only (≈ 18 min on 2 cores, all of it). --score auto picks
 # the gauss score on the demo's surfaces (README, "Which score"); the same weights under the line score follow, for
 # comparison and INT8. An INT8 artifact that fails the export gate (exit 3) is reported, not shipped; the run uses
 # what export recommends.
