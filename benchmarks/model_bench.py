@@ -36,8 +36,6 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     reference = torch_outputs(model, images)
     files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
     files = [(p, f) for p, f in files if f.is_file()]
-    own = {p: _artifact_info(f) for p, f in files}  # a gauss score's INT8 decides by its own threshold
-    own = {p: i for p, i in own.items() if i is not None}  # an unreadable file: its variant reports the error
     builders = [(f"onnxruntime {p}", lambda f=f: variants_lib.onnxruntime(f, threads)) for p, f in files]
     for device, provider in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
         if provider in ort.get_available_providers():
@@ -66,9 +64,7 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
         with progress(builders, "variants built") as bar:
             for name, build in bar:
                 echo(f"{name}: building, checking agreement")
-                words = name.split()
-                precision = next((p for p in own if p in words), None) if words[0] != "torch" else None
-                ready = _prepare_variant(name, build, images, reference, info, truth, own.get(precision, info))
+                ready = _prepare_variant(name, build, images, reference, info, truth, Path(artifacts))
                 if isinstance(ready, dict):
                     variants.append(ready)
                 else:
@@ -132,20 +128,19 @@ def _rss_mb() -> float | None:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def _artifact_info(path: Path) -> ModelInfo | None:
-    try:
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        return from_props(props, origin=str(path))
-    except Exception:  # noqa: BLE001 - a broken file is reported by its variant's build
-        return None
+def _artifact_info(path: Path) -> ModelInfo:
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return from_props(props, origin=str(path))
 
 
-def _prepare_variant(name, build, images, reference, info, truth, variant_info):
+def _prepare_variant(name, build, images, reference, info, truth, artifacts: Path):
     """(name, meta, fn, agreement figures), or the row saying why the variant was skipped or failed. The torch
-    reference decides by the run's `info`, the variant by its artifact's (`variant_info`)."""
+    reference decides by the run's `info`, a variant of an artifact file by that file's own (a gauss score's INT8
+    has its own threshold)."""
     try:
         meta, fn = build()
         outputs = np.concatenate([fn(images[i:i + 32]) for i in range(0, len(images), 32)])  # the first output
+        variant_info = _artifact_info(artifacts / meta["file"]) if "file" in meta else info
     except variants_lib.Skipped as exc:
         return {"name": name, "skipped": str(exc)}
     except Exception as exc:  # shown in the report as this variant's error, and fails the command

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import torch
 
-from train.anomaly import GOOD, JPEG_FIT, _scores, calibrate, good_images, stream_copies, validate
+from train.anomaly import GOOD, _scores, calibrate, gauss_fitted, good_images, validate
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.images import load_image_set
 from train.models import create_model
-from train.score_choice import with_gaussian
 
 
 def main(run: str, out: str, score: str) -> None:
@@ -29,11 +28,10 @@ def main(run: str, out: str, score: str) -> None:
     args = {k: v for k, v in config["model"]["args"].items() if k != "noise_levels"}
     config.pop("gaussian", None)
     config.pop("calibration", None)  # calibrated again below, by the run's own rule
-    compressed = config["train"].get("compressed", False)
     if score == "gauss":
         train = sorted(f for f in good_images(root) if f not in held_out)
-        fit = stream_copies(train, size, seed=0) if compressed else load(train)
-        model, args, config["gaussian"] = with_gaussian(model, args, fit, JPEG_FIT if compressed else None)
+        model, args, config["gaussian"] = gauss_fitted(model, args, train, load(train),
+                                                       config["train"].get("compressed", False))
     else:
         args["score"] = score
         line = create_model("surfacenet", **args)

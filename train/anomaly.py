@@ -101,6 +101,14 @@ def synthetic_validation(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.
             np.concatenate([np.zeros_like(masks[: len(images)]), masks[keep]]))
 
 
+def gauss_fitted(model: torch.nn.Module, args: dict, files: list[Path], images: np.ndarray, compressed: bool):
+    """`with_gaussian` on the good `images` (loaded from `files`), or for a compressed line on their
+    `stream_copies`: (model, its args, fit summary)."""
+    if compressed:
+        return with_gaussian(model, args, stream_copies(files, tuple(images.shape[1:3]), seed=0), JPEG_FIT)
+    return with_gaussian(model, args, images)
+
+
 def stream_copies(files: list[Path], size: tuple[int, int], seed: int) -> np.ndarray:
     """Good images as a compressed stream (--compressed) sends them: each through JPEG at its stored resolution,
     at its own quality from JPEG_QUALITIES. What a compressed line's gauss score is fitted on: fitted on the
@@ -219,8 +227,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
         echo(f"score {choice['score']}: {choice['why']}")
     gaussian = None
     if (choice["score"] if choice else cfg.score) == "gauss":
-        fit = stream_copies(train_files, size, seed=0) if cfg.compressed else train_set.images
-        model, model_args, gaussian = with_gaussian(model, model_args, fit, JPEG_FIT if cfg.compressed else None)
+        model, model_args, gaussian = gauss_fitted(model, model_args, train_files, train_set.images, cfg.compressed)
         echo(f"Gaussian of the good images' first features: {gaussian}")
     seconds = time.perf_counter() - started
     threshold, rule = calibrate(_scores(model, val_set.images, torch.device("cpu")), cfg.target_frr, cfg.margin)
