@@ -28,19 +28,22 @@ def float_ends(path: Path) -> list[str]:
             consumers.setdefault(name, []).append(node)
         for name in node.output:
             producer[name] = node
-    kept: set[str] = set()
 
-    def walk(start: list, step) -> None:
+    def walk(start: list, step) -> set[str]:
+        # each walk has its own visited set: an autoencoder's forward walk reaches the output through the
+        # reconstruction error, and a shared set stopped the backward walk there, before the decoder's last Reshape
+        seen: set[str] = set()
         stack = list(start)
         while stack:
             node = stack.pop()
-            if node.op_type in WEIGHTED_OPS or node.name in kept:
+            if node.op_type in WEIGHTED_OPS or node.name in seen:
                 continue
-            kept.add(node.name)
+            seen.add(node.name)
             stack += step(node)
+        return seen
 
-    walk([n for i in graph.input for n in consumers.get(i.name, [])],
-         lambda node: [n for out in node.output for n in consumers.get(out, [])])
-    walk([producer[o.name] for o in graph.output if o.name in producer],
-         lambda node: [producer[i] for i in node.input if i in producer])
-    return sorted(kept)
+    head = walk([n for i in graph.input for n in consumers.get(i.name, [])],
+                lambda node: [n for out in node.output for n in consumers.get(out, [])])
+    tail = walk([producer[o.name] for o in graph.output if o.name in producer],
+                lambda node: [producer[i] for i in node.input if i in producer])
+    return sorted(head | tail)

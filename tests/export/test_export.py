@@ -313,3 +313,50 @@ def test_anomaly_models_calibrate_int8_by_percentile_and_the_rest_by_minmax(anom
     classifier = json.loads((artifacts / "export_report.json").read_text())
     assert anomaly["int8"]["calibration_method"] == "percentile"
     assert classifier["int8"]["calibration_method"] == "minmax"
+
+
+class _ResidualAE(torch.nn.Module):
+    """The shape of a signal autoencoder: raw values normalised, a Gemm encoder/decoder, a Reshape back, and the
+    reconstruction error against the normalised input (so the input's walk also reaches the output)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(24, 8), torch.nn.ReLU(), torch.nn.Linear(8, 24))
+
+    def forward(self, x):
+        z = (x - 50.0) / 5.0
+        recon = self.net(z.flatten(1)).reshape(z.shape)
+        return ((recon - z) ** 2).mean(dim=(1, 2))
+
+
+def test_the_float_tail_reads_the_last_layer_unrounded(tmp_path):
+    """Every node from the last weighted layer to the output stays float, and reads that layer's float output,
+    not a copy rounded and clipped to the calibration range (which clipped a quality model's out-of-spec parts)."""
+    from export.float_ends import float_ends
+    from export.onnx_graph import export_fp32
+    from export.quantize import prepare, quantize_int8
+
+    torch.manual_seed(0)
+    model = _ResidualAE().eval()
+    rng = np.random.default_rng(0)
+    calib = (50 + 5 * rng.normal(size=(64, 24, 1))).astype(np.float32)
+    fp32, prepared, int8 = tmp_path / "ae.onnx", tmp_path / "prepared.onnx", tmp_path / "ae.int8.onnx"
+    export_fp32(model, torch.from_numpy(calib[:2]), fp32, input_name="signal")
+    prepare(fp32, prepared)
+    ends = float_ends(prepared)
+    graph = onnx.load(str(prepared)).graph
+    last_gemm = [n for n in graph.node if n.op_type in ("Gemm", "MatMul")][-1]
+    readers = [n for n in graph.node if last_gemm.output[0] in n.input]
+    assert readers and all(n.name in ends for n in readers), (ends, [n.name for n in readers])
+    details = quantize_int8(prepared, int8, calib, input_name="signal", target="avx2", exclude=ends)
+    assert details["float_nodes_read_float"] >= 1
+    quantized = onnx.load(str(int8)).graph
+    dequantized = {n.output[0] for n in quantized.node if n.op_type == "DequantizeLinear"}
+    assert not [n.name for n in quantized.node if n.name in ends and set(n.input) & dequantized]
+    import onnxruntime as ort
+
+    fresh = (50 + 5 * rng.normal(size=(16, 24, 1))).astype(np.float32)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(fresh)).numpy()
+    got = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(None, {"signal": fresh})[0]
+    assert np.abs(got - expected).max() / expected.mean() < 0.05

@@ -145,12 +145,15 @@ def test_quality_mlp_against_spec_limits_row_by_row(data, tmp_path):
     quality = data / "quality"
     run, art = train_export(tmp_path, "quality", ["quality", "--data", str(quality / "train.csv"), "--target",
                                                   "quality", "--spec", str(quality / "spec.json"), "--epochs", "60"],
-                            "fp32,fp16")
+                            "fp32,int8,fp16")
     model = EdgeModel(art / "model.fp32.onnx")
     assert model.window == 1 and model.info.extra["spec"] == [49.92, 50.06]
     ops = {n.op_type for n in onnx.load(str(art / "model.fp32.onnx")).graph.node}
     assert not ops & {"Sub", "Div", "Add"}, ops  # the normalisation and the target's scale are in the Gemms
-    for precision in ("fp32", "fp16"):
+    # INT8 passes the gate: the predicted width reaches its float tail unrounded (drop_float_requantize)
+    report = json.loads((art / "export_report.json").read_text())
+    assert report["artifacts"]["int8"]["gate"] == "pass" and report["int8"]["float_nodes_read_float"] >= 1, report
+    for precision in ("fp32", "int8", "fp16"):
         metrics = evaluate(art / f"model.{precision}.onnx", quality / "test.csv")
         assert metrics["r2"] >= 0.8 and metrics["spec_call"]["accuracy"] >= 0.9, metrics
     jsonl = tmp_path / "q.jsonl"
