@@ -1,9 +1,10 @@
 """The inputs an export is judged and calibrated on, per task.
 
 Classifier: the run's own validation images with their labels. Anomaly model:
-the held-out good images plus a copy of each with a synthetic anomaly (seeded,
-so every export of a run sees the same set) — real defects are never part of
-training or export; they are for edge-eval.
+the held-out good images (or, for a run calibrated on a station's own with
+`edge-train calibrate --good`, those) plus a copy of each with a synthetic
+anomaly (seeded, so every export of a run sees the same set) — real defects
+are never part of training or export; they are for edge-eval.
 
 Each image set is then judged three times: as taken, under a 25 % dimmer or
 brighter lamp, and with sigma-8 sensor noise (edge_runtime.disturb, the
@@ -24,7 +25,7 @@ from edge_runtime.datasets import GOOD, image_files, labeled_images
 from edge_runtime.decision import SENSOR_TASKS
 from edge_runtime.disturb import brightness, sensor_noise
 from edge_runtime.errors import InputFileError
-from train.anomaly import ANOMALY, good_images, synthetic_validation
+from train.anomaly import ANOMALY, good_images, recorded_images, recorded_paths, synthetic_validation
 from train.anomaly_synth import add_anomalies
 from train.images import load_image_set, validation_set
 
@@ -50,7 +51,10 @@ def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, l
         return Path(data or config["data"]["path"]), *sensor_gate_set(config, data), None
     root, val = validation_set(config, data)
     if config["task"] == "anomaly":
-        images, is_bad, masks = synthetic_validation(val.images, config["validation_synthetic_seed"])
+        # a run calibrated on a station's own good images (edge-train calibrate --good) is judged on them
+        station = recorded_images(config.get("calibration", {}), tuple(config["preprocess"]["input_size"]))
+        good = val.images if station is None else station
+        images, is_bad, masks = synthetic_validation(good, config["validation_synthetic_seed"])
         truth = [ANOMALY if bad else GOOD for bad in is_bad]
     else:
         images, truth, masks = val.images, [config["labels"][t] for t in val.targets], None
@@ -62,7 +66,8 @@ def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, l
 
 def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int,
                        synthetic: bool = True, jpeg_seed: int | None = None) -> np.ndarray:
-    """INT8 calibration inputs: a sample of the training split (never validation) or every image under --calib.
+    """INT8 calibration inputs: a sample of the training split (never validation), of the station images a
+    `calibrate --refit` fitted its Gaussian on, or of the images under --calib.
 
     `jpeg_seed`: as a compressed stream sends them (train.images.load_image_set). An anomaly model is also
     calibrated on synthetic anomalies (half the sample, unless not `synthetic`):
@@ -74,11 +79,14 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
 
         return sensor_calibration(config, calib or str(root), count, seed)
     size = tuple(config["preprocess"]["input_size"])
+    station = recorded_paths(config.get("gaussian", {})) if config["task"] == "anomaly" and not calib else None
     if calib:
         folder = Path(calib)
         if not folder.is_dir():
             raise InputFileError(f"--calib {folder} is not a folder of images")
         files = image_files(folder) or [p for p, _ in labeled_images(folder, "train")]
+    elif station:  # edge-train calibrate --refit: the station's images the Gaussian was fitted on
+        files = station
     else:
         held_out = set(config["validation_files"])
         candidates = good_images(root) if config["task"] == "anomaly" else [p for p, _ in labeled_images(root, "train")]
@@ -87,8 +95,9 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
         raise InputFileError(f"no calibration images found in {calib or root}: give --calib with real images")
     pick = np.random.default_rng(seed).permutation(len(files))[:count]
     chosen = [(files[i], GOOD) for i in sorted(pick)]
-    # --calib images come from the station's camera, compressed already if its stream is
-    images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"], None if calib else jpeg_seed).images
+    # --calib and station images come from the station's camera, compressed already if its stream is
+    images = load_image_set(chosen, [GOOD], size, config["preprocess"]["resize"],
+                            None if calib or station else jpeg_seed).images
     if config["task"] == "anomaly" and synthetic:
         images = add_anomalies(torch.from_numpy(images), torch.Generator().manual_seed(seed), p=0.5)[0].numpy()
     return images

@@ -106,11 +106,11 @@ def quantize_gauss(model: SurfaceNet, unfolded: Path, tmp: Path, calibration: np
     return out, details
 
 
-def int8_threshold(config: dict, int8_path: Path, model: SurfaceNet, held_out: np.ndarray) -> dict:
+def int8_threshold(config: dict, int8_path: Path, model: SurfaceNet, held_out: np.ndarray, source: str) -> dict:
     """The refitted INT8 model's own threshold: the stored one, moved by as much as the run's rule moves between
-    the torch model's and the INT8 graph's scores of the held-out good images. For a run calibrated on them
-    (edge-train's default) that is the rule applied to the INT8 scores; a threshold from the station's own images
-    (edge-train calibrate --good) keeps its place relative to the rule."""
+    the torch model's and the INT8 graph's scores of the good images the run's threshold was set on (`source`:
+    the held-out training images, or those edge-train calibrate --good used), i.e. the rule applied to the INT8
+    scores."""
     rule = config.get("calibration") or config["train"]
     int8 = EdgeModel(int8_path, threads=1)
     on_int8, _ = calibrate(batched(int8.run, held_out)[0].ravel(), rule["target_frr"], rule["margin"])
@@ -118,4 +118,4 @@ def int8_threshold(config: dict, int8_path: Path, model: SurfaceNet, held_out: n
     threshold = float(np.clip(config["threshold"] + on_int8 - on_torch, 0.0, 0.999))
     return {"fp32": config["threshold"], "int8": threshold,
             "why": f"the Gaussian is refitted on INT8 features: the threshold rule again, on the INT8 scores of "
-                   f"the run's {len(held_out)} held-out good images"}
+                   f"{len(held_out)} images ({source})"}

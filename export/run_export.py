@@ -26,6 +26,7 @@ from export.gauss_int8 import REFIT_IMAGES, int8_threshold, quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from export.report import speed_key
+from train.anomaly import recorded_images, recorded_paths
 from train.checkpoint import load_checkpoint, load_config
 from train.images import validation_set
 
@@ -137,6 +138,9 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                              f"{', '.join(EXPORTABLE_TASKS)}")
     model, config = load_checkpoint(run)
     precisions = precisions or DEFAULT_PRECISIONS
+    # edge-train calibrate --good [--refit]: a gauss INT8 is refitted, calibrated and thresholded on the same
+    # station images as the run (export.gate_set); checked here, before any work, so a missing one is one line
+    station = None if calib or "int8" not in precisions else recorded_paths(config.get("gaussian", {}))
     root, images, truth, masks = gate_set(config, data)
     threads = threads or os.cpu_count()
     torch.set_num_threads(threads)
@@ -176,15 +180,16 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                 dominant_layer = "float"
             if config["task"] == "anomaly" and config["model"]["args"].get("score") == "gauss":  # gauss_int8.py
                 compressed = config["train"].get("compressed", False)  # the Gaussian knows the stream's JPEG
-                source = config.get("gaussian", {}).get("source")  # edge-train calibrate --refit
-                if source and not calib:
-                    echo(f"warning: the Gaussian was fitted on {source}; the INT8's is fitted again on the training "
-                         f"images: give that folder as --calib to fit it on the station's")
+                if station:
+                    echo(f"fitting the INT8's Gaussian on the run's: {config['gaussian']['source']}")
                 good = calibration_images(config, root, calib, REFIT_IMAGES, seed=1, synthetic=False,
                                           jpeg_seed=0 if compressed else None)
                 path, details = quantize_gauss(model, unfolded, Path(tmp), calibration, good, target, calib_method,
                                                opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
-                details["threshold"] = int8_threshold(config, path, model, validation_set(config, data)[1].images)
+                held_out = recorded_images(config.get("calibration", {}), tuple(config["preprocess"]["input_size"]))
+                details["threshold"] = int8_threshold(
+                    config, path, model, validation_set(config, data)[1].images if held_out is None else held_out,
+                    "the run's held-out good images" if held_out is None else config["calibration"]["source"])
                 thresholds["int8"] = details["threshold"]["int8"]
                 built["int8"] = (path, details, evaluate(path, "int8"))
             else:

@@ -255,6 +255,28 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     return config
 
 
+def recorded_files(files: list[Path]) -> dict:
+    """Which station images a refit or threshold came from, so the export's INT8 can use the same ones."""
+    return {"files": [str(f.resolve()) for f in files]}
+
+
+def recorded_paths(entry: dict) -> list[Path] | None:
+    """The files `recorded_files` named (None when none were recorded); a missing one is one clear error."""
+    if "files" not in entry:
+        return None
+    files = [Path(f) for f in entry["files"]]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise DatasetLayoutError(f"{missing[0]} is gone ({len(missing)} of the {len(files)} images the run was "
+                                 f"calibrated on): give --calib with the station's good images")
+    return files
+
+
+def recorded_images(entry: dict, size: tuple[int, int]) -> np.ndarray | None:
+    files = recorded_paths(entry)
+    return None if files is None else load_image_set([(f, GOOD) for f in files], [GOOD], size).images
+
+
 def recalibrate(run: str, good: str | None = None, target_frr: float = 0.01, margin: float = 2.0,
                 bad: str | None = None, refit: bool = False) -> dict:
     """A new threshold for a trained run from good images (the run's held-out ones, or a folder from the real
@@ -290,14 +312,16 @@ def recalibrate(run: str, good: str | None = None, target_frr: float = 0.01, mar
         held = np.arange(len(images)) >= len(images) - len(images) // 5
         if held.sum() < 5:
             raise DatasetLayoutError(f"--refit needs at least 25 good images in {good}, it holds {len(images)}")
-        config["gaussian"] = {**fit_gaussian(model, images[~held]), "source": source}
-        images = images[held]
+        config["gaussian"] = {**fit_gaussian(model, images[~held]), "source": source,
+                              **recorded_files([f for f, h in zip(files, held) if not h])}
+        images, files = images[held], [f for f, h in zip(files, held) if h]
         source = f"{len(images)} of {source} (the other {int((~held).sum())} refit the Gaussian)"
     threshold, rule = calibrate(_scores(model, images, torch.device("cpu")), target_frr, margin)
     config["threshold"], config["threshold_rule"] = threshold, rule
     config["metrics"]["validation"] = validate(model, images, threshold, config["validation_synthetic_seed"],
                                                _bad_images(bad, size))
-    config["calibration"] = {"source": source, "target_frr": target_frr, "margin": margin}
+    config["calibration"] = {"source": source, "target_frr": target_frr, "margin": margin,
+                             **(recorded_files(files) if good else {})}
     if refit:
         save_checkpoint(Path(run), model, config)  # the Gaussian lives with the weights
     else:

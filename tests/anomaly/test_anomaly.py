@@ -1,6 +1,7 @@
 """Anomaly detection end to end: trained on good parts only, exported, judged by edge-eval and edge-run."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -34,8 +35,10 @@ def test_calibrate_sets_a_new_threshold_from_good_images_of_the_real_camera(anom
                    "--margin", "0", "--target-frr", "0.5")
     assert proc.returncode == 0, proc.stderr
     after = json.loads((run / "config.json").read_text())
+    files = after["calibration"].pop("files")  # which ones: the export judges the run on them (export.gate_set)
     assert after["calibration"] == {"source": f"16 good images in {demo_data / 'brick' / 'test' / 'good'}",
                                     "target_frr": 0.5, "margin": 0.0}
+    assert len(files) == 16 and all(Path(f).parent == (demo_data / "brick" / "test" / "good").resolve() for f in files)
     assert after["threshold"] != before["threshold"] and "quantile 0.5 of 16" in after["threshold_rule"]
     assert after["threshold"] == after["metrics"]["validation"]["synthetic"]["threshold"]
     assert (run / "model.safetensors").read_bytes() == weights  # the weights stay

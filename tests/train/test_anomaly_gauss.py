@@ -2,13 +2,15 @@
 scores high where it is, on any trained or untrained net, and the ONNX graph keeps only what the score reads."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from clitools import run_cli
+from clitools import one_line_error, run_cli
 from edge_runtime.model import EdgeModel
 from train.anomaly import calibrate
 from train.models.anomaly_net import NOISE_LEVELS, SurfaceNet, fit_gaussian, white_noise
@@ -84,10 +86,14 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
     assert 0 < config["threshold"] < 1
     # the station's own good images: fit the Gaussian again on 4 of every 5, the threshold from the fifth
     before = (run / "model.safetensors").read_bytes()
-    proc = run_cli("edge-train", "calibrate", str(run), "--good", str(demo_data / "brick" / "train" / "good"), "--refit")
+    station = tmp_path / "station" / "good"
+    shutil.copytree(demo_data / "brick" / "train" / "good", station)
+    proc = run_cli("edge-train", "calibrate", str(run), "--good", str(station), "--refit")
     assert proc.returncode == 0, proc.stderr[-2000:]
     refit = json.loads((run / "config.json").read_text())
-    assert "train/good" in refit["gaussian"]["source"] and "refit the Gaussian" in refit["calibration"]["source"]
+    assert "station/good" in refit["gaussian"]["source"] and "refit the Gaussian" in refit["calibration"]["source"]
+    fitted, held = refit["gaussian"]["files"], refit["calibration"]["files"]
+    assert len(fitted) == 4 * len(held) and not set(fitted) & set(held)
     assert (run / "model.safetensors").read_bytes() != before
     proc = run_cli("edge-export", str(run), "--out", str(art), "--force")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -95,8 +101,12 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
     assert len(convs) == 5  # stem, enc1, the noise estimate's whitening and high-pass, the line kernels: no decoder
     report = json.loads((art / "export_report.json").read_text())
     assert report["artifacts"]["fp32"]["parity"]["flips"] == 0
+    # judged on the station's held-out fifth: each good, with a synthetic anomaly, and both under lamp and noise
+    assert report["validation_count"] == 2 * 3 * len(held)
     # INT8: enc1 quantized, the Gaussian fitted again on its INT8 features and kept in float (export/gauss_int8.py)
     int8 = report["artifacts"]["int8"]
+    # ...on the same station images as the run's (edge-train calibrate --refit), not the training images
+    assert int8["quantization"]["gaussian_refit"]["images"] == len(fitted)
     assert int8["quantization"]["gaussian_refit"]["pixels"] > 1000
     graph = onnx.load(str(art / "model.int8.onnx")).graph
     dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
@@ -107,11 +117,15 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
     # a refitted score gets its own threshold: the run's, moved as the rule moves on the INT8's held-out scores
     t = int8["quantization"]["threshold"]
     assert t["fp32"] == refit["threshold"] and 0 < abs(t["int8"] - t["fp32"]) < 0.1 * t["fp32"]
+    assert f"{len(held)} images" in t["why"] and "refit the Gaussian" in t["why"]
     assert EdgeModel(art / "model.int8.onnx").info.threshold == pytest.approx(t["int8"])
     assert EdgeModel(art / "model.fp32.onnx").info.threshold == pytest.approx(refit["threshold"])
     model = EdgeModel(art / "model.fp32.onnx")
     score, heat = model.run(model.blank_input(2) + 128)
     assert score.shape == (2,) and heat.shape == (2, 128, 128)
+    Path(fitted[0]).unlink()  # the station's images moved on: one line naming the gap and what to do
+    line = one_line_error(run_cli("edge-export", str(run), "--out", str(tmp_path / "again"), "--precision", "int8"))
+    assert Path(fitted[0]).name in line and "--calib" in line
 
 
 def test_refit_of_a_line_score_run_is_one_line(anomaly_run, demo_data):
