@@ -180,8 +180,12 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                 dominant_layer = "float"
             if config["task"] == "anomaly" and config["model"]["args"].get("score") == "gauss":  # gauss_int8.py
                 compressed = config["train"].get("compressed", False)  # the Gaussian knows the stream's JPEG
+                source = config.get("gaussian", {}).get("source")  # edge-train calibrate --refit
                 if station:
-                    echo(f"fitting the INT8's Gaussian on the run's: {config['gaussian']['source']}")
+                    echo(f"fitting the INT8's Gaussian on the run's: {source}")
+                elif source and not calib:  # refitted before the files were recorded (2026-11-28)
+                    echo(f"warning: the Gaussian was fitted on {source}; the INT8's is fitted again on the training "
+                         f"images: give that folder as --calib to fit it on the station's")
                 good = calibration_images(config, root, calib, REFIT_IMAGES, seed=1, synthetic=False,
                                           jpeg_seed=0 if compressed else None)
                 path, details = quantize_gauss(model, unfolded, Path(tmp), calibration, good, target, calib_method,
