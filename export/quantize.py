@@ -106,14 +106,17 @@ def drop_pixel_requantize(path: Path) -> int:
 
 
 def drop_float_requantize(path: Path, float_nodes: list[str]) -> int:
-    """Let a node kept in float read the float tensor itself, not its quantize-dequantize copy; returns how many
-    inputs were rewired.
+    """Let a sensor graph's float ends (export.float_ends) read the float tensor itself, not its
+    quantize-dequantize copy; returns how many inputs were rewired.
 
     The quantizer puts a QuantizeLinear/DequantizeLinear pair on every tensor a quantized node writes, whoever
     reads it, and that pair rounds and clips to the calibration range. Before a float tail that is pure loss:
     a quality MLP's last Gemm writes the predicted width, its calibrated range [-3.2, 2.2] (in spreads) clipped
     the test parts beyond it — the out-of-spec ones — by up to 0.7 spreads, and INT8 lost 2 R² points; reading
-    the float value, that error is gone.
+    the float value, that error is gone. ONNX Runtime still fuses such a Gemm or MatMul into its INT8 kernel
+    with a float output (QGemm). Not for nodes kept in float elsewhere: a Conv whose output is not quantized
+    is not fused at all and runs in float (a gauss anomaly model's INT8 enc1 did, and 13 of 240 gate
+    decisions flipped).
     """
     import onnx
 
@@ -168,8 +171,10 @@ RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
 
 
 def quantize_int8(prepared: Path, out_path: Path, calibration: np.ndarray, input_name: str = "image",
-                  target: str = "auto", method: str = "minmax", exclude: list[str] = ()) -> dict:
-    """Quantize the `prepare`d model into `out_path`, keeping `exclude` nodes in float; returns what was done.
+                  target: str = "auto", method: str = "minmax", exclude: list[str] = (),
+                  float_ends: list[str] = ()) -> dict:
+    """Quantize the `prepare`d model into `out_path`, keeping `exclude` and `float_ends` nodes in float, the
+    latter reading their inputs unrounded (drop_float_requantize); returns what was done.
 
     Models with recurrent layers are quantized dynamically (no calibration needed, none used).
     """
@@ -177,23 +182,25 @@ def quantize_int8(prepared: Path, out_path: Path, calibration: np.ndarray, input
     if has_recurrent(prepared):
         partial = out_path.with_name(out_path.name + ".tmp")
         quantize_dynamic(str(prepared), str(partial), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=INT8_FORMATS[target]["reduce_range"], nodes_to_exclude=list(exclude),
+                         reduce_range=INT8_FORMATS[target]["reduce_range"],
+                         nodes_to_exclude=sorted(set(exclude) | set(float_ends)),
                          op_types_to_quantize=["LSTM", "GRU", "MatMul", "Gemm"], use_external_data_format=False)
         os.replace(partial, out_path)
         return {"format": "dynamic", "target": target, "weight_type": "QInt8", "activation_type": "per call",
                 "reduce_range": INT8_FORMATS[target]["reduce_range"], "per_channel": True,
                 "ops": ["LSTM", "GRU", "MatMul", "Gemm"], "calibration_method": None, "calibration_count": 0,
-                "excluded_nodes": list(exclude)}
+                "excluded_nodes": list(exclude), "float_ends": list(float_ends)}
     fmt = INT8_FORMATS[target]
     partial = out_path.with_name(out_path.name + ".tmp")
     quantize_static(
         str(prepared), str(partial), _Batches(input_name, calibration),
         quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=OPS_TO_QUANTIZE,
-        nodes_to_exclude=list(exclude), calibrate_method=CALIB_METHODS[method], use_external_data_format=False,
+        nodes_to_exclude=sorted(set(exclude) | set(float_ends)), calibrate_method=CALIB_METHODS[method],
+        use_external_data_format=False,
         extra_options={"TensorQuantOverrides": _exact_pixel_overrides(prepared, fmt["activation_type"])}, **fmt,
     )
     dropped = drop_pixel_requantize(partial)
-    float_reads = drop_float_requantize(partial, exclude)
+    float_reads = drop_float_requantize(partial, float_ends)
     os.replace(partial, out_path)
     return {
         "format": "QDQ",
@@ -207,6 +214,7 @@ def quantize_int8(prepared: Path, out_path: Path, calibration: np.ndarray, input
         "calibration_count": int(len(calibration)),
         "calibration_sha256": hashlib.sha256(calibration.tobytes()).hexdigest(),
         "excluded_nodes": list(exclude),
+        "float_ends": list(float_ends),
         "pixels_enter_uint8": dropped > 0,
         "float_nodes_read_float": float_reads,
     }

@@ -79,10 +79,12 @@ def report_markdown(report: dict) -> str:
     if quant:
         lines += ["", "INT8: " + ", ".join(f"{k} {v}" for k, v in quant.items()
                                            if k not in ("layers", "excluded_nodes", "dominant_layer", "gaussian_refit",
-                                                        "threshold")),
+                                                        "threshold", "float_ends")),
                   "", f"Kept in float: {', '.join(quant['excluded_nodes']) or 'nothing'}." if "quantized_region"
                   not in quant else f"Kept in float: the {len(quant['excluded_nodes'])} nodes after the features.",
                   ""]
+        if quant.get("float_ends"):  # a sensor graph's raw-value ends (export/float_ends.py)
+            lines += [f"Float ends (raw values in and out): {', '.join(quant['float_ends'])}.", ""]
         if "threshold" in quant:  # a gauss score's INT8 has its own (export/gauss_int8.py)
             t = quant["threshold"]
             lines += [f"INT8 threshold {t['int8']:.4f} (fp32 {t['fp32']:.4f}): {t['why']}.", ""]

@@ -275,21 +275,20 @@ def _int8_with_exclusions(fp32: Path, tmp: Path, calibration: np.ndarray, target
     prepared, out = tmp / "prepared.onnx", tmp / "model.int8.onnx"
     prepare(fp32, prepared)
     ends = float_ends(prepared) if input_name == "signal" else []
-    excluded: list[str] = list(ends)
+    excluded: list[str] = []
     kept_layers, dominance_kept = 0, False
     quantized = None  # (path, details, figures, layer): the INT8 that passed with its dominant layer quantized
     while True:
         details = quantize_int8(prepared, out, calibration, input_name=input_name, target=target, method=method,
-                                exclude=excluded)
+                                exclude=excluded, float_ends=ends)
         figures = evaluate(out, "int8")
         # Per-layer error needs QDQ pairs to compare; a dynamically quantized (recurrent) model has none.
         layers = layer_errors(prepared, out, probe, input_name) if details["format"] == "QDQ" else []
         details["layers"] = [{k: v for k, v in row.items() if k != "nodes"} for row in layers[:8]]
-        details["float_ends"] = ends  # a sensor graph's input and output ends, never quantized (export.float_ends)
         fails = gate.check("int8", figures, fp32_figures)
         if quantized is not None:
             return _faster_int8(quantized, (out, details, figures), fails, probe[:1], threads, echo)
-        candidates = [row for row in layers if row["added_loss_db"] > 0 and not set(row["nodes"]) <= set(excluded)]
+        candidates = [row for row in layers if row["added_loss_db"] > 0 and not set(row["nodes"]) <= set(excluded) | set(ends)]
         # once only: the tensor a kept layer writes is still quantized for the next one, so it can stay on top
         dominant = not dominance_kept and bool(candidates) and candidates[0]["added_loss_db"] >= DOMINANT_LOSS_DB
         dominance_kept = dominance_kept or dominant  # kept for the gate or for dominance: once is enough
