@@ -106,6 +106,14 @@ def test_edge_run_saves_frame_and_heat_map_for_each_reject(anomaly_artifacts, de
     assert len(heat) == len(rejected)
     first = cv2.imread(str(heat[0]), cv2.IMREAD_GRAYSCALE)
     assert first.shape == (128, 128) and first.max() > 1.5 * np.median(first)  # the hole is hotter than the surface
+    # the overlay --show, the web viewer and the saved reject draw: the heat map blended over the frame, red
+    # (JET) where it is hot and the surface left visible where it is not
+    raw = cv2.imread(str(heat[0]).replace("_heatmap.png", ".png"))
+    drawn = cv2.imread(str(heat[0]).replace("_heatmap.png", "_annotated.jpg")).astype(int)
+    hot = cv2.resize(first, (raw.shape[1], raw.shape[0])) > 0.8 * first.max()
+    cold = cv2.resize(first, (raw.shape[1], raw.shape[0])) < 0.2 * first.max()
+    redder = (drawn[..., 2] - drawn[..., 0]) - (raw[..., 2].astype(int) - raw[..., 0])
+    assert redder[hot].mean() > 60 and abs(redder[cold].mean()) < redder[hot].mean() / 2
 
 
 def test_model_without_threshold_is_refused_in_one_line(anomaly_artifacts, demo_data, tmp_path):
