@@ -26,7 +26,7 @@ from export.gauss_int8 import REFIT_IMAGES, int8_threshold, quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from export.report import speed_key
-from train.anomaly import recorded_images, recorded_paths
+from train.anomaly import RECALIBRATE, recorded_images, recorded_paths
 from train.checkpoint import load_checkpoint, load_config
 from train.images import validation_set
 
@@ -140,7 +140,8 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     precisions = precisions or DEFAULT_PRECISIONS
     # edge-train calibrate --good [--refit]: a gauss INT8 is refitted, calibrated and thresholded on the same
     # station images as the run (export.gate_set); checked here, before any work, so a missing one is one line
-    station = None if calib or "int8" not in precisions else recorded_paths(config.get("gaussian", {}))
+    station = None if calib or "int8" not in precisions else recorded_paths(
+        config.get("gaussian", {}), "give --calib DIR with the station's good images, or " + RECALIBRATE)
     root, images, truth, masks = gate_set(config, data)
     threads = threads or os.cpu_count()
     torch.set_num_threads(threads)

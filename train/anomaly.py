@@ -260,15 +260,18 @@ def recorded_files(files: list[Path]) -> dict:
     return {"files": [str(f.resolve()) for f in files]}
 
 
-def recorded_paths(entry: dict) -> list[Path] | None:
+RECALIBRATE = "restore them or calibrate the run again (edge-train calibrate RUN --good DIR)"
+
+
+def recorded_paths(entry: dict, remedy: str = RECALIBRATE) -> list[Path] | None:
     """The files `recorded_files` named (None when none were recorded); a missing one is one clear error."""
     if "files" not in entry:
         return None
     files = [Path(f) for f in entry["files"]]
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise DatasetLayoutError(f"{missing[0]} is gone ({len(missing)} of the {len(files)} images the run was "
-                                 f"calibrated on): give --calib with the station's good images")
+        raise DatasetLayoutError(f"{missing[0]} is gone ({len(missing)} of the {len(files)} station images the run "
+                                 f"was calibrated on): {remedy}")
     return files
 
 

@@ -126,6 +126,9 @@ def test_edge_train_score_gauss_exports_only_the_features_it_reads(demo_data, tm
     Path(fitted[0]).unlink()  # the station's images moved on: one line naming the gap and what to do
     line = one_line_error(run_cli("edge-export", str(run), "--out", str(tmp_path / "again"), "--precision", "int8"))
     assert Path(fitted[0]).name in line and "--calib" in line
+    Path(held[0]).unlink()  # the gate's station images: --calib cannot stand in for them
+    line = one_line_error(run_cli("edge-export", str(run), "--out", str(tmp_path / "again"), "--calib", str(station)))
+    assert Path(held[0]).name in line and "edge-train calibrate" in line
 
 
 def test_refit_of_a_line_score_run_is_one_line(anomaly_run, demo_data):
