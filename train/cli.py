@@ -115,7 +115,8 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, marg
 @edge_train.command()
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--good", default=None, type=click.Path(file_okay=False),
-              help="Good images from the real camera (default: the run's held-out good images).")
+              help="Good images from the real camera (default: the run's held-out good images). Keep them: "
+                   "edge-export judges the run on them and fits a --refit run's INT8 on them.")
 @click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
 @click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
