@@ -49,19 +49,28 @@ def gate_set(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, l
         from export.sensor_gate import sensor_gate_set
 
         return Path(data or config["data"]["path"]), *sensor_gate_set(config, data), None
-    root, val = validation_set(config, data)
     if config["task"] == "anomaly":
-        # a run calibrated on a station's own good images (edge-train calibrate --good) is judged on them
-        station = recorded_images(config.get("calibration", {}), tuple(config["preprocess"]["input_size"]))
-        good = val.images if station is None else station
+        root, good, _ = threshold_images(config, data)
         images, is_bad, masks = synthetic_validation(good, config["validation_synthetic_seed"])
         truth = [ANOMALY if bad else GOOD for bad in is_bad]
     else:
+        root, val = validation_set(config, data)
         images, truth, masks = val.images, [config["labels"][t] for t in val.targets], None
     copies = [np.stack([copy(image, None, i)[0] for i, image in enumerate(images)]) for copy in CAMERA_COPIES]
     count = len(CAMERA_COPIES) + 1
     return (root, np.concatenate([images, *copies]), truth * count,
             None if masks is None else np.concatenate([masks] * count))
+
+
+def threshold_images(config: dict, data: str | None = None) -> tuple[Path, np.ndarray, str]:
+    """(data root, the good images an anomaly run's threshold was set on, where they came from): the run's held-out
+    ones, or a station's own where edge-train calibrate --good recorded them — the gate judges the run on these,
+    and a gauss INT8's threshold is moved on them."""
+    root, val = validation_set(config, data)
+    station = recorded_images(config.get("calibration", {}), tuple(config["preprocess"]["input_size"]))
+    if station is None:
+        return root, val.images, "the run's held-out good images"
+    return root, station, config["calibration"]["source"]
 
 
 def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int,

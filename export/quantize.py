@@ -179,11 +179,12 @@ def quantize_int8(prepared: Path, out_path: Path, calibration: np.ndarray, input
     Models with recurrent layers are quantized dynamically (no calibration needed, none used).
     """
     target = resolve_target(target)
+    in_float = sorted(set(exclude) | set(float_ends))
     if has_recurrent(prepared):
         partial = out_path.with_name(out_path.name + ".tmp")
         quantize_dynamic(str(prepared), str(partial), weight_type=QuantType.QInt8, per_channel=True,
                          reduce_range=INT8_FORMATS[target]["reduce_range"],
-                         nodes_to_exclude=sorted(set(exclude) | set(float_ends)),
+                         nodes_to_exclude=in_float,
                          op_types_to_quantize=["LSTM", "GRU", "MatMul", "Gemm"], use_external_data_format=False)
         os.replace(partial, out_path)
         return {"format": "dynamic", "target": target, "weight_type": "QInt8", "activation_type": "per call",
@@ -195,7 +196,7 @@ def quantize_int8(prepared: Path, out_path: Path, calibration: np.ndarray, input
     quantize_static(
         str(prepared), str(partial), _Batches(input_name, calibration),
         quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=OPS_TO_QUANTIZE,
-        nodes_to_exclude=sorted(set(exclude) | set(float_ends)), calibrate_method=CALIB_METHODS[method],
+        nodes_to_exclude=in_float, calibrate_method=CALIB_METHODS[method],
         use_external_data_format=False,
         extra_options={"TensorQuantOverrides": _exact_pixel_overrides(prepared, fmt["activation_type"])}, **fmt,
     )

@@ -20,15 +20,14 @@ from export.openvino_runtime import openvino_installed, openvino_runner
 from export.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_fp32, set_metadata, write_folded
 from export.float_ends import float_ends
 from export.fp16 import convert_fp16
-from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_name
+from export.gate_set import OUTPUT_NAMES, calibration_images, gate_set, input_name, threshold_images
 from export.parity import compare, onnx_outputs, torch_outputs
 from export.gauss_int8 import REFIT_IMAGES, int8_threshold, quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from export.report import speed_key
-from train.anomaly import RECALIBRATE, recorded_images, recorded_paths
+from train.anomaly import RECALIBRATE, recorded_paths
 from train.checkpoint import load_checkpoint, load_config
-from train.images import validation_set
 
 PRECISIONS = ("fp32", "int8", "fp16")
 DEFAULT_PRECISIONS = ("fp32", "int8")
@@ -191,10 +190,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                                           jpeg_seed=0 if compressed else None)
                 path, details = quantize_gauss(model, unfolded, Path(tmp), calibration, good, target, calib_method,
                                                opset, OUTPUT_NAMES[config["task"]], input_name(config["task"]))
-                held_out = recorded_images(config.get("calibration", {}), tuple(config["preprocess"]["input_size"]))
-                details["threshold"] = int8_threshold(
-                    config, path, model, validation_set(config, data)[1].images if held_out is None else held_out,
-                    "the run's held-out good images" if held_out is None else config["calibration"]["source"])
+                details["threshold"] = int8_threshold(config, path, model, *threshold_images(config, data)[1:])
                 thresholds["int8"] = details["threshold"]["int8"]
                 built["int8"] = (path, details, evaluate(path, "int8"))
             else:
