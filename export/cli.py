@@ -14,7 +14,7 @@ from edge_runtime.cli_support import run_cli
 @click.argument("run", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the artifacts and reports.")
 @click.option("--precision", default=None,
-              help="Comma list of fp32, int8, fp16 (fp16 is for GPU targets). Default: fp32,int8.")
+              help="Comma list of fp32, int8, fp16 (fp16 is for GPU targets). Default: fp32,int8 (a rocket sensor classifier: fp32).")
 @click.option("--data", default=None, type=click.Path(), help="Training data folder, if it moved since training.")
 @click.option("--calib", default=None, type=click.Path(), help="Folder of calibration images (default: training sample).")
 @click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default=None,

@@ -31,6 +31,10 @@ from train.checkpoint import load_checkpoint, load_config
 
 PRECISIONS = ("fp32", "int8", "fp16")
 DEFAULT_PRECISIONS = ("fp32", "int8")
+# Models whose INT8 cannot work, exported in fp32 unless INT8 is asked for (and then gated like any other):
+# seq_rocket's features count outputs above biases set to within 1e-4 of the output's spread, which
+# 8-bit outputs cannot resolve (ArrowHead: 2 of 6 validation decisions flipped with 3 layers in float).
+FP32_ONLY_MODELS = ("seq_rocket",)
 EXPORTABLE_TASKS = tuple(OUTPUT_NAMES)
 
 
@@ -136,7 +140,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
         raise InputFileError(f"{run} is a {config.get('task')!r} run; this edge-export exports: "
                              f"{', '.join(EXPORTABLE_TASKS)}")
     model, config = load_checkpoint(run)
-    precisions = precisions or DEFAULT_PRECISIONS
+    precisions = precisions or (("fp32",) if config["model"]["name"] in FP32_ONLY_MODELS else DEFAULT_PRECISIONS)
     # edge-train calibrate --good [--refit]: a gauss INT8 is refitted, calibrated and thresholded on the same
     # station images as the run (export.gate_set); checked here, before any work, so a missing one is one line
     station = None if calib or "int8" not in precisions else recorded_paths(

@@ -216,8 +216,9 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="A .ts file, a long CSV (series_id, t, channels..., label) or a wide CSV (one row per sample).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
-@click.option("--arch", type=click.Choice(["cnn", "lstm", "gru"]), default="cnn", show_default=True,
-              help="Classifier network: 1D-CNN, or a 2-layer LSTM or GRU behind a strided convolution.")
+@click.option("--arch", type=click.Choice(["rocket", "cnn", "lstm", "gru"]), default="rocket", show_default=True,
+              help="Classifier: random-convolution features + ridge (seconds to fit, no epochs), a 1D-CNN, or a "
+                   "2-layer LSTM or GRU behind a strided convolution.")
 @click.option("--label-column", default="label", show_default=True, help="CSV column with the class / normal label.")
 @click.option("--window", type=click.IntRange(min=1), default=None,
               help="Samples per model input (wide CSV: required; series: default their median length).")

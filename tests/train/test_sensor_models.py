@@ -107,8 +107,33 @@ def test_edge_run_replays_a_recording_through_the_trained_model_window_by_window
     assert inside and np.mean([v["label"] == truth for v, truth in inside]) >= 0.7
 
 
+def test_default_rocket_classifier_fits_without_epochs_exports_fp32_and_beats_the_1nn_baseline(data, tmp_path):
+    run, art = tmp_path / "run", tmp_path / "art"
+    proc = run_cli("edge-train", "sensor", "--task", "classify", "--data", str(data / "machine" / "train.csv"),
+                   "--sample-rate", "1000", "--stride", "250", "--out", str(run))
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["name"] == "seq_rocket"
+    fitted = config["train"]["rocket"]
+    assert fitted["features"] == 9996 and fitted["refit_on_all_series"] and 0 < fitted["loo_accuracy"] <= 1
+    assert config["metrics"]["validation"]["accuracy"] >= 0.75  # the recipe on 80 %, judged on the other 20 %
+    # No --precision: fp32 only, since INT8 outputs cannot resolve the features' thresholds
+    proc = run_cli("edge-export", str(run), "--out", str(art))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((art / "export_report.json").read_text())
+    assert set(report["artifacts"]) == {"fp32"} and not (art / "model.int8.onnx").exists()
+    assert report["artifacts"]["fp32"]["parity"]["flips"] == 0  # no feature flips between torch and ORT
+    metrics = evaluate(art / "model.fp32.onnx", data / "machine" / "test.csv", "--baseline-train",
+                       str(data / "machine" / "train.csv"))
+    assert metrics["accuracy"] >= 0.75 and metrics["accuracy"] > metrics["baseline_1nn_euclidean"]
+    # the deployed model's probabilities decide on the line like any classifier's (normal is the good class)
+    model = EdgeModel(art / "model.fp32.onnx")
+    probs = model.infer(read_wide_csv(data / "machine" / "stream.csv").values[None, :500])
+    assert probs.shape == (1, 4) and abs(float(probs.sum()) - 1) < 1e-5
+
+
 def test_cnn_classifier_and_a_channel_mismatch(data, tmp_path):
-    run, art = train_export(tmp_path, "cnn", ["sensor", "--task", "classify", "--data",
+    run, art = train_export(tmp_path, "cnn", ["sensor", "--task", "classify", "--arch", "cnn", "--data",
                                               str(data / "machine" / "train.csv"), "--epochs", "15"], "fp32")
     assert json.loads((run / "config.json").read_text())["model"]["name"] == "seq_cnn"
     assert evaluate(art / "model.fp32.onnx", data / "machine" / "test.csv")["accuracy"] >= 0.6

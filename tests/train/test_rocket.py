@@ -1,0 +1,61 @@
+"""seq_rocket's fitting pieces, checked against their definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from train.models.rocket import SeqRocket, dilations
+from train.rocket_fit import ALPHAS, fit_rocket, ridge_loo
+
+
+def _brute_loo(f: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarray:
+    """Leave each row out, fit a ridge with an intercept on the rest, predict it."""
+    out = np.empty_like(targets)
+    for i in range(len(f)):
+        keep = np.arange(len(f)) != i
+        fm, tm = f[keep].mean(0), targets[keep].mean(0)
+        a, b = f[keep] - fm, targets[keep] - tm
+        w = np.linalg.solve(a.T @ a + alpha * np.eye(f.shape[1]), a.T @ b)
+        out[i] = (f[i] - fm) @ w + tm
+    return out
+
+
+def test_ridge_loo_predictions_are_exact_leave_one_out_refits_for_few_and_many_windows():
+    rng = np.random.default_rng(0)
+    for n, width in ((12, 30), (40, 6)):  # fewer windows than features (Gram matrix), and more (covariance)
+        f = rng.normal(size=(n, width))
+        targets = -np.ones((n, 3))
+        targets[np.arange(n), rng.integers(0, 3, n)] = 1
+        f, offset = f - f.mean(0), targets.mean(0)
+        weights, alpha, loo = ridge_loo(f, targets - offset)
+        assert alpha in ALPHAS
+        np.testing.assert_allclose(loo + offset, _brute_loo(f, targets, alpha), atol=1e-6)
+        direct = np.linalg.solve(f.T @ f + alpha * np.eye(width), f.T @ (targets - offset))
+        np.testing.assert_allclose(weights, direct, atol=1e-6)
+
+
+def test_dilations_span_the_window_and_give_each_kernel_its_features():
+    for length in (8, 24, 300, 1460):
+        values, counts = dilations(length)
+        assert values[0] == 1 and counts.sum() == 119
+        assert (values - 1).max() * 8 <= max(length - 1, 8)  # the widest kernel fits in the window
+
+
+def test_fitted_rocket_separates_two_signal_shapes_and_rebuilds_from_its_arguments():
+    rng = np.random.default_rng(1)
+    t = np.arange(64)
+    x = np.stack([np.sin(t / (3 if k % 2 else 9) + rng.uniform(0, 6))[:, None] + 0.1 * rng.normal(size=(64, 1))
+                  for k in range(40)]).astype(np.float32)
+    y = np.arange(40) % 2
+    args = {"channels": 1, "num_classes": 2, "mean": [0.0], "std": [1.0], "length": 64, "seed": 3}
+    model = SeqRocket(**args)
+    fitted = fit_rocket(model, x, y, seed=3)
+    assert fitted["loo_accuracy"] == 1.0
+    with torch.no_grad():
+        probs = model(torch.from_numpy(x)).numpy()
+    assert (probs.argmax(1) == y).all() and probs.max(1).min() > 0.5
+    rebuilt = SeqRocket(**args)  # kernels come from the arguments; biases and head from the checkpoint
+    rebuilt.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(torch.from_numpy(x)).numpy(), probs, atol=1e-6)
