@@ -17,7 +17,7 @@ RUN := runs/$(SURFACE)
 ART := artifacts/$(SURFACE)
 REPORT := reports/$(SURFACE)
 
-.PHONY: install test demo demo-anomaly demo-sensor clean
+.PHONY: install test demo demo-anomaly demo-sensor ucr-check clean
 
 install: $(BIN)/.installed
 
@@ -82,7 +82,7 @@ demo-sensor: install
 	$(BIN)/edge-data sensor --out $(SENSOR_DATA)
 	rm -rf reports/sensor artifacts/sensor
 	$(BIN)/edge-train sensor --task classify --data $(SENSOR_DATA)/plaid/PLAID_TRAIN.ts --fit pad --window 512 \
-		--epochs 60 --out runs/sensor/plaid
+		--out runs/sensor/plaid
 	$(call sensor_model,plaid,$(SENSOR_DATA)/plaid/PLAID_TEST.ts,--baseline-train $(SENSOR_DATA)/plaid/PLAID_TRAIN.ts)
 	$(BIN)/edge-train sensor --task classify --arch lstm --data $(SENSOR_DATA)/machine/train.csv --stride 250 \
 		--sample-rate 1000 --out runs/sensor/machine-lstm
@@ -105,6 +105,10 @@ demo-sensor: install
 	$(BIN)/edge-bench sensor-stream --model artifacts/sensor/machine-lstm/model.fp32.onnx --seconds 60 \
 		--out reports/sensor/stream
 	$(BIN)/python -m benchmarks.sensor_summary --root .
+
+# The sensor classifiers with default settings on every set sktime bundles (≈ 10 min on 2 cores)
+ucr-check: install
+	bash benchmarks/ucr_check.sh reports/ucr rocket cnn
 
 clean:
 	rm -rf data runs artifacts reports

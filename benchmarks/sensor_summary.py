@@ -20,7 +20,7 @@ from benchmarks.report import environment_line
 START, END = "<!-- sensor:start -->", "<!-- sensor:end -->"
 # name → (what it is, data it was tested on)
 MODELS = {
-    "plaid": ("1D-CNN, appliance type from current (11 classes)", "PLAID TEST (sktime, real)"),
+    "plaid": ("rocket features + ridge, appliance type from current (11 classes)", "PLAID TEST (sktime, real)"),
     "machine-lstm": ("LSTM, machine fault (4 classes)", "generated vibration/current, test split"),
     "machine-anomaly": ("signal autoencoder + level/spread, trained on normal only", "machine stream: 3 fault "
                         "classes + drift/spike/dropout, none seen in training"),
@@ -94,8 +94,8 @@ def summary(root: Path) -> str:
         if export is None:
             continue
         int8 = _load(reports / name / "eval.int8.json")
-        int8_text = _metric(int8) if int8 else "gate: " + next((f.split(": ", 1)[1] for f in export["gate_failures"]
-                                                               if f.startswith("int8")), "not exported")
+        failure = next((f.split(": ", 1)[1] for f in export["gate_failures"] if f.startswith("int8")), None)
+        int8_text = _metric(int8) if int8 else f"gate: {failure}" if failure else "not made (fp32 only)"
         lines.append(f"| {name}: {what} | {data} | {_metric(_load(reports / name / 'eval.fp32.json'))} | {int8_text} "
                      f"| {export['recommended']} | {config['train']['seconds'] if config else '—'} | {_speed(bench)} |")
     robust = [_robustness_row(name, _load(reports / name / "eval.fp32.json")) for name in MODELS]

@@ -39,6 +39,11 @@ def report_markdown(report: dict) -> str:
            "noise)." if report.get("camera_copies") else "."),
         "",
     ]
+    if "gate" in report:
+        g = report["gate"]
+        lines += [f"Gate: fp32 ≤ {g['fp32_max_flips']} flips and max relative error ≤ {g['fp32_max_rel_error']:.0e}; "
+                  f"INT8 and FP16 ≤ {g['int8_max_flip_rate']:.0%} flips and ≤ {g['int8_max_metric_drop'] * 100:g} "
+                  "points of the task metric below fp32.", ""]
     cpu_ms, gpu_ms, ov_ms = speed_key("cpu"), speed_key("cuda"), speed_key("openvino")
     timed_gpu = any(a["parity"].get(gpu_ms) for a in report["artifacts"].values())
     timed_ov = any(ov_ms in a["parity"] for a in report["artifacts"].values())

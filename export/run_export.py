@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +159,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     if "threshold_rule" in config:  # how the threshold was calibrated travels with it
         common["threshold_rule"] = config["threshold_rule"]
     report = {"run": str(run), "toolkit_version": __version__, "versions": _versions(), "threads": threads,
-              "validation_count": len(truth), "camera_copies": config["task"] not in SENSOR_TASKS,
+              "validation_count": len(truth), "camera_copies": config["task"] not in SENSOR_TASKS, "gate": asdict(gate),
               "artifacts": {}}
     failures = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -239,16 +239,23 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 def sensor(task, data, out, arch, label_column, window, stride, fit_how, good_label, sample_rate, epochs, batch_size,
            lr, val_fraction, target_frr, margin, seed, device):
-    """Sensor-signal models: fault classifier (1D-CNN or LSTM) or good-only anomaly detector.
+    """Sensor-signal models: fault classifier (rocket features, 1D-CNN, LSTM or GRU) or good-only anomaly detector.
 
     \b
     Example:
-      edge-train sensor --task classify --data data/sensor/plaid/PLAID_TRAIN.ts --out runs/plaid
+      edge-train sensor --task classify --data data/sensor/plaid/PLAID_TRAIN.ts --fit pad --window 512 --out runs/plaid
       edge-train sensor --task classify --arch lstm --data data/sensor/machine/train.csv --out runs/machine-lstm
       edge-train sensor --task anomaly --data data/sensor/water_flow/train.csv --window 24 --stride 1 --out runs/flow
     """
     from train.sensor import SensorConfig, train_sensor_anomaly, train_sensor_classifier
 
+    if task == "classify" and arch == "rocket":
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("epochs", "batch_size", "lr")
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.BadParameter(f"{', '.join(given)} does not apply to --arch rocket, which is fitted in closed "
+                                     "form; drop it, or choose --arch cnn, lstm or gru", param_hint="--arch")
     cfg = SensorConfig(data=data, out=out, task=task, arch=arch, label_column=label_column, window=window,
                        stride=stride, fit=fit_how, good_label=good_label, sample_rate_hz=sample_rate, epochs=epochs,
                        batch_size=batch_size, lr=lr, val_fraction=val_fraction, target_frr=target_frr, margin=margin,

@@ -16,9 +16,11 @@ import torch
 from train.models.rocket import SeqRocket
 
 ALPHAS = np.logspace(-3, 3, 10)
-# Biases sit this share of the output's spread above their quantile, so an output exactly at a quantile (a
-# zero-sum kernel over a flat stretch gives exactly 0) falls below it in torch and ONNX Runtime alike,
-# whatever their rounding (~1e-7 of it): a feature must not flip between the two.
+# Biases sit a little above their quantile: TIE_SHIFT of the sample output's spread, plus a hundredth of that
+# relative to all this dilation's sampled outputs (a flat sample window has no spread of its own). A zero-sum
+# kernel over a flat stretch (a padded tail, a stuck sensor) or over ADC steps gives many equal outputs; a
+# quantile among them would split them by rounding, and torch and ONNX Runtime round ~1e-7 apart. Above
+# them, both runtimes agree (tests/train/test_rocket.py).
 TIE_SHIFT = 1e-4
 GOLDEN = (np.sqrt(5) + 1) / 2
 
@@ -36,9 +38,10 @@ def fit_biases(model: SeqRocket, x: np.ndarray, seed: int) -> None:
         used += count
         k = padded.shape[1]  # window r was drawn for kernel r, in the order of the convolution's outputs
         rows = [padded[r, r] for r in range(k)] + [middle[k + r, r] for r in range(middle.shape[1])]
+        floor = 0.01 * float(torch.cat([padded.flatten(), middle.flatten()]).double().std())
         for r, out in enumerate(rows):
             values = out.double().numpy()
-            bias[r, :, 0] = torch.from_numpy(np.quantile(values, levels) + TIE_SHIFT * (values.std() + 1e-12))
+            bias[r, :, 0] = torch.from_numpy(np.quantile(values, levels) + TIE_SHIFT * (values.std() + floor))
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from edge_runtime.sensor_files import fit_length, read_series
 from train.models.rocket import SeqRocket, dilations
 from train.rocket_fit import ALPHAS, fit_rocket, ridge_loo
 
@@ -59,3 +60,51 @@ def test_fitted_rocket_separates_two_signal_shapes_and_rebuilds_from_its_argumen
     rebuilt.load_state_dict(model.state_dict())
     with torch.no_grad():
         np.testing.assert_allclose(rebuilt(torch.from_numpy(x)).numpy(), probs, atol=1e-6)
+
+
+def test_torch_and_onnx_runtime_agree_on_windows_that_defeat_float_rounding(tmp_path):
+    """PLAID (real currents, zero-padded to 512; small appliances draw 1/1000 of the large ones' current) and
+    a pressure of 883.7 bar +- 0.01 with a stuck tail: where a feature compares values with biases, rounding
+    that differs between torch and ONNX Runtime may move a window's share by a sample, never a cluster of
+    equal outputs across its bias. (A design that z-normalised each window counted 1 % of PLAID's features
+    apart, by up to 60 % of a window, and put these probabilities 1.9e-3 apart; this one: none.)"""
+    import onnxruntime as ort
+
+    from export.onnx_graph import export_fp32
+    from export.run_export import Gate
+    from train.data.sensor_demo import package_file
+
+    series = read_series(package_file("sktime", "datasets/data/PLAID/PLAID_TRAIN.ts"))
+    plaid = fit_length(series.series[:160], 512, "pad")
+    rng = np.random.default_rng(2)
+    pressure = 883.7 + 0.01 * np.sin(np.arange(512) / 7 + rng.uniform(0, 6, (40, 1)))
+    pressure[:, 400:] = pressure[:, 399:400]
+    x = np.concatenate([plaid, pressure[:, :, None]]).astype(np.float32)
+    y = np.r_[[int(label) % 4 for label in series.labels[:160]], np.arange(40) % 4]
+    flat = x.reshape(-1, 1).astype(np.float64)
+    model = SeqRocket(1, 4, flat.mean(0).tolist(), flat.std(0).tolist(), 512, seed=0)
+    fit_rocket(model, x[::2], y[::2], seed=0)
+    path = tmp_path / "features.onnx"
+    export_fp32(_Features(model).eval(), torch.from_numpy(x[:2]), path, input_name="signal")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    test = x[1::2]
+    with torch.no_grad():
+        expected = model.features(torch.from_numpy(test)).numpy()
+        got = session.run(None, {"signal": test})[0]
+        gap = np.abs(model(torch.from_numpy(test)).numpy()
+                     - torch.softmax(model.head(torch.from_numpy(got)), dim=1).numpy()).max()
+    counted_apart = np.abs(got - expected)[:, 2:] > 1e-6  # the first two are the window's level, not counts
+    # A window's share moves by one sample where an output lies within rounding of a bias (a few in 10^4);
+    # a cluster of equal outputs crossing its bias moved 1 % of them, by up to 60 % of a window.
+    assert counted_apart.mean() < 2e-4
+    assert gap <= Gate().fp32_max_rel_error
+
+
+class _Features(torch.nn.Module):
+    def __init__(self, model: SeqRocket):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.features(x)
+

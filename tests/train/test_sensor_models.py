@@ -122,7 +122,8 @@ def test_default_rocket_classifier_fits_without_epochs_exports_fp32_and_beats_th
     assert proc.returncode == 0, proc.stderr
     report = json.loads((art / "export_report.json").read_text())
     assert set(report["artifacts"]) == {"fp32"} and not (art / "model.int8.onnx").exists()
-    assert report["artifacts"]["fp32"]["parity"]["flips"] == 0  # no feature flips between torch and ORT
+    assert report["artifacts"]["fp32"]["parity"]["flips"] == 0 and report["gate"]["fp32_max_rel_error"] == 1e-4
+    assert "Gate: fp32 ≤ 0 flips" in (art / "export_report.md").read_text()
     metrics = evaluate(art / "model.fp32.onnx", data / "machine" / "test.csv", "--baseline-train",
                        str(data / "machine" / "train.csv"))
     assert metrics["accuracy"] >= 0.75 and metrics["accuracy"] > metrics["baseline_1nn_euclidean"]
@@ -225,6 +226,9 @@ def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
     line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data",
                                   str(data / "machine" / "train_normal.csv"), "--out", str(tmp_path / "n")))
     assert "one class" in line
+    line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data",
+                                  str(data / "machine" / "train.csv"), "--epochs", "5", "--out", str(tmp_path / "e")))
+    assert "--epochs" in line and "rocket" in line and not (tmp_path / "e").exists()
     line = one_line_error(run_cli("edge-train", "sensor", "--task", "anomaly", "--data",
                                   str(data / "water_flow" / "stream.csv"), "--out", str(tmp_path / "w")))
     assert "--window" in line
