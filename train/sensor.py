@@ -38,6 +38,9 @@ from train.models import create_model
 from train.rocket_fit import fit_rocket
 
 GOOD_LABELS = ("normal", "good", "ok")
+# The ridge is fitted on every window's features at once (float64, a centred copy beside them): 50,000
+# windows take about 8 GB.
+ROCKET_MAX_WINDOWS = 50_000
 
 
 @dataclass
@@ -149,6 +152,10 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
     if len(labels) < 2:
         raise InputFileError(f"{cfg.data} has one class ({labels[0]}): a classifier needs two or more")
     good = pick_good_label(labels, cfg.good_label)
+    if cfg.arch == "rocket" and len(x) > ROCKET_MAX_WINDOWS:
+        raise InputFileError(f"{cfg.data} gives {len(x)} windows; --arch rocket holds 9,996 features of each in "
+                             f"memory (about {len(x) * 9996 * 16 / 1e9:.0f} GB) and fits up to "
+                             f"{ROCKET_MAX_WINDOWS}: use a larger --stride, or --arch cnn, which trains in batches")
     y = np.array([labels.index(s) for s in series.labels])
     train_idx, val_idx = stratified_split(series.labels, cfg.val_fraction, cfg.seed)
     mean, std = channel_stats(x[train_idx])

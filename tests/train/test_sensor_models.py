@@ -229,6 +229,11 @@ def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
     line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data",
                                   str(data / "machine" / "train.csv"), "--epochs", "5", "--out", str(tmp_path / "e")))
     assert "--epochs" in line and "rocket" in line and not (tmp_path / "e").exists()
+    stream = tmp_path / "long.csv"  # 50,001 windows of 2 samples: more than the rocket's ridge holds in memory
+    stream.write_text("a,label\n" + "".join(f"{i % 7},{'ok' if i % 2 else 'bad'}\n" for i in range(50_002)))
+    line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data", str(stream), "--window",
+                                  "2", "--stride", "1", "--out", str(tmp_path / "l")))
+    assert "50001 windows" in line and "--stride" in line and not (tmp_path / "l").exists()
     line = one_line_error(run_cli("edge-train", "sensor", "--task", "anomaly", "--data",
                                   str(data / "water_flow" / "stream.csv"), "--out", str(tmp_path / "w")))
     assert "--window" in line
