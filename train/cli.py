@@ -219,6 +219,9 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
 @click.option("--arch", type=click.Choice(["rocket", "cnn", "lstm", "gru"]), default="rocket", show_default=True,
               help="Classifier: random-convolution features + ridge (seconds to fit, no epochs), a 1D-CNN, or a "
                    "2-layer LSTM or GRU behind a strided convolution.")
+@click.option("--ignore-offset", is_flag=True,
+              help="rocket: features that ignore each channel's offset (a sensor's zero point); costs accuracy "
+                   "where the level itself tells the classes apart.")
 @click.option("--label-column", default="label", show_default=True, help="CSV column with the class / normal label.")
 @click.option("--window", type=click.IntRange(min=1), default=None,
               help="Samples per model input (wide CSV: required; series: default their median length).")
@@ -237,8 +240,8 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
 @click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
-def sensor(task, data, out, arch, label_column, window, stride, fit_how, good_label, sample_rate, epochs, batch_size,
-           lr, val_fraction, target_frr, margin, seed, device):
+def sensor(task, data, out, arch, ignore_offset, label_column, window, stride, fit_how, good_label, sample_rate, epochs,
+           batch_size, lr, val_fraction, target_frr, margin, seed, device):
     """Sensor-signal models: fault classifier (rocket features, 1D-CNN, LSTM or GRU) or good-only anomaly detector.
 
     \b
@@ -256,10 +259,14 @@ def sensor(task, data, out, arch, label_column, window, stride, fit_how, good_la
         if given:
             raise click.BadParameter(f"{', '.join(given)} does not apply to --arch rocket, which is fitted in closed "
                                      "form; drop it, or choose --arch cnn, lstm or gru", param_hint="--arch")
-    cfg = SensorConfig(data=data, out=out, task=task, arch=arch, label_column=label_column, window=window,
-                       stride=stride, fit=fit_how, good_label=good_label, sample_rate_hz=sample_rate, epochs=epochs,
-                       batch_size=batch_size, lr=lr, val_fraction=val_fraction, target_frr=target_frr, margin=margin,
-                       seed=seed, device=device)
+    if ignore_offset and (task != "classify" or arch != "rocket"):
+        raise click.BadParameter("applies to --task classify --arch rocket: the cnn, lstm and gru already "
+                                 "z-normalise each window, and an anomaly model must see an offset (it is the "
+                                 "drift it is there to catch)", param_hint="--ignore-offset")
+    cfg = SensorConfig(data=data, out=out, task=task, arch=arch, ignore_offset=ignore_offset, label_column=label_column,
+                       window=window, stride=stride, fit=fit_how, good_label=good_label, sample_rate_hz=sample_rate,
+                       epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, target_frr=target_frr,
+                       margin=margin, seed=seed, device=device)
     echo = lambda m: click.echo(m, err=True)  # noqa: E731
     config = train_sensor_classifier(cfg, echo) if task == "classify" else train_sensor_anomaly(cfg, echo)
     val = config["metrics"]["validation"]

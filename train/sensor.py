@@ -49,6 +49,7 @@ class SensorConfig:
     out: str
     task: str = "classify"  # classify | anomaly
     arch: str = "rocket"  # rocket | cnn | lstm | gru (classify)
+    ignore_offset: bool = False  # rocket: edges repeat the end samples, so a channel's offset cancels
     label_column: str = "label"
     window: int | None = None  # wide CSV: samples per window; series: the model's length (default: median)
     stride: int | None = None
@@ -164,7 +165,7 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
     if cfg.arch in ("lstm", "gru"):
         args["stride"] = max(1, length // 64)
     elif cfg.arch == "rocket":
-        args.update(length=length, seed=cfg.seed)
+        args.update(length=length, seed=cfg.seed, edges="repeat" if cfg.ignore_offset else "zero")
     name = f"seq_{cfg.arch}"
     torch.manual_seed(cfg.seed)
     model = create_model(name, **args)

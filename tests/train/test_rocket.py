@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from edge_runtime.sensor_files import fit_length, read_series
@@ -62,7 +63,8 @@ def test_fitted_rocket_separates_two_signal_shapes_and_rebuilds_from_its_argumen
         np.testing.assert_allclose(rebuilt(torch.from_numpy(x)).numpy(), probs, atol=1e-6)
 
 
-def test_torch_and_onnx_runtime_agree_on_windows_that_defeat_float_rounding(tmp_path):
+@pytest.mark.parametrize("edges", ["zero", "repeat"])
+def test_torch_and_onnx_runtime_agree_on_windows_that_defeat_float_rounding(tmp_path, edges):
     """PLAID (real currents, zero-padded to 512; small appliances draw 1/1000 of the large ones' current) and
     a pressure of 883.7 bar +- 0.01 with a stuck tail: where a feature compares values with biases, rounding
     that differs between torch and ONNX Runtime may move a window's share by a sample, never a cluster of
@@ -82,7 +84,7 @@ def test_torch_and_onnx_runtime_agree_on_windows_that_defeat_float_rounding(tmp_
     x = np.concatenate([plaid, pressure[:, :, None]]).astype(np.float32)
     y = np.r_[[int(label) % 4 for label in series.labels[:160]], np.arange(40) % 4]
     flat = x.reshape(-1, 1).astype(np.float64)
-    model = SeqRocket(1, 4, flat.mean(0).tolist(), flat.std(0).tolist(), 512, seed=0)
+    model = SeqRocket(1, 4, flat.mean(0).tolist(), flat.std(0).tolist(), 512, seed=0, edges=edges)
     fit_rocket(model, x[::2], y[::2], seed=0)
     path = tmp_path / "features.onnx"
     export_fp32(_Features(model).eval(), torch.from_numpy(x[:2]), path, input_name="signal")
@@ -108,3 +110,21 @@ class _Features(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.features(x)
 
+
+
+def test_repeated_edges_make_the_features_ignore_an_offset_and_zero_padding_does_not():
+    """--ignore-offset: the kernels sum to zero, so with the end samples repeated at the edges a sensor's
+    zero-point offset cancels everywhere; the paper's zero padding lets the level in at the edges."""
+    rng = np.random.default_rng(4)
+    x = np.cumsum(rng.normal(size=(24, 200, 2)), axis=1).astype(np.float32)
+    y = np.arange(24) % 3
+    changed = {}
+    for edges in ("repeat", "zero"):
+        model = SeqRocket(2, 3, [0.0, 0.0], [5.0, 5.0], 200, seed=1, edges=edges)
+        fit_rocket(model, x, y, seed=1)
+        with torch.no_grad():
+            before = model.features(torch.from_numpy(x)).numpy()
+            after = model.features(torch.from_numpy(x + np.float32([2.5, -1.25]))).numpy()
+        changed[edges] = (np.abs(after - before) > 1e-6).mean()
+    assert changed["repeat"] < 1e-3  # rounding: a sample here and there
+    assert changed["zero"] > 0.05

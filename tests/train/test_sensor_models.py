@@ -133,6 +133,18 @@ def test_default_rocket_classifier_fits_without_epochs_exports_fp32_and_beats_th
     assert probs.shape == (1, 4) and abs(float(probs.sum()) - 1) < 1e-5
 
 
+def test_ignore_offset_trains_a_rocket_whose_edges_repeat(data, tmp_path):
+    proc = run_cli("edge-train", "sensor", "--task", "classify", "--ignore-offset", "--data",
+                   str(data / "machine" / "train.csv"), "--stride", "250", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["model"]["args"]["edges"] == "repeat" and config["metrics"]["validation"]["accuracy"] >= 0.75
+    for other in (["--task", "classify", "--arch", "cnn"], ["--task", "anomaly"]):
+        line = one_line_error(run_cli("edge-train", "sensor", *other, "--ignore-offset", "--data",
+                                      str(data / "machine" / "train.csv"), "--out", str(tmp_path / "x")))
+        assert "--ignore-offset" in line and "rocket" in line
+
+
 def test_cnn_classifier_and_a_channel_mismatch(data, tmp_path):
     run, art = train_export(tmp_path, "cnn", ["sensor", "--task", "classify", "--arch", "cnn", "--data",
                                               str(data / "machine" / "train.csv"), "--epochs", "15"], "fp32")
