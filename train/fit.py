@@ -37,9 +37,11 @@ def fit(model: torch.nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, epochs: i
     return time.perf_counter() - started
 
 
-def predict(model: torch.nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """The model's deployed output (probabilities, scores or values) on CPU, in batches."""
+def predict(model: torch.nn.Module, x: np.ndarray, batch: int = 256, output=None) -> np.ndarray:
+    """The model's deployed output (probabilities, scores or values) on CPU, in batches; `output(xb)` in its place
+    (a bound method of `model`, e.g. its features) when given."""
     model.eval()
+    output = output or model
     with torch.inference_mode():
-        return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch], dtype=np.float32))).numpy()
+        return np.concatenate([output(torch.from_numpy(np.ascontiguousarray(x[i : i + batch], dtype=np.float32))).numpy()
                                for i in range(0, len(x), batch)])

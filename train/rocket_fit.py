@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from train.fit import predict
 from train.models.rocket import SeqRocket
 
 ALPHAS = np.logspace(-3, 3, 10)
@@ -42,12 +43,6 @@ def fit_biases(model: SeqRocket, x: np.ndarray, seed: int) -> None:
         for r, out in enumerate(rows):
             values = out.double().numpy()
             bias[r, :, 0] = torch.from_numpy(np.quantile(values, levels) + TIE_SHIFT * (values.std() + floor))
-
-
-@torch.no_grad()
-def features(model: SeqRocket, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    return np.concatenate([model.features(torch.from_numpy(np.ascontiguousarray(x[i : i + batch], dtype=np.float32)))
-                           .double().numpy() for i in range(0, len(x), batch)])
 
 
 def ridge_loo(f: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -92,7 +87,7 @@ def _temperature(scores: np.ndarray, y: np.ndarray) -> float:
 def fit_rocket(model: SeqRocket, x: np.ndarray, y: np.ndarray, seed: int) -> dict:
     """Fit the biases and the head on training windows x (N x T x C raw) with class indices y."""
     fit_biases(model, x, seed)
-    f = features(model, x)
+    f = predict(model, x, 64, output=model.features).astype(np.float64)
     mean, spread = f.mean(axis=0), f.std(axis=0)
     spread[spread < 1e-6] = np.inf  # a feature constant in training carries nothing: weight 0
     targets = -np.ones((len(y), model.head.out_features))

@@ -32,6 +32,7 @@ KERNEL_LENGTH = 9
 # The 84 kernels: the three positions of weight 2 (the other six are -1, so each kernel sums to zero)
 TWOS = np.array(list(itertools.combinations(range(KERNEL_LENGTH), 3)))
 FEATURES_PER_KERNEL = 119  # 84 x 119 = 9,996 features, the paper's default of about 10,000
+FEATURES = len(TWOS) * FEATURES_PER_KERNEL
 MAX_DILATIONS = 32
 
 
@@ -59,7 +60,7 @@ class SeqRocket(nn.Module):
         rng = np.random.default_rng(seed)
         self.dilations, self.counts = dilations(length)
         self.convs = nn.ModuleList()
-        self.padded: list[int] = []  # per dilation: how many kernels (the first ones) see zero padding
+        self.padded: list[int] = []  # per dilation: how many kernels (the first ones) read the padded edges
         self.crops: list[int] = []  # per dilation: samples cut from each end for the unpadded kernels
         for i, (dilation, count) in enumerate(zip(self.dilations.tolist(), self.counts.tolist())):
             crop = (KERNEL_LENGTH - 1) * dilation // 2
