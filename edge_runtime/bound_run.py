@@ -52,9 +52,23 @@ class _Binding:
             self.binding.bind_ortvalue_output(meta.name, ort.OrtValue.ortvalue_from_numpy(buffer))
         native_session, native_binding = getattr(session, "_sess", None), getattr(self.binding, "_iobinding", None)
         if native_session is not None and native_binding is not None:
-            self.run = lambda: native_session.run_with_iobinding(native_binding, run_options)
+            def run():
+                native_session.run_with_iobinding(native_binding, run_options)
         else:
-            self.run = lambda: session.run_with_iobinding(self.binding, run_options)
+            def run():
+                session.run_with_iobinding(self.binding, run_options)
+        outputs = self.outputs
+
+        def run_and_copy_all() -> list[np.ndarray]:
+            run()
+            return [out.copy() for out in outputs]
+
+        def run_and_copy_one() -> list[np.ndarray]:  # most models: no comprehension, 0.3-0.5 of the MLP's 7 µs
+            run()
+            return [outputs[0].copy()]
+
+        # the outputs are copied because the next call overwrites the buffers
+        self.run = run_and_copy_one if len(outputs) == 1 else run_and_copy_all
 
 
 class BoundRunner:
@@ -74,11 +88,10 @@ class BoundRunner:
                 and threading.get_ident() == self._owner):
             binding.input[...] = batch
             try:
-                binding.run()
+                return binding.run()
             except Exception:  # an output whose shape moved with the data: run plainly from now on
                 self.enabled, self._binding = False, None
                 return self._plain(batch)
-            return [out.copy() for out in binding.outputs]
         return self._plain(batch, prepare=self.enabled)
 
     def _plain(self, batch: np.ndarray, prepare: bool = False) -> list[np.ndarray]:

@@ -23,19 +23,26 @@ def _session(tmp_path, nodes, outputs, initializers=()) -> ort.InferenceSession:
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
-@pytest.fixture
-def affine(tmp_path):
-    """Two outputs, so both bound buffers are checked: x @ w + b, and its row sums."""
+def _affine(tmp_path, with_sum: bool) -> ort.InferenceSession:
+    """x @ w + b, and with_sum its row sums as a second output (the one- and many-output paths differ)."""
     w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 7, "w")
     b = numpy_helper.from_array(np.array([0.5, -1.0, 2.0], np.float32), "b")
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"]),
-             helper.make_node("ReduceSum", ["y"], ["s"], keepdims=0)]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3]),
-               helper.make_tensor_value_info("s", TensorProto.FLOAT, [])]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])]
+    if with_sum:
+        nodes.append(helper.make_node("ReduceSum", ["y"], ["s"], keepdims=0))
+        outputs.append(helper.make_tensor_value_info("s", TensorProto.FLOAT, []))
     return _session(tmp_path, nodes, outputs, [w, b])
 
 
-def test_bound_calls_match_plain_runs_and_keep_their_results(affine):
+@pytest.fixture
+def affine(tmp_path):
+    return _affine(tmp_path, with_sum=True)
+
+
+@pytest.mark.parametrize("with_sum", [True, False], ids=["two-outputs", "one-output"])
+def test_bound_calls_match_plain_runs_and_keep_their_results(tmp_path, with_sum):
+    affine = _affine(tmp_path, with_sum)
     runner, rng = BoundRunner(affine, "x"), np.random.default_rng(0)
     kept = []
     for batch in [1, 1, 1, 3, 3, 1, 1]:  # shape changes rebuild the binding
