@@ -106,9 +106,9 @@ demo-sensor: install
 		--out reports/sensor/stream
 	$(BIN)/python -m benchmarks.sensor_summary --root .
 
-# The sensor classifiers with default settings on every set sktime bundles (≈ 10 min on 2 cores)
+# The sensor classifiers with default settings on every set sktime bundles (≈ 15 min on 2 cores)
 ucr-check: install
-	bash benchmarks/ucr_check.sh reports/ucr rocket cnn
+	bash benchmarks/ucr_check.sh reports/ucr rocket cnn lstm
 
 clean:
 	rm -rf data runs artifacts reports
