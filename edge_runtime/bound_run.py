@@ -29,7 +29,7 @@ onnxruntime 1.32 on the AVX2 machine).
 
 from __future__ import annotations
 
-import threading
+from threading import get_ident
 
 import numpy as np
 import onnxruntime as ort
@@ -52,20 +52,20 @@ class _Binding:
             self.binding.bind_ortvalue_output(meta.name, ort.OrtValue.ortvalue_from_numpy(buffer))
         native_session, native_binding = getattr(session, "_sess", None), getattr(self.binding, "_iobinding", None)
         if native_session is not None and native_binding is not None:
-            def run():
-                native_session.run_with_iobinding(native_binding, run_options)
+            run, binding = native_session.run_with_iobinding, native_binding
         else:
-            def run():
-                session.run_with_iobinding(self.binding, run_options)
+            run, binding = session.run_with_iobinding, self.binding
         outputs = self.outputs
+        first = outputs[0]
 
+        # No helper frames on the way: each Python call is ~0.1 of the quality MLP's 7 µs.
         def run_and_copy_all() -> list[np.ndarray]:
-            run()
+            run(binding, run_options)
             return [out.copy() for out in outputs]
 
-        def run_and_copy_one() -> list[np.ndarray]:  # most models: no comprehension, 0.3-0.5 of the MLP's 7 µs
-            run()
-            return [outputs[0].copy()]
+        def run_and_copy_one() -> list[np.ndarray]:  # most models: no comprehension, 0.3-0.5 µs less
+            run(binding, run_options)
+            return [first.copy()]
 
         # the outputs are copied because the next call overwrites the buffers
         self.run = run_and_copy_one if len(outputs) == 1 else run_and_copy_all
@@ -85,7 +85,7 @@ class BoundRunner:
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         binding = self._binding  # the fast path first: every check here costs on each call
         if (binding is not None and batch.shape == binding.shape and batch.dtype == binding.dtype
-                and threading.get_ident() == self._owner):
+                and get_ident() == self._owner):
             binding.input[...] = batch
             try:
                 return binding.run()
@@ -96,7 +96,7 @@ class BoundRunner:
 
     def _plain(self, batch: np.ndarray, prepare: bool = False) -> list[np.ndarray]:
         outputs = self.session.run(None, {self.input_name: batch}, self.run_options)  # ORT checks the input here
-        thread = threading.get_ident()
+        thread = get_ident()
         if prepare and self._owner in (None, thread) and all(isinstance(out, np.ndarray) for out in outputs):
             self._owner, self._binding = thread, _Binding(self.session, self.input_name, batch, outputs,
                                                        self.run_options)
