@@ -231,7 +231,9 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
 @click.option("--good-label", default=None, help="The label that means normal (default: normal/good/ok if present).")
 @click.option("--sample-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Samples per second of the live source (recorded in the model, for edge-run's gap checks).")
-@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Default: 40, and a cnn/lstm/gru classifier at least 600 optimizer steps (a small set gets more "
+                   "epochs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)

@@ -14,7 +14,7 @@ overlapping neighbours of a training window would flatter any model.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,10 @@ GOOD_LABELS = ("normal", "good", "ok")
 # The ridge is fitted on every window's features at once (float64, a centred copy beside them): 50,000
 # windows take about 8 GB.
 ROCKET_MAX_WINDOWS = 50_000
+# Gradient classifiers (cnn, lstm, gru) without --epochs: 40 epochs, and at least MIN_STEPS optimizer steps, so a
+# small set is not left undertrained (ArrowHead's 29 training series make one batch an epoch).
+DEFAULT_EPOCHS = 40
+MIN_STEPS = 600
 # Recurrent steps an LSTM/GRU classifier reads: the strided convolution in front cuts a window to about this
 # many. 32 against 64 (2026-11-28, default settings, TEST splits): GunPoint 0.85 vs 0.69, ArrowHead 0.60 vs
 # 0.50, OSULeaf 0.62 vs 0.55, machine faults 0.9625 both; ORT fp32 ~1.8x faster. 16 lost again (0.77, 0.41).
@@ -61,7 +65,7 @@ class SensorConfig:
     fit: str = "resample"  # resample | pad
     good_label: str | None = None
     sample_rate_hz: float | None = None
-    epochs: int = 40
+    epochs: int | None = None  # None: DEFAULT_EPOCHS, and for a gradient classifier at least MIN_STEPS steps
     batch_size: int = 32
     lr: float = 3e-3
     val_fraction: float = 0.2
@@ -164,6 +168,9 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
                              f"{ROCKET_MAX_WINDOWS}: use a larger --stride, or --arch cnn, which trains in batches")
     y = np.array([labels.index(s) for s in series.labels])
     train_idx, val_idx = stratified_split(series.labels, cfg.val_fraction, cfg.seed)
+    if cfg.arch != "rocket" and cfg.epochs is None:
+        batches = -(-len(train_idx) // cfg.batch_size)
+        cfg = replace(cfg, epochs=max(DEFAULT_EPOCHS, -(-MIN_STEPS // batches)))
     mean, std = channel_stats(x[train_idx])
     channels = x.shape[2]
     args = {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std}
@@ -212,6 +219,7 @@ def _time_split(count: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
 
 def train_sensor_anomaly(cfg: SensorConfig, echo=print) -> dict:
     device = resolve_device(cfg.device)
+    cfg = replace(cfg, epochs=cfg.epochs or DEFAULT_EPOCHS)
     series, x, length = load_windows(cfg.data, cfg.label_column, cfg.window, cfg.stride, cfg.fit)
     labels = series.labels or []
     good = pick_good_label(sorted(set(labels)), cfg.good_label) if labels else None
