@@ -88,9 +88,8 @@ class SeqRocket(nn.Module):
         """Per dilation: (outputs of the padded kernels N x k x T, outputs of the others over the valid middle)."""
         z = self.norm(x).transpose(1, 2)
         for conv, k, crop in zip(self.convs, self.padded, self.crops):
-            if self.edges == "repeat":
-                reach = (KERNEL_LENGTH - 1) // 2 * conv.dilation[0]
-                out = conv(F.pad(z, (reach, reach), mode="replicate"))
+            if self.edges == "repeat":  # as wide as the zero padding: the crop, (KERNEL_LENGTH - 1) * dilation // 2
+                out = conv(F.pad(z, (crop, crop), mode="replicate"))
             else:
                 out = conv(z)
             yield out[:, :k], out[:, k:, crop : out.shape[2] - crop]
