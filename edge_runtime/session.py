@@ -28,7 +28,7 @@ DEVICES = ("auto", *DEVICE_PROVIDERS)
 _AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
 
 
-def provider_options(provider: str, path: Path) -> dict:
+def provider_options(provider: str, path: Path, threads: int | None = None) -> dict:
     """Options per provider. TensorRT builds an engine per model on first use (minutes on a Jetson), so
     engines are cached under LINESIDE_TRT_CACHE (default ~/.cache/lineside/tensorrt) and a restart reuses
     them; FP16/INT8 are enabled to match the artifact's precision."""
@@ -39,8 +39,10 @@ def provider_options(provider: str, path: Path) -> dict:
                 "trt_timing_cache_enable": "True", "trt_fp16_enable": "True" if ".fp16." in path.name else "False",
                 "trt_int8_enable": "True" if ".int8." in path.name else "False"}
     if provider == "OpenVINOExecutionProvider":
-        # CPU, GPU (Intel iGPU) or NPU; LINESIDE_OPENVINO_DEVICE picks one on Intel industrial PCs
-        return {"device_type": os.environ.get("LINESIDE_OPENVINO_DEVICE", "CPU")}
+        # CPU, GPU (Intel iGPU) or NPU; LINESIDE_OPENVINO_DEVICE picks one on Intel industrial PCs.
+        # OpenVINO runs its own thread pool and ignores ORT's intra-op count: --threads is passed on.
+        options = {"device_type": os.environ.get("LINESIDE_OPENVINO_DEVICE", "CPU")}
+        return options | ({"num_of_threads": str(threads)} if threads is not None else {})
     if provider == "CUDAExecutionProvider":
         # HEURISTIC: no exhaustive cuDNN search on each start. TF32 off for an fp32 artifact: its promise
         # (the export gate) is fp32 arithmetic, and TF32 matmuls/convs keep only 10 mantissa bits.
@@ -115,7 +117,7 @@ def create_session(path: str | Path, device: str = "cpu", threads: int | None = 
                             "install TensorRT (JetPack has it; pip install tensorrt-cu13 elsewhere), or use --device cuda")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=requested,
-                                       provider_options=[provider_options(p, path) for p in requested])
+                                       provider_options=[provider_options(p, path, threads) for p in requested])
     except Exception as exc:  # ORT raises several types for a bad file
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path} is not a loadable ONNX model ({reason}): re-export it with edge-export") from exc

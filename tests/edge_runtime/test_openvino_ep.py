@@ -72,3 +72,24 @@ def test_openvino_demanded_where_its_provider_is_missing_is_one_line(artifacts, 
     proc = run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
                    str(artifacts / "model.fp32.onnx"), "--device", "openvino")
     assert proc.returncode != 0 and "OpenVINOExecutionProvider" in proc.stderr and "Traceback" not in proc.stderr
+
+
+THREADS = """
+import os, sys
+from edge_runtime.model import EdgeModel
+model = EdgeModel(sys.argv[1], device="openvino", threads=int(sys.argv[2]))
+model.infer(model.blank_input())
+print(len(os.listdir("/proc/self/task")))
+"""
+
+
+def test_openvino_runs_the_threads_it_is_given(anomaly_artifacts):
+    # OpenVINO keeps its own thread pool and ignores ORT's intra-op count; --threads reaches it as num_of_threads
+    counts = {}
+    for threads in (1, 2):
+        proc = run_cli(str(OV / "python"), "-c", THREADS, str(anomaly_artifacts / "model.fp32.onnx"), str(threads))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        counts[threads] = int(proc.stdout.split()[-1])
+    # one more thread in ORT's pool (N - 1 workers) and one more in OpenVINO's; without num_of_threads OpenVINO
+    # sizes its pool by the machine's cores whatever --threads says, and the two counts differ by one
+    assert counts[2] - counts[1] == 2, counts

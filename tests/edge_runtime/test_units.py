@@ -92,6 +92,7 @@ def test_provider_options_cache_tensorrt_engines_and_pick_openvino_device(tmp_pa
     assert (tmp_path / "trt").is_dir() and trt["trt_engine_cache_path"] == str(tmp_path / "trt")
     monkeypatch.setenv("LINESIDE_OPENVINO_DEVICE", "NPU")
     assert provider_options("OpenVINOExecutionProvider", Path("m.onnx")) == {"device_type": "NPU"}
+    assert provider_options("OpenVINOExecutionProvider", Path("m.onnx"), 3)["num_of_threads"] == "3"
     assert provider_options("CPUExecutionProvider", Path("m.onnx")) == {}
     # fp32 keeps its gate's promise on CUDA: no TF32 (10-bit mantissa) convolutions
     assert provider_options("CUDAExecutionProvider", Path("m.fp32.onnx"))["use_tf32"] == "0"

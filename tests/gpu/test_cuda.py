@@ -87,3 +87,45 @@ def test_edge_run_on_cuda_records_the_provider_it_ran_on(artifacts, demo_data, t
 def test_auto_picks_the_gpu(artifacts):
     assert EdgeModel(artifacts / "model.fp32.onnx", device="auto").provider in (
         "TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def train_sensor_models(root, device: str) -> dict:
+    """The sensor LSTM, the good-only signal autoencoder and the quality MLP trained on `device`, each exported
+    and gated on the CPU and scored on its test split; returns {name: the eval's metrics}."""
+    from train.data.sensor_demo import make_machine, make_quality
+
+    make_machine(root / "machine", seed=0, train_per_class=12, test_per_class=6)
+    make_quality(root / "quality", seed=0)
+    machine, quality = root / "machine", root / "quality"
+    jobs = {
+        "lstm": (["sensor", "--task", "classify", "--arch", "lstm", "--data", str(machine / "train.csv"),
+                  "--epochs", "25", "--sample-rate", "1000", "--stride", "250"], "fp32,int8", machine / "test.csv"),
+        "anomaly": (["sensor", "--task", "anomaly", "--data", str(machine / "train_normal.csv"), "--stride", "250",
+                     "--sample-rate", "1000", "--epochs", "30"], "fp32", machine / "stream.csv"),
+        "quality": (["quality", "--data", str(quality / "train.csv"), "--target", "quality", "--spec",
+                     str(quality / "spec.json"), "--epochs", "60"], "fp32,int8", quality / "test.csv"),
+    }
+    metrics = {}
+    for name, (train_args, precisions, test) in jobs.items():
+        run, art = root / f"run-{name}", root / f"art-{name}"
+        proc = run_cli("edge-train", *train_args, "--device", device, "--out", str(run))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert _trained_on(run).startswith(device)
+        proc = run_cli("edge-export", str(run), "--out", str(art), "--precision", precisions)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        report = json.loads((art / "export_report.json").read_text())
+        assert report["artifacts"]["fp32"]["parity"]["flips"] == 0, report["artifacts"]["fp32"]
+        out = root / f"{name}.eval.json"
+        proc = run_cli("edge-eval", "--model", str(art / "model.fp32.onnx"), "--data", str(test), "--json", str(out))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        metrics[name] = json.loads(out.read_text())
+    return metrics
+
+
+@needs_cuda
+def test_sensor_and_quality_models_train_on_cuda_and_export_on_the_cpu(tmp_path):
+    # cuDNN runs the LSTM on the GPU; the checkpoint exports on the CPU with 0 fp32 flips and still decides well
+    metrics = train_sensor_models(tmp_path, "cuda")
+    assert metrics["lstm"]["accuracy"] >= 0.75, metrics["lstm"]
+    assert metrics["anomaly"]["auroc"] >= 0.9, metrics["anomaly"]
+    assert metrics["quality"]["r2"] >= 0.8 and metrics["quality"]["spec_call"]["accuracy"] >= 0.9, metrics["quality"]
