@@ -14,13 +14,17 @@
 #   bash benchmarks/device_check.sh ov      # carried .scratch/openvino*.whl and .scratch/vnni/<run>/ (made here with
 #                                           # `python -m benchmarks.int8_ab runs/<run> data/demo/brick --target vnni
 #                                           # --save .scratch/vnni/<run>`): ORT vs OpenVINO INT8 on the host's CPU
+#   bash benchmarks/device_check.sh ovep    # carried .whl/ovep.tar.xz (onnxruntime-openvino, repacked under 64 MiB: the
+#                                           # GPU/NPU plugins and duplicate .so copies dropped) and .scratch/vnni/<run>:
+#                                           # ORT CPU vs ORT's OpenVINO provider (--device openvino) vs torch on the
+#                                           # host's CPU, then tests/gpu's training tests (sensor and quality too)
 # Every stage first copies any .whl/ort.part.* it was carried with to /tmp/ortparts: the onnxruntime-gpu wheel
 # (256 MB) is larger than one call may carry (64 MiB), so it travels in parts, one per call, made here with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 #       -d /tmp/whl onnxruntime-gpu==1.31.1 && split -b 61M -d -a1 /tmp/whl/onnxruntime_gpu-*.whl .whl/ort.part.
 # (.whl/ ignored through .git/info/exclude). Logs and reports go to $OUT.
 set -uo pipefail
-stage=${1:?stage: train, export, ort, parts, gpuexport, vnni or ov}
+stage=${1:?stage: train, export, ort, parts, gpuexport, vnni, ov or ovep}
 OUT=${OUT:-/tmp/out}
 W=/tmp/lineside-device
 mkdir -p "$OUT" "$W" /tmp/ortparts
@@ -103,5 +107,18 @@ ov)
     for run in brick brick-anomaly; do
         python3 -m benchmarks.int8_ab runs/$run --load .scratch/vnni/$run 2>&1 | grep -E "threads|skipped"
     done
+    ;;
+ovep)
+    grep -m1 "model name" /proc/cpuinfo; nproc
+    echo "ISA: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+    python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
+    mkdir -p /tmp/ovsite && tar -xJf .whl/ovep.tar.xz -C /tmp/ovsite || exit 1
+    PYTHONPATH=/tmp/ovsite python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
+    for run in brick brick-anomaly; do
+        PYTHONPATH=/tmp/ovsite python3 -m benchmarks.int8_ab runs/$run --load .scratch/vnni/$run 2>&1 \
+            | grep -E "threads|skipped|Error" | tee -a "$OUT/ovep.log"
+    done
+    python3 -m pytest tests/gpu -q -p no:logging -rs 2>&1 | tee "$OUT/gpu_tests.log" | tail -15
     ;;
 esac

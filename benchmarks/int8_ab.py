@@ -1,5 +1,5 @@
-"""INT8 with its most lossy layer quantized vs kept in float, against ORT fp32, torch eager and (where it is
-installed) OpenVINO on the same files, on this CPU.
+"""INT8 with its most lossy layer quantized vs kept in float, against ORT fp32, torch eager and (where they are
+installed) OpenVINO's runtime and ORT's OpenVINO provider (`--device openvino`) on the same files, on this CPU.
 
     python -m benchmarks.int8_ab runs/brick data/demo/brick                 # build here and time
     python -m benchmarks.int8_ab runs/brick data/demo/brick --target vnni --save DIR   # build for another CPU
@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from benchmarks.variants import Skipped, openvino
@@ -77,6 +78,9 @@ def time_all(run: str, paths: dict) -> None:
             except Skipped as skip:
                 print(f"openvino skipped: {skip}")
                 break
+        if "OpenVINOExecutionProvider" in ort.get_available_providers():  # lineside's own --device openvino
+            calls += [(f"ov-ep {name}", (lambda m=EdgeModel(path, "openvino", threads): m.infer(x)))
+                      for name, path in paths.items()]
         samples, errors, _ = time_interleaved([*calls, ("torch eager", eager)], 30, 400, threads)
         p50 = {name: percentile(values, 50) for name, values in samples.items() if values}
         print(f"{run} · {threads} threads · " + " · ".join(
