@@ -135,9 +135,10 @@ def _base_config(cfg: SensorConfig, task: str, model_name: str, model_args: dict
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Gain and offset drift, and sensor noise, per series — what changes between machines of one type."""
     n, _, c = x.shape
-    gain = 1 + 0.1 * (torch.rand(n, 1, c, generator=gen) - 0.5)
+    # drawn on the CPU from the seeded generator whatever the device: the same draws on a GPU as on a CPU
+    gain = (1 + 0.1 * (torch.rand(n, 1, c, generator=gen) - 0.5)).to(x.device)
     scale = x.std(dim=1, keepdim=True) + 1e-6
-    return x * gain + scale * 0.02 * torch.randn(x.shape, generator=gen)
+    return x * gain + scale * 0.02 * torch.randn(x.shape, generator=gen).to(x.device)
 
 
 def _train_classifier(model, x: np.ndarray, y: np.ndarray, classes: int, cfg: SensorConfig, device, echo) -> None:
