@@ -48,12 +48,11 @@ def fit_biases(model: SeqRocket, x: np.ndarray, seed: int) -> None:
 def ridge_loo(f: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """(weights F x K, the chosen penalty, leave-one-out predictions n x K) of a ridge on centred f and targets."""
     n, width = f.shape
-    if n <= width:
-        s, u = np.linalg.eigh(f @ f.T)
-        basis = u  # predictions live in span(u)
+    if n <= width:  # the smaller Gram matrix: basis = the left singular vectors of f either way
+        s, basis = np.linalg.eigh(f @ f.T)
     else:
         s, v = np.linalg.eigh(f.T @ f)
-        basis = f @ v / np.sqrt(np.maximum(s, 1e-12))  # the left singular vectors
+        basis = f @ v / np.sqrt(np.maximum(s, 1e-12))
     s = np.maximum(s, 0.0)
     projected = basis.T @ targets
     best = None
@@ -66,10 +65,7 @@ def ridge_loo(f: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, np
         if best is None or error < best[0]:
             best = (error, alpha, targets - residual)
     _, alpha, loo = best
-    if n <= width:
-        weights = f.T @ (u @ ((1.0 / (s + alpha))[:, None] * projected))
-    else:
-        weights = v @ ((1.0 / (s + alpha))[:, None] * (v.T @ (f.T @ targets)))
+    weights = f.T @ (basis @ ((1.0 / (s + alpha))[:, None] * projected))  # f'(ff' + alpha)^-1 t
     return weights, float(alpha), loo
 
 
