@@ -39,6 +39,13 @@ def setup(device_name: str) -> DistContext:
         return DistContext(device=device)
     rank = int(os.environ["RANK"])
     if device.type == "cuda":
+        from edge_runtime.errors import ProviderError
+
+        # every process of this machine says so, before any waits in the process group for the others
+        here, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count()
+        if here > gpus:
+            raise ProviderError(f"torchrun started {here} processes on this machine but torch sees {gpus} GPU(s): "
+                                f"use --nproc_per_node {gpus} or fewer (one GPU each), or --device cpu")
         local = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)

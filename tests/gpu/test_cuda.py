@@ -7,12 +7,14 @@ machine; the README's GPU section records what they gave there.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from clitools import cuda_provider_works, jsonl_rows, run_cli
+from clitools import ROOT, cuda_provider_works, free_port, jsonl_rows, run_cli
 from edge_runtime.model import EdgeModel
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
@@ -129,3 +131,33 @@ def test_sensor_and_quality_models_train_on_cuda_and_export_on_the_cpu(tmp_path)
     assert metrics["lstm"]["accuracy"] >= 0.75, metrics["lstm"]
     assert metrics["anomaly"]["auroc"] >= 0.9, metrics["anomaly"]
     assert metrics["quality"]["r2"] >= 0.8 and metrics["quality"]["spec_call"]["accuracy"] >= 0.9, metrics["quality"]
+
+
+@needs_cuda
+def test_more_torchrun_processes_than_gpus_is_one_line_per_process(demo_data, tmp_path):
+    gpus = torch.cuda.device_count()
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(gpus + 1), "--master_port",
+         str(free_port()), "-m", "train.cli", "classify", "--data", str(demo_data / "brick"), "--out",
+         str(tmp_path / "ddp"), "--epochs", "1", "--device", "cuda"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode != 0
+    assert f"started {gpus + 1} processes on this machine but torch sees {gpus} GPU(s)" in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+@needs_cuda
+@pytest.mark.parametrize("job", ["sensor cnn", "sensor gru", "anomaly line", "anomaly gauss --compressed"])
+def test_every_training_variant_runs_on_cuda(job, demo_data, tmp_path):
+    from train.data.sensor_demo import make_machine
+
+    if job.startswith("sensor"):
+        make_machine(tmp_path / "machine", seed=0, train_per_class=4, test_per_class=1)
+        args = ["sensor", "--task", "classify", "--arch", job.split()[1], "--data",
+                str(tmp_path / "machine" / "train.csv"), "--epochs", "3", "--sample-rate", "1000", "--stride", "250"]
+    else:  # the score is fitted on the CPU after training; --compressed adds JPEG to the CUDA training's batches
+        args = ["anomaly", "--data", str(demo_data / "brick"), "--steps", "30", "--image-size", "128", "--crop", "64",
+                "--score", *job.split()[1:]]
+    proc = run_cli("edge-train", *args, "--device", "cuda", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _trained_on(tmp_path / "run").startswith("cuda")
