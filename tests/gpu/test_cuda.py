@@ -134,7 +134,7 @@ def test_sensor_and_quality_models_train_on_cuda_and_export_on_the_cpu(tmp_path)
 
 
 @needs_cuda
-def test_more_torchrun_processes_than_gpus_is_one_line_per_process(demo_data, tmp_path):
+def test_more_torchrun_processes_than_gpus_stop_with_a_line_naming_the_fix(demo_data, tmp_path):
     gpus = torch.cuda.device_count()
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(gpus + 1), "--master_port",
@@ -143,6 +143,7 @@ def test_more_torchrun_processes_than_gpus_is_one_line_per_process(demo_data, tm
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode != 0
     assert f"started {gpus + 1} processes on this machine but torch sees {gpus} GPU(s)" in proc.stderr, proc.stderr[-3000:]
+    assert "invalid device ordinal" not in proc.stderr  # every process stops before it picks its GPU
     assert not (tmp_path / "ddp" / "model.safetensors").exists()
 
 
