@@ -62,6 +62,7 @@ class EdgeModel:
                 f"it runs: {', '.join(DECIDERS)}"
             )
         self.input_name = self._check_input()
+        self._check_output()
         self.sha256 = file_sha256(self.path)
         self.provider = self.session.get_providers()[0]
         self._runner = BoundRunner(self.session, self.input_name)
@@ -101,6 +102,15 @@ class EdgeModel:
             raise ModelFileError(f"{self.path} takes {kind} {shape}, but its metadata promises {dtype} "
                                  f"[N, {', '.join(map(str, expected))}]: re-export it with edge-export")
         return inputs[0].name
+
+    def _check_output(self) -> None:
+        """Class probabilities must have one column per label: the decision names the class by its column."""
+        by_class = self.info.task in ("classify", "sensor_classify") or self.info.extra.get("quality_output") == "class"
+        width = (self.session.get_outputs()[0].shape or [None])[-1]
+        if by_class and isinstance(width, int) and width != len(self.info.labels):
+            raise ModelFileError(f"{self.path} outputs {width} class probabilities but its metadata names "
+                                 f"{len(self.info.labels)} labels ({', '.join(self.info.labels)}): re-export it "
+                                 "with edge-export")
 
     def blank_input(self, batch: int = 1) -> np.ndarray:
         """A zero input of the model's shape and type: warm-ups and benchmarks."""

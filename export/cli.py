@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edge_runtime.cli_support import run_cli
+from edge_runtime.errors import InputFileError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,10 +24,11 @@ from edge_runtime.cli_support import run_cli
 @click.option("--target", type=click.Choice(["auto", "vnni", "avx2", "arm"]), default="auto", show_default=True,
               help="INT8 format for this CPU (auto) or for another device.")
 @click.option("--opset", type=int, default=18, show_default=True)
-@click.option("--threads", type=int, default=None, help="Threads for parity and speed checks (default: all cores).")
-@click.option("--max-int8-flip-rate", type=float, default=0.01, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for parity and speed checks (default: all cores).")
+@click.option("--max-int8-flip-rate", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
               help="Gate: share of validation decisions INT8 (and FP16) may change against torch.")
-@click.option("--max-int8-metric-drop", type=float, default=0.005, show_default=True,
+@click.option("--max-int8-metric-drop", type=click.FloatRange(0.0, 1.0), default=0.005, show_default=True,
               help="Gate: accuracy (classifier), AUROC (anomaly) or R² (quality) INT8 may lose against fp32 "
                    "(0.005 = half a point).")
 @click.option("--max-excluded-layers", type=click.IntRange(min=0), default=3, show_default=True,
@@ -44,10 +46,26 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
       edge-export runs/brick --out artifacts/brick --precision fp32,int8
       edge-export runs/brick-anomaly --out artifacts/brick-anomaly --precision fp32,int8,fp16
     """
+    precisions = None if precision is None else tuple(p.strip() for p in precision.split(",") if p.strip())
+    if precisions == ():
+        raise click.BadParameter("is empty: give a comma list of fp32, int8, fp16, or leave it out for the default",
+                                 param_hint="--precision")
+    try:
+        _export(run, out, precisions, data, calib, calib_method, calib_count, target, opset, threads,
+                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force)
+    except OSError as exc:  # the output folder under a file, read-only, a folder where a file goes; or an input
+        where = Path(exc.filename or "")
+        if where == Path(out) or Path(out) in where.parents:
+            raise InputFileError(f"cannot write the export into {out} ({exc.strerror or exc}: {where}): "
+                                 "choose another --out") from exc
+        raise InputFileError(f"cannot read {where} ({exc.strerror or exc}): check RUN, --data and --calib") from exc
+
+
+def _export(run, out, precisions, data, calib, calib_method, calib_count, target, opset, threads,
+            max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force) -> None:
     from export.report import write_export_report
     from export.run_export import Gate, GateError, run_export
 
-    precisions = tuple(p.strip() for p in precision.split(",") if p.strip()) if precision else None
     report = run_export(run, out, precisions, data=data, calib=calib, calib_method=calib_method,
                         calib_count=calib_count, target=target, opset=opset, threads=threads, force=force, max_excluded_layers=max_excluded_layers,
                         dominant_layer=dominant_layer,

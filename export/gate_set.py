@@ -73,6 +73,9 @@ def threshold_images(config: dict, data: str | None = None) -> tuple[Path, np.nd
     return root, station, config["calibration"]["source"]
 
 
+MIN_CALIB_IMAGES = 16
+
+
 def calibration_images(config: dict, root: Path, calib: str | None, count: int, seed: int,
                        synthetic: bool = True, jpeg_seed: int | None = None) -> np.ndarray:
     """INT8 calibration inputs: a sample of the training split (never validation), of the station images a
@@ -93,7 +96,13 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
         folder = Path(calib)
         if not folder.is_dir():
             raise InputFileError(f"--calib {folder} is not a folder of images")
-        files = image_files(folder) or [p for p, _ in labeled_images(folder, "train")]
+        base = folder / "train" if (folder / "train").is_dir() else folder  # flat, class folders or MVTec
+        files = image_files(base) or [p for d in sorted(base.iterdir()) if d.is_dir() for p in image_files(d)]
+        if len(files) < MIN_CALIB_IMAGES:  # a handful sets every activation range from a few pixels' worth
+            raise InputFileError(
+                f"--calib {folder} holds {len(files)} image(s) (.png/.jpg/.bmp/.tif, in it, in class folders or "
+                f"under train/<class>/); "
+                f"INT8 calibration needs at least {MIN_CALIB_IMAGES} of the station's good images ({count} are used)")
     elif station:  # edge-train calibrate --refit: the station's images the Gaussian was fitted on
         files = station
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import onnx
 import torch
 
+from edge_runtime.errors import InputFileError
 from export.graph_tidy import fold_affines, tidy
 
 
@@ -30,14 +32,29 @@ def export_fp32(model: torch.nn.Module, example: torch.Tensor, path: Path, opset
     if example.shape[0] < 2:  # a batch of 1 would let the exporter specialise the batch axis away
         example = example.repeat(2, *([1] * (example.dim() - 1)))
     batch = torch.export.Dim("batch", min=1, max=1024)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model.eval(), (example,), dynamo=True, external_data=False, opset_version=opset,
-            input_names=[input_name], output_names=list(output_names), dynamic_shapes=({0: batch},), verbose=False,
-        )
+    # a failed opset conversion logs a traceback (the opset is checked below), and torch warns of torchvision
+    # ops it cannot register (lineside has none) and of converting below opset 18: none is the user's business
+    quiet = {name: logging.getLogger(name) for name in ("onnxscript", "torch.onnx._internal.exporter")}
+    levels = {name: logger.level for name, logger in quiet.items()}
+    for logger in quiet.values():
+        logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model.eval(), (example,), dynamo=True, external_data=False, opset_version=opset,
+                input_names=[input_name], output_names=list(output_names), dynamic_shapes=({0: batch},),
+                verbose=False,
+            )
+    finally:
+        for name, logger in quiet.items():
+            logger.setLevel(levels[name])
     program.save(str(path), external_data=False)
     exported = onnx.load(str(path))
+    written = next(o.version for o in exported.opset_import if o.domain in ("", "ai.onnx"))
+    if written != opset:  # the exporter writes its own opset when it cannot convert, and says nothing
+        raise InputFileError(f"--opset {opset}: this model cannot be converted to opset {opset} (the exporter "
+                             f"wrote {written}): use --opset {DEFAULT_OPSET}")
     count = len(exported.graph.node)
     tidied = _checked_rewrite(exported, tidy, example.numpy())
     onnx.save(tidied, str(path))
@@ -90,5 +107,8 @@ def set_metadata(path: Path, props: dict[str, str], out: Path | None = None) -> 
     onnx.checker.check_model(model)
     target = Path(out or path)
     tmp = target.with_name(target.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, target)  # never leave a half-written artifact under the real name
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, target)  # never leave a half-written artifact under the real name
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 from edge_runtime.cpu import cpu_info
@@ -17,12 +18,23 @@ def speed_key(device: str) -> str:
 def write_export_report(report: dict, out_dir: Path) -> None:
     report = {"written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_info(),
               **report}
-    (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "export_report.md").write_text(report_markdown(report))
     manifest = {"artifacts": [{"file": a["file"], "sha256": a["sha256"], "bytes": a["bytes"], "precision": p,
                                "gate": a["gate"]} for p, a in report["artifacts"].items()],
                 "recommended": report["recommended"]}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    texts = {"export_report.json": json.dumps(report, indent=2), "export_report.md": report_markdown(report),
+             "manifest.json": json.dumps(manifest, indent=2)}
+    tmps = {name: out_dir / f"{name}.tmp" for name in texts}
+    try:  # all three written before any replaces its old self
+        for name, text in texts.items():
+            tmps[name].write_text(text)
+        for name, tmp in tmps.items():
+            os.replace(tmp, out_dir / name)
+    except OSError:
+        # the artifacts are already this export's: an earlier manifest would vouch for files that are gone
+        for path in (*tmps.values(), out_dir / "manifest.json"):
+            if path.is_file():
+                path.unlink()
+        raise
 
 
 def report_markdown(report: dict) -> str:

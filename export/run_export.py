@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from edge_runtime import __version__
@@ -36,6 +37,8 @@ DEFAULT_PRECISIONS = ("fp32", "int8")
 # many across them (ArrowHead: 2 of 6 validation decisions flipped with 3 layers in float).
 FP32_ONLY_MODELS = ("seq_rocket",)
 EXPORTABLE_TASKS = tuple(OUTPUT_NAMES)
+# what every exportable run's config.json holds (edge-train writes them; export reads each)
+RUN_KEYS = ("model", "preprocess", "labels", "good_label", "threshold", "data", "metrics", "train")
 
 
 class GateError(LinesideError):
@@ -130,15 +133,25 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     An artifact that fails the gate is only written with `force` (stamped as
     failed in its metadata); the failures are listed in `report["gate_failures"]`.
     """
-    if opset < MIN_OPSET:
-        raise InputFileError(f"--opset {opset} is not supported: use {MIN_OPSET} or newer")
+    newest = onnx.defs.onnx_opset_version()  # what this onnx can write
+    if not MIN_OPSET <= opset <= newest:
+        raise InputFileError(f"--opset {opset} is not supported: use {MIN_OPSET} to {newest} "
+                             f"(default {DEFAULT_OPSET})")
     unknown = set(precisions or ()) - set(PRECISIONS)
     if unknown:
         raise InputFileError(f"unknown precision {', '.join(sorted(unknown))}; choose from {', '.join(PRECISIONS)}")
+    existing = next((p for p in (Path(out), *Path(out).parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():  # before minutes of work, not at the first write
+        raise InputFileError(f"--out {out}: {existing} is a file, not a folder: choose another --out")
     config = load_config(run)
     if config.get("task") not in EXPORTABLE_TASKS:
         raise InputFileError(f"{run} is a {config.get('task')!r} run; this edge-export exports: "
                              f"{', '.join(EXPORTABLE_TASKS)}")
+    missing = [key for key in RUN_KEYS + (("sensor", "validation_index") if config["task"] in SENSOR_TASKS
+                                          else ("validation_files",)) if key not in config]
+    if missing:
+        raise InputFileError(f"{Path(run) / 'config.json'} lacks {', '.join(missing)}: it was cut short or edited; "
+                             "re-run edge-train")
     model, config = load_checkpoint(run)
     precisions = precisions or (("fp32",) if config["model"]["name"] in FP32_ONLY_MODELS else DEFAULT_PRECISIONS)
     # edge-train calibrate --good [--refit]: a gauss INT8 is refitted, calibrated and thresholded on the same
@@ -150,7 +163,6 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     torch.set_num_threads(threads)
     reference = torch_outputs(model, images)
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     common = {
         "checkpoint.sha256": file_sha256(Path(run) / "model.safetensors"),
         "data.sha256": config["data"]["sha256"],
@@ -208,6 +220,10 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
             details = convert_fp16(unfolded, fp16_tmp, float_ends(unfolded) if config["task"] in SENSOR_TASKS else [])
             built["fp16"] = (fp16_tmp, details, evaluate(fp16_tmp, "fp16"))
         _time_artifacts(built, images[:1], threads)
+        out_dir.mkdir(parents=True, exist_ok=True)  # only now: a failure above leaves no folder behind
+        for stale in sorted(set(out_dir.glob("model.*.onnx")) - {out_dir / f"model.{p}.onnx" for p in precisions}):
+            stale.unlink()  # an earlier export's precision that this one does not build: not in its manifest
+            echo(f"removed {stale} (an earlier export's; not part of this one)")
         for precision, (path, details, figures) in built.items():
             fails = gate.check(precision, figures, fp32_figures)
             extra = {**common, "parity": figures, "gate": "fail: " + "; ".join(fails) if fails else "pass"}

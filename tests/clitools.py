@@ -30,6 +30,16 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def final_error(proc: subprocess.CompletedProcess) -> str:
+    """Assert a command that printed progress first failed with one `error:` line, its last, and no traceback;
+    return that line."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: ") and sum(x.startswith("error: ") for x in lines) == 1, proc.stderr
+    return lines[-1]
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (for servers a test starts)."""
     with socket.socket() as sock:

@@ -42,9 +42,13 @@ def load_config(run_dir: str | Path) -> dict:
     if not path.is_file() or not (run_dir / WEIGHTS).is_file():
         raise InputFileError(f"{run_dir} is not a training run: expected {CONFIG} and {WEIGHTS} from `edge-train`")
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{path} is not valid JSON ({exc.msg}): re-run edge-train") from exc
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise InputFileError(f"{path} is not valid JSON ({reason}): re-run edge-train") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("schema", 0), int):
+        raise InputFileError(f"{path} is not a lineside run config (a JSON object with a whole-number schema): "
+                             "re-run edge-train")
     if config.get("schema", 0) > SCHEMA_VERSION:
         raise InputFileError(f"{run_dir} was written by a newer lineside (schema {config['schema']}): upgrade lineside")
     return config

@@ -109,3 +109,15 @@ def test_a_model_is_checked_in_a_separate_process_with_a_time_limit(tmp_path, ar
         assert "did not load and run one input within 0.05 s" in str(exc)
     else:
         raise AssertionError("a check past its time limit passed")
+
+
+def test_labels_that_do_not_match_the_class_columns_are_refused(tmp_path, artifacts, demo_data):
+    """The demo classifier outputs one probability per class; metadata naming fewer labels is refused at load,
+    not an IndexError at the first defect."""
+    model = onnx.load(str(artifacts / "model.fp32.onnx"))
+    labels = next(p for p in model.metadata_props if p.key == "labels")
+    labels.value = '["good", "crack"]'
+    path = tmp_path / "two_labels.onnx"
+    onnx.save(model, str(path))
+    line = _run(path, demo_data)
+    assert "class probabilities but its metadata names 2 labels" in line
