@@ -12,6 +12,7 @@ import onnx
 import torch
 
 from edge_runtime import __version__
+from edge_runtime.datasets import labeled_images
 from edge_runtime.decision import SENSOR_TASKS
 from edge_runtime.errors import InputFileError, LinesideError, ModelFileError
 from edge_runtime.metadata import ModelInfo, to_props
@@ -27,8 +28,9 @@ from export.gauss_int8 import REFIT_IMAGES, int8_threshold, quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
 from export.report import speed_key
-from train.anomaly import RECALIBRATE, recorded_paths
+from train.anomaly import RECALIBRATE, good_images, recorded_paths
 from train.checkpoint import load_checkpoint, load_config
+from train.images import files_sha256
 
 PRECISIONS = ("fp32", "int8", "fp16")
 DEFAULT_PRECISIONS = ("fp32", "int8")
@@ -144,8 +146,10 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     if existing is not None and not existing.is_dir():  # before minutes of work, not at the first write
         raise InputFileError(f"--out {out}: {existing} is a file, not a folder: choose another --out")
     config = load_config(run)
-    if config.get("task") not in EXPORTABLE_TASKS:
-        raise InputFileError(f"{run} is a {config.get('task')!r} run; this edge-export exports: "
+    if "task" not in config:
+        raise InputFileError(f"{Path(run) / 'config.json'} lacks task: it was cut short or edited; re-run edge-train")
+    if config["task"] not in EXPORTABLE_TASKS:
+        raise InputFileError(f"{run} is a {config['task']!r} run; this edge-export exports: "
                              f"{', '.join(EXPORTABLE_TASKS)}")
     missing = [key for key in RUN_KEYS + (("sensor", "validation_index") if config["task"] in SENSOR_TASKS
                                           else ("validation_files",)) if key not in config]
@@ -159,6 +163,10 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     station = None if calib or "int8" not in precisions else recorded_paths(
         config.get("gaussian", {}), "give --calib DIR with the station's good images, or " + RECALIBRATE)
     root, images, truth, masks = gate_set(config, data)
+    same_data = None if data is None else _data_sha256(config, Path(data)) == config["data"]["sha256"]
+    if same_data is False:  # a copy of the training data is fine; other files make the gate judge something else
+        echo(f"warning: --data {data} is not the data this run was trained on (its sha256 differs from the "
+             "run's): the gate judges the artifacts on these files")
     threads = threads or os.cpu_count()
     torch.set_num_threads(threads)
     reference = torch_outputs(model, images)
@@ -170,7 +178,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     }
     if "threshold_rule" in config:  # how the threshold was calibrated travels with it
         common["threshold_rule"] = config["threshold_rule"]
-    report = {"run": str(run), "toolkit_version": __version__, "versions": _versions(), "threads": threads,
+    report = {"run": str(run), "data_is_the_runs": same_data, "toolkit_version": __version__, "versions": _versions(), "threads": threads,
               "validation_count": len(truth), "camera_copies": config["task"] not in SENSOR_TASKS, "gate": asdict(gate),
               "artifacts": {}}
     failures = []
@@ -266,6 +274,17 @@ DOMINANT_LOSS_DB = 20.0
 # anomaly models, whose loss showed on real cracks only. The demo classifier (AVX2, 2 threads): 1.42x fp32
 # quantized, 1.17x with the stem in float; the grass anomaly model: 1.26x and 1.24x (no reason to risk it there).
 DOMINANT_SPEEDUP = 1.10
+
+
+def _data_sha256(config: dict, data: Path) -> str | None:
+    """The hash edge-train recorded, computed again on `data` (None where it cannot be: the gate says why)."""
+    if config["task"] in SENSOR_TASKS:
+        return file_sha256(data) if data.is_file() else None
+    try:
+        files = good_images(data) if config["task"] == "anomaly" else [p for p, _ in labeled_images(data, "train")]
+    except (LinesideError, OSError):
+        return None
+    return files_sha256(data, files)
 
 
 def default_calib_method(task: str) -> str:

@@ -1,6 +1,7 @@
 """Export: one self-contained checked file per precision, metadata inside, parity proven."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -161,8 +162,6 @@ def test_bad_inputs_are_one_line(tmp_path, trained_run):
     line = one_line_error(run_cli("edge-export", str(trained_run), "--out", str(tmp_path / "c"), "--opset", "9"))
     assert "opset" in line
     assert not (tmp_path / "c" / "model.fp32.onnx").exists()
-    import shutil
-
     other = tmp_path / "other_run"
     shutil.copytree(trained_run, other)
     config = json.loads((other / "config.json").read_text())
@@ -174,8 +173,9 @@ def test_bad_inputs_are_one_line(tmp_path, trained_run):
         (other / "config.json").write_text(json.dumps(broken))
         assert "not a lineside run config" in one_line_error(run_cli("edge-export", str(other), "--out",
                                                                      str(tmp_path / "e")))
-    (other / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "metrics"}))
-    assert "lacks metrics" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
+    for key in ("metrics", "task"):
+        (other / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != key}))
+        assert f"lacks {key}" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
     (other / "config.json").write_bytes(b"\xff\xfe\x00x")
     assert "not UTF-8" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
     export = lambda *args: run_cli("edge-export", str(trained_run), "--precision", "fp32", *args)  # noqa: E731
@@ -412,3 +412,18 @@ def test_the_float_tail_reads_the_last_layer_unrounded(tmp_path):
         expected = model(torch.from_numpy(fresh)).numpy()
     got = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(None, {"signal": fresh})[0]
     assert np.abs(got - expected).max() / expected.mean() < 0.05
+
+
+def test_data_other_than_the_runs_is_said_and_recorded(trained_run, demo_data, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(demo_data / "brick", moved)  # a copy: the same data, no warning
+    proc = run_cli("edge-export", str(trained_run), "--out", str(tmp_path / "a"), "--precision", "fp32",
+                   "--data", str(moved))
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "a" / "export_report.json").read_text())["data_is_the_runs"] is True
+    image = sorted((moved / "train" / "good").iterdir())[0]
+    image.write_bytes(image.read_bytes() + b"\0")  # one training file differs
+    proc = run_cli("edge-export", str(trained_run), "--out", str(tmp_path / "b"), "--precision", "fp32",
+                   "--data", str(moved))
+    assert proc.returncode == 0 and "is not the data this run was trained on" in proc.stderr, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "b" / "export_report.json").read_text())["data_is_the_runs"] is False
