@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli_support import run_cli
+from edge_runtime.cli_support import OutPath, run_cli
 from edge_runtime.errors import LinesideError
 
 
@@ -24,7 +24,7 @@ def edge_bench():
 @edge_bench.command()
 @click.option("--checkpoint", "run", required=True, type=click.Path(), help="Training run folder (edge-train --out).")
 @click.option("--artifacts", required=True, type=click.Path(), help="Export folder (edge-export --out).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Report folder.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for torch and ORT (default: all cores).")
 @click.option("--batch", "batches", default="1,32", show_default=True, help="Comma list of batch sizes.")
 @click.option("--iters", type=click.IntRange(min=10), default=300, show_default=True, help="Timed iterations at batch 1.")
@@ -41,10 +41,10 @@ def model(run, artifacts, out, threads, batches, iters, data, compile_torch):
     from benchmarks.model_bench import bench_model
     from benchmarks.report import variants_table, write_report
 
-    try:
-        batch_sizes = tuple(int(b) for b in batches.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{batches!r} is not a comma list of integers", param_hint="--batch") from None
+    batch_sizes = tuple(_int_list(batches, "--batch"))
+    if not sorted(Path(artifacts).glob("model.*.onnx")):  # torch alone is no comparison: say so, not exit 0
+        raise click.BadParameter(f"{artifacts} holds no model.<precision>.onnx: give the folder edge-export wrote",
+                                 param_hint="--artifacts")
     report = bench_model(run, artifacts, threads or os.cpu_count(), batch_sizes, iters=iters, data=data,
                          compile_torch=compile_torch, echo=lambda m: click.echo(m, err=True))
     folder = write_report(report, out)
@@ -60,7 +60,7 @@ def model(run, artifacts, out, threads, batches, iters, data, compile_torch):
 @edge_bench.command()
 @click.option("--source", required=True, type=click.Path(dir_okay=False), help="Video clip, played at --fps.")
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Report folder.")
 @click.option("--fps", type=click.FloatRange(min=1), default=30, show_default=True, help="Camera rate to simulate.")
 @click.option("--roi", default=None, help="Inspection window x,y,w,h.")
 @click.option("--frames", type=click.IntRange(min=10), default=300, show_default=True)
@@ -89,7 +89,7 @@ def pipeline(source, model_path, out, fps, roi, frames, threads, viewers):
 @edge_bench.command("sensor-stream")
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="A lineside sensor model (.onnx; sensor_anomaly, sensor_classify or quality).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Report folder.")
 @click.option("--seconds", type=click.FloatRange(min=1), default=20, show_default=True)
 @click.option("--rate", type=click.FloatRange(min=1), default=1000, show_default=True, help="Samples per second.")
 @click.option("--per-datagram", type=click.IntRange(min=1, max=1000), default=1, show_default=True,
@@ -122,7 +122,7 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 @edge_bench.command()
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Report folder.")
 @click.option("--threads", "threads_list", default=None, help="Comma list (default: 1 .. all cores).")
 @click.option("--batch", "batches", default="1,4,16,32", show_default=True, help="Comma list of batch sizes.")
 @click.option("--data", default=None, type=click.Path(), help="Folder of real images (default: random uint8).")
@@ -173,7 +173,7 @@ def compare(old, new, tolerance):
 
 @edge_bench.command()
 @click.option("--data", required=True, type=click.Path(), help="MVTec-layout folder with train/, train_ground_truth/, test/.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Report folder.")
 @click.option("--k", "ks", default="5,10,20", show_default=True, help="Comma list: real defect images per kind.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--arms", default="plain,classic,gan,paste", show_default=True,

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from edge_runtime.errors import LinesideError
+
+
+class OutPath(click.Path):
+    """A path a command will write: one under a file is refused when parsed, not after minutes of work."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        blocker = next((p for p in Path(value).parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            self.fail(f"{blocker} is a file, so {value} cannot be written: choose another path", param, ctx)
+        return value
 
 
 def run_cli(command: click.Command, args: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli_support import progress, run_cli
+from edge_runtime.cli_support import OutPath, progress, run_cli
 from edge_runtime.datasets import labeled_images
 from edge_runtime.disturb import SIGNAL_DISTURBANCES, parse_disturbances
 from edge_runtime.evaluate import check_classes, evaluate
@@ -27,14 +27,14 @@ _ROBUSTNESS_KEYS = {"anomaly": ("image_auroc", "pixel_auroc", "false_reject_rate
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="lineside .onnx artifact.")
 @click.option("--data", required=True, type=click.Path(), help="MVTec-layout folder (uses test/) or class folders; for a sensor model a .ts or CSV file.")
 @click.option("--split", default="test", show_default=True, help="Split folder inside DATA, when it has one.")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the metrics here.")
+@click.option("--json", "json_path", default=None, type=OutPath(dir_okay=False), help="Write the metrics here.")
 @click.option("--perturb", default=None,
               help="Also evaluate under disturbances: camera (noise, shift, brightness, blur, jpeg) or, for a sensor model, "
                    "signal (noise, gain, offset); a comma list or all.")
 @click.option("--baseline-train", default=None, type=click.Path(dir_okay=False),
               help="Sensor classifier: also score a 1-nearest-neighbour Euclidean baseline trained on this file.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
 def edge_eval(model_path, data, split, json_path, perturb, baseline_train, device, threads):
     """Metrics of a deployed model on a labelled test split, at the threshold stored in the model.
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli_support import run_cli
+from edge_runtime.cli_support import OutPath, run_cli
 from edge_runtime.errors import InputFileError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", type=click.Path())
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the artifacts and reports.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Folder for the artifacts and reports.")
 @click.option("--precision", default=None,
               help="Comma list of fp32, int8, fp16 (fp16 is for GPU targets). Default: fp32,int8 (a rocket sensor classifier: fp32).")
 @click.option("--data", default=None, type=click.Path(), help="Training data folder, if it moved since training.")

@@ -142,9 +142,6 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     unknown = set(precisions or ()) - set(PRECISIONS)
     if unknown:
         raise InputFileError(f"unknown precision {', '.join(sorted(unknown))}; choose from {', '.join(PRECISIONS)}")
-    existing = next((p for p in (Path(out), *Path(out).parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():  # before minutes of work, not at the first write
-        raise InputFileError(f"--out {out}: {existing} is a file, not a folder: choose another --out")
     config = load_config(run)
     if "task" not in config:
         raise InputFileError(f"{Path(run) / 'config.json'} lacks task: it was cut short or edited; re-run edge-train")

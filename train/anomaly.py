@@ -28,6 +28,7 @@ from edge_runtime.errors import DatasetLayoutError
 from train.anomaly_synth import add_anomalies
 from train.augment import JPEG_QUALITIES, geometric, photometric
 from train.checkpoint import save_checkpoint
+from train.distributed import resolve_device
 from train.images import files_sha256, load_image_set
 from train.init_weights import load_init
 from train.models import create_model
@@ -174,7 +175,7 @@ def _random_crops(batch: torch.Tensor, crop: int, gen: torch.Generator) -> torch
 
 def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     """Train on good images only, calibrate the threshold on held-out good images, save; returns the config."""
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    device = resolve_device(cfg.device)
     root = Path(cfg.data)
     files = good_images(root)
     rng = np.random.default_rng(cfg.seed)

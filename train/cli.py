@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli_support import run_cli
+from edge_runtime.cli_support import OutPath, run_cli
 from edge_runtime.metrics import format_table
 
 
@@ -15,7 +15,7 @@ def common_options(fn):
     """Options every `edge-train` task takes."""
     for option in reversed([
         click.option("--data", required=True, type=click.Path(), help="Data folder (MVTec layout or class folders)."),
-        click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint."),
+        click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint."),
         click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -33,7 +33,7 @@ def edge_train():
 @edge_train.command()
 @common_options
 @click.option("--image-size", type=click.IntRange(min=32), default=128, show_default=True, help="Model input side (pixels).")
-@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Reject when P(not good) reaches this.")
@@ -60,13 +60,13 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 @edge_train.command()
 @click.option("--data", required=True, type=click.Path(),
               help="Good images: DATA/train/good (MVTec layout) or images directly in DATA.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=32), default=256, show_default=True, help="Model input side (pixels).")
 @click.option("--crop", type=click.IntRange(min=32), default=128, show_default=True,
               help="Training crop side; the network is fully convolutional, so it judges whole images.")
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True,
               help="Threshold from the score this share of held-out good images reaches (plus --margin).")
 @click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True,
@@ -157,7 +157,7 @@ def _show_anomaly_validation(config: dict) -> None:
 @click.option("--data", required=True, type=click.Path(),
               help="MVTec-layout folder: train/good, train/<defect>, train_ground_truth/<defect>/*_mask.png.")
 @click.option("--defect", required=True, help="Defect kind to learn (a train/<defect> folder).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
 @click.option("--k", type=click.IntRange(min=1), default=None, help="Use only K real defect images (drawn by --seed).")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=16, show_default=True)
@@ -215,7 +215,7 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
               help="classify: faults from labelled series; anomaly: trained on normal data only.")
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="A .ts file, a long CSV (series_id, t, channels..., label) or a wide CSV (one row per sample).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
 @click.option("--arch", type=click.Choice(["rocket", "cnn", "lstm", "gru"]), default="rocket", show_default=True,
               help="Classifier: random-convolution features + ridge (seconds to fit, no epochs), a 1D-CNN, or a "
                    "2-layer LSTM or GRU behind a strided convolution.")
@@ -235,7 +235,7 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
               help="Default: 40, and a cnn/lstm/gru classifier at least 600 optimizer steps (a small set gets more "
                    "epochs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
 @click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True,
               help="anomaly: threshold from the score this share of held-out normal windows reaches (+ --margin).")
@@ -286,7 +286,7 @@ def sensor(task, data, out, arch, ignore_offset, label_column, window, stride, f
 @edge_train.command()
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="CSV with one row per part.")
 @click.option("--target", required=True, help="Column to predict: a measured value or a pass/fail word.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder for the checkpoint.")
+@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
 @click.option("--spec-lower", type=float, default=None, help="Lower spec limit of a measured target.")
 @click.option("--spec-upper", type=float, default=None, help="Upper spec limit of a measured target.")
 @click.option("--spec", "spec_file", default=None, type=click.Path(dir_okay=False),
@@ -294,7 +294,7 @@ def sensor(task, data, out, arch, ignore_offset, label_column, window, stride, f
 @click.option("--good-label", default=None, help="Passing value of a word target (default: pass/in_spec/ok/good).")
 @click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli_support import progress, run_cli
+from edge_runtime.cli_support import OutPath, progress, run_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +16,7 @@ def edge_data():
 
 
 @edge_data.command()
-@click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
+@click.option("--out", required=True, type=OutPath(), help="Folder to write into.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--surfaces", default="brick,grass,gravel", show_default=True, help="Comma list of real surfaces.")
 @click.option("--train-good", type=click.IntRange(min=1), default=200, show_default=True)
@@ -54,7 +54,7 @@ def demo(out, seed, surfaces, train_good, train_defect, test_good, test_defect, 
 
 
 @edge_data.command()
-@click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
+@click.option("--out", required=True, type=OutPath(), help="Folder to write into.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files (byte for byte).")
 @click.option("--train-per-class", type=click.IntRange(min=1), default=40, show_default=True,
               help="Machine series per class in machine/train.csv.")
@@ -86,7 +86,7 @@ def sensor(out, seed, train_per_class, test_per_class):
 @edge_data.command()
 @click.option("--gan", "run", required=True, type=click.Path(), help="GAN run folder (edge-train gan --out).")
 @click.option("--count", required=True, type=click.IntRange(min=1), help="Defect images to write.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", required=True, type=OutPath(file_okay=False),
               help="MVTec-layout folder to write train/<defect> and train_ground_truth/<defect> into.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files (byte for byte).")
 @click.option("--background", default=None, type=click.Path(),

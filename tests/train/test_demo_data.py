@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import torch
 
 from clitools import one_line_error, run_cli
 from train.data.defects import DEFECTS
@@ -79,3 +80,37 @@ def test_clip_frames_match_truth_and_parts_sit_in_the_roi(demo_data):
 def test_unknown_surface_is_one_line(tmp_path):
     line = one_line_error(run_cli("edge-data", "demo", "--out", str(tmp_path / "x"), "--surfaces", "marble", "--no-clip"))
     assert "marble" in line and "brick" in line
+
+
+def test_outputs_under_a_file_are_refused_before_any_work(tmp_path, demo_data, trained_run, artifacts):
+    """--out / --json under a regular file: one line when the flag is read, for every command that writes."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    under = str(blocker / "sub")
+    commands = [
+        ("edge-data", "demo", "--out", under, "--surfaces", "brick", "--no-clip"),
+        ("edge-train", "classify", "--data", str(demo_data / "brick"), "--out", under, "--epochs", "1"),
+        ("edge-eval", "--model", str(artifacts / "model.fp32.onnx"), "--data", str(demo_data / "brick"),
+         "--json", under),
+        ("edge-bench", "model", "--checkpoint", str(trained_run), "--artifacts", str(artifacts), "--out", under),
+    ]
+    for command in commands:
+        line = one_line_error(run_cli(*command))
+        assert "a_file is a file" in line, (command, line)
+    assert blocker.read_text() == ""
+
+
+def test_numbers_and_devices_that_cannot_be_are_one_line(tmp_path, demo_data, trained_run, artifacts):
+    train = ("edge-train", "classify", "--data", str(demo_data / "brick"), "--out", str(tmp_path / "r"), "--epochs", "1")
+    assert "nonsense" in one_line_error(run_cli(*train, "--device", "nonsense"))
+    assert "--lr" in one_line_error(run_cli(*train, "--lr", "-1"))
+    anomaly = ("edge-train", "anomaly", "--data", str(demo_data / "brick"), "--out", str(tmp_path / "a"), "--steps", "3")
+    if not torch.cuda.is_available():
+        assert "no GPU" in one_line_error(run_cli(*anomaly, "--device", "cuda"))
+    assert "--threads" in one_line_error(run_cli("edge-eval", "--model", str(artifacts / "model.fp32.onnx"), "--data",
+                                                 str(demo_data / "brick"), "--threads", "0"))
+    bench = ("edge-bench", "model", "--checkpoint", str(trained_run), "--out", str(tmp_path / "b"), "--no-compile")
+    assert "--batch" in one_line_error(run_cli(*bench, "--artifacts", str(artifacts), "--batch", "0"))
+    (tmp_path / "empty").mkdir()
+    assert "model.<precision>.onnx" in one_line_error(run_cli(*bench, "--artifacts", str(tmp_path / "empty")))
+    assert not any((tmp_path / name).exists() for name in "rab")
