@@ -61,6 +61,6 @@ def read_process_table(path: str | Path, target: str | None, features: list[str]
     if not features:
         raise InputFileError(f"{path} has no numeric columns besides the target: nothing to predict from")
     values = numeric_columns(path, rows, lines, header, [header.index(f) for f in features],
-                             "name the target with --target")
+                             "make every input column numeric (edge-train quality: name the target column with --target)")
     return ProcessTable(values, list(features), [row[header.index(target)].strip() for row in rows] if target else None,
                         [h for h in others if h not in features], str(path))

@@ -82,7 +82,7 @@ def check_finite(path, values: np.ndarray, lines, column: str | None = None) -> 
     if bad.any():
         i = int(np.argmax(bad))
         where = f" in column {column!r}" if column else ""
-        raise fail(path, lines[i], f"value {values[i]!r}{where} is not a finite float32 number",
+        raise fail(path, lines[i], f"value {float(values[i])}{where} is not a finite float32 number",
                    "fix or remove the sample (NaN, inf and values beyond ±3.4e38 are refused)")
     return values.astype(np.float32)
 

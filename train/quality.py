@@ -64,6 +64,9 @@ def train_quality(cfg: QualityConfig, echo=print) -> dict:
     if regression and cfg.spec_lower is None and cfg.spec_upper is None:
         raise InputFileError(f"{cfg.target} is a measured value: give the spec limits (--spec-lower/--spec-upper "
                              "or --spec spec.json) so the line knows when to reject")
+    if None not in (cfg.spec_lower, cfg.spec_upper) and cfg.spec_lower >= cfg.spec_upper:
+        raise InputFileError(f"spec limits {cfg.spec_lower} .. {cfg.spec_upper}: the lower limit must be below the "
+                             "upper (--spec-lower/--spec-upper or spec.json)")
     if table.ignored:
         echo(f"not using the non-numeric columns {', '.join(table.ignored)}")
     x = table.features[:, None, :]  # a window of one sample: the sensor-model input N x 1 x C

@@ -250,6 +250,9 @@ def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
     line = one_line_error(run_cli("edge-train", "quality", "--data", str(quality / "train.csv"), "--target", "width",
                                   "--out", str(tmp_path / "q")))
     assert "width" in line
+    line = one_line_error(run_cli("edge-train", "quality", "--data", str(quality / "train.csv"), "--target", "quality",
+                                  "--spec-lower", "60", "--spec-upper", "40", "--out", str(tmp_path / "q")))
+    assert "lower limit must be below the upper" in line
     line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data",
                                   str(data / "machine" / "train_normal.csv"), "--out", str(tmp_path / "n")))
     assert "one class" in line
