@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_runtime.datasets import GOOD, image_files, labeled_images
+from edge_runtime.datasets import GOOD, class_folders, image_files, labeled_images
 from edge_runtime.decision import SENSOR_TASKS
 from edge_runtime.disturb import brightness, sensor_noise
 from edge_runtime.errors import InputFileError
@@ -97,7 +97,7 @@ def calibration_images(config: dict, root: Path, calib: str | None, count: int, 
         if not folder.is_dir():
             raise InputFileError(f"--calib {folder} is not a folder of images")
         base = folder / "train" if (folder / "train").is_dir() else folder  # flat, class folders or MVTec
-        files = image_files(base) or [p for d in sorted(base.iterdir()) if d.is_dir() for p in image_files(d)]
+        files = image_files(base) or [p for group in class_folders(base).values() for p in group]
         if len(files) < MIN_CALIB_IMAGES:  # a handful sets every activation range from a few pixels' worth
             raise InputFileError(
                 f"--calib {folder} holds {len(files)} image(s) (.png/.jpg/.bmp/.tif, in it, in class folders or "

@@ -175,7 +175,8 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     }
     if "threshold_rule" in config:  # how the threshold was calibrated travels with it
         common["threshold_rule"] = config["threshold_rule"]
-    report = {"run": str(run), "data_is_the_runs": same_data, "toolkit_version": __version__, "versions": _versions(), "threads": threads,
+    report = {"run": str(run), "data_is_the_runs": same_data, "toolkit_version": __version__,
+              "versions": _versions(), "threads": threads,
               "validation_count": len(truth), "camera_copies": config["task"] not in SENSOR_TASKS, "gate": asdict(gate),
               "artifacts": {}}
     failures = []
@@ -226,9 +227,6 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
             built["fp16"] = (fp16_tmp, details, evaluate(fp16_tmp, "fp16"))
         _time_artifacts(built, images[:1], threads)
         out_dir.mkdir(parents=True, exist_ok=True)  # only now: a failure above leaves no folder behind
-        for stale in sorted(set(out_dir.glob("model.*.onnx")) - {out_dir / f"model.{p}.onnx" for p in precisions}):
-            stale.unlink()  # an earlier export's precision that this one does not build: not in its manifest
-            echo(f"removed {stale} (an earlier export's; not part of this one)")
         for precision, (path, details, figures) in built.items():
             fails = gate.check(precision, figures, fp32_figures)
             extra = {**common, "parity": figures, "gate": "fail: " + "; ".join(fails) if fails else "pass"}
@@ -240,14 +238,15 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                 report["artifacts"][precision] = {"file": final.name, "bytes": final.stat().st_size,
                                                   "sha256": file_sha256(final), "gate": extra["gate"],
                                                   "parity": figures, "quantization": details or None}
-            elif final.exists():  # an earlier export's file beside this one's manifest would be deployed by mistake
-                final.unlink()
-                echo(f"removed {final} (an earlier export's; this one's {precision} failed the gate)")
             if fails:
                 failures.append(f"{precision}: {'; '.join(fails)}")
             echo(f"{precision}: flips {figures['flips']}/{figures['count']}, max abs error "
                  f"{figures['max_abs_error']:.2e}, {figures['metric_name']} {figures['metric']:.4f}, "
                  f"p50 {figures['p50_ms_batch1']} ms")
+    written = {out_dir / art["file"] for art in report["artifacts"].values()}
+    for stale in sorted(set(out_dir.glob("model.*.onnx")) - written):
+        stale.unlink()  # an earlier export's file beside this one's manifest would be deployed by mistake
+        echo(f"removed {stale} (an earlier export's; this export did not write it: not requested, or failed its gate)")
     report["recommended"] = _recommend(report["artifacts"])
     report["recommended_by_device"] = {"cpu": report["recommended"], "cuda": _recommend(report["artifacts"], "cuda"),
                                        "openvino": _recommend(report["artifacts"], "openvino")}
