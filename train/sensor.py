@@ -50,6 +50,9 @@ MIN_STEPS = 600
 # many. 32 against 64 (2026-11-28, default settings, TEST splits): GunPoint 0.85 vs 0.69, ArrowHead 0.60 vs
 # 0.50, OSULeaf 0.62 vs 0.55, machine faults 0.9625 both; ORT fp32 ~1.8x faster. 16 lost again (0.77, 0.41).
 RNN_STEPS = 32
+# A --window this many times the longest series is mostly padding (or interpolated points): it adds nothing
+# to learn from and makes training crawl (100,000 samples on 500-sample series took minutes per epoch).
+MAX_WINDOW_OVER_SERIES = 4
 
 
 @dataclass
@@ -82,7 +85,14 @@ def load_windows(path: str, label_column: str, window: int | None, stride: int |
     if not series.series:
         raise InputFileError(f"{path} holds no series: nothing to train or evaluate on")
     if length is None:
-        length = window or int(np.median([len(s) for s in series.series]))
+        lengths = [len(s) for s in series.series]
+        if window and window > MAX_WINDOW_OVER_SERIES * max(lengths):
+            fill = "padding" if fit == "pad" else "interpolated points"
+            raise InputFileError(f"--window {window} is {window / max(lengths):.0f}x the longest series in {path} "
+                                 f"({max(lengths)} samples), so the model would see mostly {fill}: give a window "
+                                 f"of at most {MAX_WINDOW_OVER_SERIES * max(lengths)} (the median series has "
+                                 f"{int(np.median(lengths))} samples)")
+        length = window or int(np.median(lengths))
     return series, fit_length(series.series, length, fit), length
 
 

@@ -267,3 +267,6 @@ def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
     line = one_line_error(run_cli("edge-train", "sensor", "--task", "anomaly", "--data",
                                   str(data / "water_flow" / "stream.csv"), "--out", str(tmp_path / "w")))
     assert "--window" in line
+    line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data",
+                                  str(data / "machine" / "train.csv"), "--window", "100000", "--out", str(tmp_path / "x")))
+    assert "--window 100000" in line and "at most 2000" in line and not (tmp_path / "x").exists()
