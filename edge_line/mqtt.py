@@ -64,8 +64,15 @@ class MqttOutput:
                                   client_id=f"lineside-{socket.gethostname()}-{os.getpid()}")
         if credentials:
             self.client.username_pw_set(*credentials)
+        if ca_file and not tls:
+            raise ServiceError(f"--mqtt-ca is for a TLS broker, and {url} is plain MQTT: write mqtts://"
+                               f"{self.host}:8883/... or drop --mqtt-ca")
         if tls:
-            self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            try:
+                self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:  # FileNotFoundError names no file; say which
+                raise ServiceError(f"--mqtt-ca {ca_file}: cannot load a CA certificate from it "
+                                   f"({exc.strerror or exc}): give the broker's CA as a PEM file") from None
         self.client.will_set(self.status_topic, "offline", qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.on_connect = self._on_connect

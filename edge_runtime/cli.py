@@ -121,6 +121,7 @@ def edge_run(ctx, config_path, **options):
     opts = _merge_config(ctx, config_path, options)
     if not opts["model"]:
         raise click.UsageError("give --model PATH (or model: in --config)")
+    _check_dependent_options(opts)
     given = [flag for flag, on in (("--camera", opts["camera"] is not None), ("--source", opts["source"]),
                                    ("--sensor", opts["sensor"])) if on]
     if len(given) > 1:
@@ -178,6 +179,19 @@ def edge_run(ctx, config_path, **options):
     click.echo(json.dumps(record))
     if failures.first:
         raise ServiceError(f"{failures.first}: the line was stopped (--output-failure stop)")
+
+
+# Options that only tune another output: given without it, they would do nothing, silently.
+_NEEDS = {"web_auth": "web", "mqtt_auth": "mqtt", "mqtt_ca": "mqtt", "mqtt_qos": "mqtt", "mqtt_retain": "mqtt",
+          "modbus_pulse_ms": "modbus_reject", "modbus_id_register": "modbus_reject", "jsonl_max_mb": "jsonl"}
+
+
+def _check_dependent_options(opts: dict) -> None:
+    defaults = {p.name: p.default for p in edge_run.params}
+    for name, parent in _NEEDS.items():
+        if opts[name] not in (None, False, defaults[name]) and not opts[parent]:
+            flag, needed = (f"--{n.replace('_', '-')}" for n in (name, parent))
+            raise click.UsageError(f"{flag} has no effect without {needed}: add {needed}, or drop {flag}")
 
 
 def _merge_config(ctx: click.Context, config_path: str | None, options: dict) -> dict:

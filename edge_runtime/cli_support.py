@@ -33,7 +33,8 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> None:
         sys.exit(130)
     except click.UsageError as exc:  # a bad flag value is user input too: one line, not click's three
         hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        message = " ".join(exc.format_message().split())  # click lists choices on separate lines
+        click.echo(f"error: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

@@ -34,6 +34,9 @@ def labeled_images(root: str | Path, split: str) -> list[tuple[Path, str]]:
     (class-folder layout, the whole folder is the split).
     """
     root = Path(root)
+    if root.is_file():
+        raise InputFileError(f"{root} is a file; image models train and evaluate on a folder of images "
+                             f"(MVTec layout or class folders) — a .ts or .csv file is for a sensor model")
     if not root.is_dir():
         raise InputFileError(f"data folder {root} does not exist: make one with `edge-data demo --out {root}`")
     base = root / split if (root / split).is_dir() else root

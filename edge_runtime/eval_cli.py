@@ -51,6 +51,9 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
           --baseline-train data/sensor/plaid/PLAID_TRAIN.ts
     """
     model = EdgeModel(model_path, device=device, threads=threads)
+    if baseline_train and not _sorts_into_classes(model):
+        raise click.BadParameter(f"the 1-NN baseline is for sensor and process classifiers, and "
+                                 f"{Path(model_path).name} is not one (task: {model.info.task}): drop --baseline-train", param_hint="--baseline-train")
     if model.is_sensor:
         return _eval_sensor(model, data, baseline_train, json_path, parse_disturbances(perturb, SIGNAL_DISTURBANCES))
     disturbances = parse_disturbances(perturb)
@@ -81,6 +84,12 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
         for name, row in disturbed.items():
             click.echo(f"under {name:10s}: accuracy {row['accuracy']:.4f} ({row['delta_accuracy']:+.4f})")
     _write_json(metrics, json_path)
+
+
+def _sorts_into_classes(model: EdgeModel) -> bool:
+    """A sensor or process model whose verdict is one of its labels (not a score, not a measured value)."""
+    info = model.info
+    return model.is_sensor and info.task != "sensor_anomaly" and info.extra.get("quality_output") != "value"
 
 
 def _eval_sensor(model: EdgeModel, data: str, baseline_train: str | None, json_path: str | None,

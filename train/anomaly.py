@@ -152,9 +152,10 @@ def validate(model: torch.nn.Module, good: np.ndarray, threshold: float, seed: i
 def _bad_images(folder: str | None, size: tuple[int, int]) -> np.ndarray | None:
     if not folder:
         return None
-    files = image_files(Path(folder))
+    files = image_files(Path(folder)) if Path(folder).is_dir() else []
     if not files:
-        raise DatasetLayoutError(f"--bad {folder} holds no images: give a folder of known-bad images")
+        what = "holds no images" if Path(folder).is_dir() else "is not a folder"
+        raise DatasetLayoutError(f"--bad {folder} {what}: give a folder of known-bad images")
     return load_image_set([(f, GOOD) for f in files], [GOOD], size).images
 
 
@@ -187,6 +188,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     # Mixed sizes, grayscale and RGBA are all made into size x size RGB by the runtime's own preprocessing.
     train_set = load_image_set([(f, GOOD) for f in train_files], [GOOD], size)
     val_set = load_image_set([(f, GOOD) for f in val_files], [GOOD], size)
+    bad = _bad_images(cfg.bad, size)  # read before training, so a wrong --bad costs seconds, not the whole run
     torch.manual_seed(cfg.seed)
     mean = (train_set.images.reshape(-1, 3).mean(0) / 255.0).round(4).tolist()
     std = (train_set.images.reshape(-1, 3).std(0) / 255.0).clip(1e-3).round(4).tolist()
@@ -232,7 +234,7 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
         echo(f"Gaussian of the good images' first features: {gaussian}")
     seconds = time.perf_counter() - started
     threshold, rule = calibrate(_scores(model, val_set.images, torch.device("cpu")), cfg.target_frr, cfg.margin)
-    validation = validate(model, val_set.images, threshold, cfg.seed + 1, _bad_images(cfg.bad, size))
+    validation = validate(model, val_set.images, threshold, cfg.seed + 1, bad)
     config = {
         "task": "anomaly",
         "lineside_version": __version__,

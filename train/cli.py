@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from edge_runtime.cli_support import OutPath, run_cli
 from edge_runtime.metrics import format_table
@@ -102,6 +103,9 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, marg
     """
     from train.anomaly import AnomalyConfig, train_anomaly  # torch loads only when training
 
+    if crop > image_size and click.get_current_context().get_parameter_source("crop") != ParameterSource.DEFAULT:
+        raise click.BadParameter(f"a {crop}px crop does not fit in a {image_size}px image: give --crop "
+                                 f"{image_size} or less, or a larger --image-size", param_hint="--crop")
     cfg = AnomalyConfig(data=data, out=out, steps=steps, batch_size=batch_size, image_size=image_size,
                         crop=min(crop, image_size), lr=lr, target_frr=target_frr, margin=margin,
                         val_fraction=val_fraction, bad=bad, score=score, init=init, compressed=compressed, seed=seed,

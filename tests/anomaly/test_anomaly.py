@@ -44,6 +44,8 @@ def test_calibrate_sets_a_new_threshold_from_good_images_of_the_real_camera(anom
     assert (run / "model.safetensors").read_bytes() == weights  # the weights stay
     line = one_line_error(run_cli("edge-train", "calibrate", str(run), "--good", str(tmp_path / "nowhere")))
     assert "does not exist" in line
+    line = one_line_error(run_cli("edge-train", "calibrate", str(run), "--bad", str(tmp_path / "nowhere")))
+    assert "--bad" in line and "not a folder" in line
 
 
 def test_artifact_carries_score_heat_map_and_threshold(anomaly_artifacts):
@@ -140,6 +142,13 @@ def test_bad_anomaly_data_gets_one_clear_line(demo_data, tmp_path):
         (few / src.name).write_bytes(src.read_bytes())
     line = one_line_error(run_cli("edge-train", "anomaly", "--data", str(few), "--out", str(tmp_path / "r")))
     assert "4 good images" in line and "at least 10" in line
+    brick = str(demo_data / "brick")
+    line = one_line_error(run_cli("edge-train", "anomaly", "--data", brick, "--crop", "300", "--out", str(tmp_path / "r")))
+    assert "300px crop does not fit in a 256px image" in line
+    # a wrong --bad stops before the training it would otherwise have waited for: --steps 100000 would take hours
+    line = one_line_error(run_cli("edge-train", "anomaly", "--data", brick, "--bad", str(tmp_path / "nowhere"),
+                                  "--steps", "100000", "--out", str(tmp_path / "r"), timeout=120))
+    assert "--bad" in line and "not a folder" in line and not (tmp_path / "r").exists()
 
 
 def test_edge_eval_refuses_a_test_set_without_good_images_or_with_foreign_masks(anomaly_artifacts, demo_data,

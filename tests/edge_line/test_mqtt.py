@@ -133,6 +133,19 @@ def test_bad_mqtt_url_is_one_line(demo_data, artifacts):
     assert "expected mqtt://" in one_line_error(proc)
 
 
+def test_a_ca_file_that_cannot_serve_is_one_line_before_the_line_starts(demo_data, artifacts, tmp_path):
+    args = ("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+            str(artifacts / "model.int8.onnx"), "--mqtt")
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate\n")
+    line = one_line_error(run_cli(*args, f"mqtts://127.0.0.1:1/{BASE}", "--mqtt-ca", str(tmp_path / "missing.pem")))
+    assert "missing.pem" in line and "No such file" in line
+    line = one_line_error(run_cli(*args, f"mqtts://127.0.0.1:1/{BASE}", "--mqtt-ca", str(not_pem)))
+    assert "ca.txt" in line and "PEM" in line
+    line = one_line_error(run_cli(*args, f"mqtt://127.0.0.1:1/{BASE}", "--mqtt-ca", str(not_pem)))
+    assert "plain MQTT" in line and "mqtts://127.0.0.1:8883" in line
+
+
 def test_tls_with_the_plant_ca_delivers_and_a_wrong_ca_is_never_trusted(demo_data, artifacts, tmp_path):
     from peers import self_signed_tls
 

@@ -32,3 +32,14 @@ def test_eval_wrong_layout_is_one_line(artifacts, tmp_path):
     (tmp_path / "loose.png").write_bytes(b"")
     line = one_line_error(run_cli("edge-eval", "--model", str(artifacts / "model.int8.onnx"), "--data", str(tmp_path)))
     assert "class folders" in line
+
+
+def test_eval_of_an_image_model_on_a_file_or_with_a_sensor_baseline_is_one_line(artifacts, demo_data, tmp_path):
+    series = tmp_path / "series.csv"
+    series.write_text("a,label\n1,ok\n")
+    model = str(artifacts / "model.int8.onnx")
+    line = one_line_error(run_cli("edge-eval", "--model", model, "--data", str(series)))
+    assert "is a file" in line and "sensor model" in line
+    line = one_line_error(run_cli("edge-eval", "--model", model, "--data", str(demo_data / "brick"),
+                                  "--baseline-train", str(series)))
+    assert "--baseline-train" in line and "task: classify" in line

@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import onnx
+import pytest
 
 from clitools import BIN, ROOT, busy_port, free_port, jsonl_rows, one_line_error, run_cli
 from peers import HttpReceiver
@@ -69,6 +70,15 @@ def test_metrics_port_in_use_is_one_line(demo_data, artifacts):
         proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
                        str(artifacts / "model.int8.onnx"), "--metrics-port", str(port))
     assert "cannot be served" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("flag", [("--web-auth", "auth.txt"), ("--mqtt-qos", "2"), ("--mqtt-retain",),
+                                  ("--modbus-pulse-ms", "50"), ("--jsonl-max-mb", "3")], ids=lambda f: f[0])
+def test_an_option_that_tunes_an_absent_output_is_refused(demo_data, artifacts, flag):
+    """--mqtt-qos without --mqtt would otherwise be dropped without a word, and the user thinks it is set."""
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                                  str(artifacts / "model.int8.onnx"), *flag))
+    assert f"{flag[0]} has no effect without" in line
 
 
 def mixed_folder(demo_data, tmp_path):
