@@ -41,7 +41,7 @@ test: install $(OV_VENV)/.installed
 
 demo: install
 	$(BIN)/edge-data demo --out $(DEMO_DATA)
-	$(BIN)/edge-train classify --data $(DEMO_DATA)/$(SURFACE) --out $(RUN)
+	$(BIN)/edge-train classify --overwrite --data $(DEMO_DATA)/$(SURFACE) --out $(RUN)
 	$(BIN)/edge-export $(RUN) --out $(ART) --precision fp32,int8,fp16
 	$(BIN)/edge-eval --model $(ART)/model.int8.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.int8.json
 	$(BIN)/edge-eval --model $(ART)/model.fp32.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.fp32.json
@@ -66,7 +66,7 @@ endef
 anomaly_model = $(call export_eval,$(RUN)-$(1),$(ART)-$(1),$(REPORT)-$(1),$(DEMO_DATA)/$(SURFACE))
 demo-anomaly: install
 	test -d $(DEMO_DATA)/$(SURFACE) || $(BIN)/edge-data demo --out $(DEMO_DATA)
-	$(BIN)/edge-train anomaly --data $(DEMO_DATA)/$(SURFACE) --out $(RUN)-anomaly
+	$(BIN)/edge-train anomaly --overwrite --data $(DEMO_DATA)/$(SURFACE) --out $(RUN)-anomaly
 	$(call anomaly_model,anomaly)
 	$(BIN)/edge-run --source $(DEMO_DATA)/$(SURFACE)/test/crack \
 		--model $(ART)-anomaly/model.$$($(BIN)/python -m benchmarks.demo_summary --recommended $(ART)-anomaly).onnx \
@@ -81,19 +81,19 @@ sensor_model = $(call export_eval,runs/sensor/$(1),artifacts/sensor/$(1),reports
 demo-sensor: install
 	$(BIN)/edge-data sensor --out $(SENSOR_DATA)
 	rm -rf reports/sensor artifacts/sensor
-	$(BIN)/edge-train sensor --task classify --data $(SENSOR_DATA)/plaid/PLAID_TRAIN.ts --fit pad --window 512 \
+	$(BIN)/edge-train sensor --overwrite --task classify --data $(SENSOR_DATA)/plaid/PLAID_TRAIN.ts --fit pad --window 512 \
 		--out runs/sensor/plaid
 	$(call sensor_model,plaid,$(SENSOR_DATA)/plaid/PLAID_TEST.ts,--baseline-train $(SENSOR_DATA)/plaid/PLAID_TRAIN.ts)
-	$(BIN)/edge-train sensor --task classify --arch lstm --data $(SENSOR_DATA)/machine/train.csv --stride 250 \
+	$(BIN)/edge-train sensor --overwrite --task classify --arch lstm --data $(SENSOR_DATA)/machine/train.csv --stride 250 \
 		--sample-rate 1000 --out runs/sensor/machine-lstm
 	$(call sensor_model,machine-lstm,$(SENSOR_DATA)/machine/test.csv,--baseline-train $(SENSOR_DATA)/machine/train.csv)
-	$(BIN)/edge-train sensor --task anomaly --data $(SENSOR_DATA)/machine/train_normal.csv --stride 250 \
+	$(BIN)/edge-train sensor --overwrite --task anomaly --data $(SENSOR_DATA)/machine/train_normal.csv --stride 250 \
 		--sample-rate 1000 --epochs 60 --out runs/sensor/machine-anomaly
 	$(call sensor_model,machine-anomaly,$(SENSOR_DATA)/machine/stream.csv,)
-	$(BIN)/edge-train sensor --task anomaly --data $(SENSOR_DATA)/water_flow/train.csv --window 24 --stride 1 \
+	$(BIN)/edge-train sensor --overwrite --task anomaly --data $(SENSOR_DATA)/water_flow/train.csv --window 24 --stride 1 \
 		--epochs 60 --out runs/sensor/flow
 	$(call sensor_model,flow,$(SENSOR_DATA)/water_flow/test.csv,)
-	$(BIN)/edge-train quality --data $(SENSOR_DATA)/quality/train.csv --target quality \
+	$(BIN)/edge-train quality --overwrite --data $(SENSOR_DATA)/quality/train.csv --target quality \
 		--spec $(SENSOR_DATA)/quality/spec.json --out runs/sensor/quality
 	$(call sensor_model,quality,$(SENSOR_DATA)/quality/test.csv,)
 	$(BIN)/edge-bench model --checkpoint runs/sensor/machine-lstm --artifacts artifacts/sensor/machine-lstm \

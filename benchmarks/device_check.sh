@@ -41,8 +41,8 @@ train)
     python3 -m pip install -q --no-deps --no-index --no-build-isolation -e . || exit 1
     python3 -m pytest tests/gpu -q -p no:logging -k trains 2>&1 | tee "$OUT/gpu_train_tests.log"
     edge-data demo --out $W/demo --surfaces brick --clip-parts 4 || exit 1
-    edge-train classify --data $W/demo/brick --out $W/runs/brick --device cuda 2>&1 | tail -3
-    edge-train anomaly --data $W/demo/brick --out $W/runs/brick-anomaly --device cuda 2>&1 | tail -3
+    edge-train classify --data $W/demo/brick --out $W/runs/brick --overwrite --device cuda 2>&1 | tail -3
+    edge-train anomaly --data $W/demo/brick --out $W/runs/brick-anomaly --overwrite --device cuda 2>&1 | tail -3
     ;;
 export)
     for run in brick brick-anomaly; do

@@ -15,7 +15,7 @@ for arch in $ARCHS; do
         run=$OUT/$arch/$set
         mkdir -p "$run"
         "$BIN/edge-train" sensor --task classify --arch "$arch" --data "$DATA/$set/${set}_TRAIN.ts" \
-            --out "$run/run" > "$run/train.log" 2>&1
+            --out "$run/run" --overwrite > "$run/train.log" 2>&1
         "$BIN/edge-export" "$run/run" --out "$run/art" --precision fp32 > "$run/export.log" 2>&1
         "$BIN/edge-eval" --model "$run/art/model.fp32.onnx" --data "$DATA/$set/${set}_TEST.ts" \
             --baseline-train "$DATA/$set/${set}_TRAIN.ts" --json "$run/eval.json" > "$run/eval.log" 2>&1

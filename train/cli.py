@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -12,11 +13,28 @@ from edge_runtime.cli_support import OutPath, run_cli
 from edge_runtime.metrics import format_table
 
 
+def run_folder_options(fn):
+    """--out and --overwrite: a run folder that already holds a trained run is replaced only when asked, since
+    the run it holds may have taken hours and may be what a line runs."""
+    @functools.wraps(fn)
+    def checked(*args, overwrite: bool, **kwargs):
+        out = Path(kwargs["out"])
+        held = [name for name in ("config.json", "model.safetensors") if (out / name).is_file()]
+        if held and not overwrite:
+            raise click.UsageError(f"{out} already holds a training run ({', '.join(held)}): choose another --out, "
+                                   "or add --overwrite to replace it")
+        return fn(*args, **kwargs)
+
+    checked = click.option("--overwrite", is_flag=True, help="Replace the run that --out already holds.")(checked)
+    return click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")(
+        checked)
+
+
 def common_options(fn):
     """Options every `edge-train` task takes."""
+    fn = run_folder_options(fn)
     for option in reversed([
         click.option("--data", required=True, type=click.Path(), help="Data folder (MVTec layout or class folders)."),
-        click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint."),
         click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -61,7 +79,7 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 @edge_train.command()
 @click.option("--data", required=True, type=click.Path(),
               help="Good images: DATA/train/good (MVTec layout) or images directly in DATA.")
-@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
+@run_folder_options
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=32), default=256, show_default=True, help="Model input side (pixels).")
@@ -161,7 +179,7 @@ def _show_anomaly_validation(config: dict) -> None:
 @click.option("--data", required=True, type=click.Path(),
               help="MVTec-layout folder: train/good, train/<defect>, train_ground_truth/<defect>/*_mask.png.")
 @click.option("--defect", required=True, help="Defect kind to learn (a train/<defect> folder).")
-@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
+@run_folder_options
 @click.option("--k", type=click.IntRange(min=1), default=None, help="Use only K real defect images (drawn by --seed).")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=16, show_default=True)
@@ -219,7 +237,7 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
               help="classify: faults from labelled series; anomaly: trained on normal data only.")
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="A .ts file, a long CSV (series_id, t, channels..., label) or a wide CSV (one row per sample).")
-@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
+@run_folder_options
 @click.option("--arch", type=click.Choice(["rocket", "cnn", "lstm", "gru"]), default="rocket", show_default=True,
               help="Classifier: random-convolution features + ridge (seconds to fit, no epochs), a 1D-CNN, or a "
                    "2-layer LSTM or GRU behind a strided convolution.")
@@ -290,7 +308,7 @@ def sensor(task, data, out, arch, ignore_offset, label_column, window, stride, f
 @edge_train.command()
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="CSV with one row per part.")
 @click.option("--target", required=True, help="Column to predict: a measured value or a pass/fail word.")
-@click.option("--out", required=True, type=OutPath(file_okay=False), help="Run folder for the checkpoint.")
+@run_folder_options
 @click.option("--spec-lower", type=float, default=None, help="Lower spec limit of a measured target.")
 @click.option("--spec-upper", type=float, default=None, help="Upper spec limit of a measured target.")
 @click.option("--spec", "spec_file", default=None, type=click.Path(dir_okay=False),

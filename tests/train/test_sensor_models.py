@@ -223,13 +223,21 @@ def test_quality_mlp_against_spec_limits_row_by_row(data, tmp_path):
 
 def test_a_pass_fail_column_makes_a_quality_classifier(data, tmp_path):
     quality = data / "quality"
-    _, art = train_export(tmp_path, "pass", ["quality", "--data", str(quality / "train.csv"), "--target", "pass",
-                                             "--epochs", "60"], "fp32")
+    train = ["quality", "--data", str(quality / "train.csv"), "--target", "pass"]
+    run, art = train_export(tmp_path, "pass", [*train, "--epochs", "60"], "fp32")
     model = EdgeModel(art / "model.fp32.onnx")
     assert model.info.extra["quality_output"] == "class" and model.info.labels == ["in_spec", "out_of_spec"]
     metrics = evaluate(art / "model.fp32.onnx", quality / "test.csv")
     # passing everything would score 0.93 with every out-of-spec part escaping
     assert metrics["accuracy"] >= 0.85 and metrics["escape_rate"] <= 0.5, metrics
+    # a second training into the same folder: refused, the first run intact, unless --overwrite says so
+    before = (run / "model.safetensors").read_bytes()
+    line = one_line_error(run_cli("edge-train", *train, "--epochs", "2", "--out", str(run)))
+    assert "already holds a training run" in line and "--overwrite" in line
+    assert (run / "model.safetensors").read_bytes() == before
+    proc = run_cli("edge-train", *train, "--epochs", "2", "--out", str(run), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
 
 
 def test_a_window_of_one_sample_is_a_per_sample_detector(data, tmp_path):
