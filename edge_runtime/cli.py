@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from edge_runtime.cli_support import parse_roi, run_cli
+from edge_runtime.cli_support import OutPath, parse_roi, run_cli
 from edge_runtime.frame_checks import FrameLimits
 from edge_runtime.line_config import load_line_config
 from edge_runtime.errors import ServiceError, SourceError
@@ -47,10 +47,10 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
 @click.option("--roi", default=None, help="Inspection window x,y,w,h in frame pixels (default: whole frame).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Override the model's reject threshold.")
-@click.option("--jsonl", default=None, type=click.Path(dir_okay=False), help="Append one JSON record per frame here.")
+@click.option("--jsonl", default=None, type=OutPath(dir_okay=False), help="Append one JSON record per frame here.")
 @click.option("--jsonl-max-mb", type=click.FloatRange(min=0.001), default=None, help="Rotate the JSONL at this size.")
-@click.option("--save-defects", default=None, type=click.Path(file_okay=False), help="Save each rejected frame here.")
-@click.option("--record", default=None, type=click.Path(dir_okay=False), help="Write the annotated video (.mp4).")
+@click.option("--save-defects", default=None, type=OutPath(file_okay=False), help="Save each rejected frame here.")
+@click.option("--record", default=None, type=OutPath(dir_okay=False), help="Write the annotated video (.mp4).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (q quits).")
 @click.option("--realtime", is_flag=True, help="Play a video file at its native rate like a camera (newest frame, drops counted).")
 @click.option("--loop", is_flag=True, help="Repeat an image folder or a video file forever.")

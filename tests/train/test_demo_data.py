@@ -93,6 +93,8 @@ def test_outputs_under_a_file_are_refused_before_any_work(tmp_path, demo_data, t
         ("edge-eval", "--model", str(artifacts / "model.fp32.onnx"), "--data", str(demo_data / "brick"),
          "--json", under),
         ("edge-bench", "model", "--checkpoint", str(trained_run), "--artifacts", str(artifacts), "--out", under),
+        *(("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model", str(artifacts / "model.fp32.onnx"),
+           flag, under) for flag in ("--jsonl", "--record", "--save-defects")),
     ]
     for command in commands:
         line = one_line_error(run_cli(*command))
