@@ -29,7 +29,7 @@ from train.anomaly_synth import add_anomalies
 from train.augment import JPEG_QUALITIES, geometric, photometric
 from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
-from train.images import files_sha256, load_image_set
+from train.images import aspect_warning, files_sha256, load_image_set
 from train.init_weights import load_init
 from train.models import create_model
 from train.models.anomaly_net import fit_gaussian
@@ -188,6 +188,8 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
     # Mixed sizes, grayscale and RGBA are all made into size x size RGB by the runtime's own preprocessing.
     train_set = load_image_set([(f, GOOD) for f in train_files], [GOOD], size)
     val_set = load_image_set([(f, GOOD) for f in val_files], [GOOD], size)
+    if warning := aspect_warning(train_set, val_set):
+        echo(warning)
     bad = _bad_images(cfg.bad, size)  # read before training, so a wrong --bad costs seconds, not the whole run
     torch.manual_seed(cfg.seed)
     mean = (train_set.images.reshape(-1, 3).mean(0) / 255.0).round(4).tolist()

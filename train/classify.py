@@ -21,7 +21,7 @@ from edge_runtime.metrics import classification_metrics
 from train import distributed
 from train.augment import augment
 from train.checkpoint import save_checkpoint
-from train.images import ImageSet, files_sha256, load_image_set, split_train_val
+from train.images import ImageSet, aspect_warning, files_sha256, load_image_set, split_train_val
 from train.models import create_model
 
 
@@ -126,6 +126,8 @@ def _train(cfg: ClassifyConfig, ctx: distributed.DistContext, echo) -> dict:
     train_pairs, val_pairs = split_train_val(pairs, cfg.val_fraction, cfg.seed)
     train_set = load_image_set(train_pairs, labels, size)
     val_set = load_image_set(val_pairs, labels, size)
+    if warning := aspect_warning(train_set, val_set):
+        echo(warning)
     echo(f"training defectnet on {len(train_set.targets)} images ({len(val_set.targets)} for validation), "
          f"classes {', '.join(labels)}, device {ctx.device}, processes {ctx.world}")
     model, model_args, seconds = fit_classifier(train_set, cfg, ctx, echo)

@@ -22,6 +22,21 @@ class ImageSet:
     targets: np.ndarray  # N int64
     files: list[Path]
     labels: list[str]
+    aspects: tuple[float, float] = (1.0, 1.0)  # narrowest and widest width/height as stored, before resizing
+
+# Stored images whose shapes differ by more than this are each stretched differently to the model's square.
+ASPECT_SPREAD = 1.1
+
+
+def aspect_warning(*sets: ImageSet) -> str | None:
+    """One line when the training images come in different shapes: each is stretched to the model's square, so
+    the same part looks different from image to image (and from the line camera's frames)."""
+    lo, hi = min(s.aspects[0] for s in sets), max(s.aspects[1] for s in sets)
+    if hi / lo <= ASPECT_SPREAD:
+        return None
+    return (f"warning: the images' width/height runs from {lo:.2f} to {hi:.2f}, and each is stretched to the "
+            f"model's square input, so parts look different from image to image: crop them to one shape, as the "
+            f"line's camera (or its --roi) will show them")
 
 
 def load_image_set(pairs: list[tuple[Path, str]], labels: list[str], size: tuple[int, int],
@@ -34,15 +49,17 @@ def load_image_set(pairs: list[tuple[Path, str]], labels: list[str], size: tuple
     images = np.empty((len(pairs), size[0], size[1], 3), dtype=np.uint8)
     if jpeg_seed is not None:
         qualities = np.random.default_rng(jpeg_seed).integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1, len(pairs))
+    aspects = []
     for i, (path, _) in enumerate(pairs):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise InputFileError(f"cannot read image {path}: remove it or replace it with a valid PNG/JPEG")
+        aspects.append(image.shape[1] / image.shape[0])
         if jpeg_seed is not None:
             image = jpeg_roundtrip(image, int(qualities[i]))
         images[i] = prepare_image(image, size, resize=resize)
     targets = np.array([index[label] for _, label in pairs], dtype=np.int64)
-    return ImageSet(images, targets, [p for p, _ in pairs], labels)
+    return ImageSet(images, targets, [p for p, _ in pairs], labels, (min(aspects, default=1.0), max(aspects, default=1.0)))
 
 
 def split_train_val(pairs: list[tuple[Path, str]], val_fraction: float, seed: int):

@@ -142,6 +142,15 @@ def test_bad_anomaly_data_gets_one_clear_line(demo_data, tmp_path):
         (few / src.name).write_bytes(src.read_bytes())
     line = one_line_error(run_cli("edge-train", "anomaly", "--data", str(few), "--out", str(tmp_path / "r")))
     assert "4 good images" in line and "at least 10" in line
+    mixed = tmp_path / "mixed"  # every other image twice as wide: a training set of crops in different shapes
+    mixed.mkdir()
+    for i, src in enumerate(sorted((demo_data / "brick" / "train" / "good").iterdir())[:12]):
+        image = cv2.imread(str(src))
+        cv2.imwrite(str(mixed / src.name), cv2.resize(image, (image.shape[1] * 2, image.shape[0])) if i % 2 else image)
+    proc = run_cli("edge-train", "anomaly", "--data", str(mixed), "--steps", "2", "--score", "line",
+                   "--out", str(tmp_path / "m"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the images' width/height runs from 1.00 to 2.00" in proc.stderr
     brick = str(demo_data / "brick")
     line = one_line_error(run_cli("edge-train", "anomaly", "--data", brick, "--crop", "300", "--out", str(tmp_path / "r")))
     assert "300px crop does not fit in a 256px image" in line
