@@ -58,13 +58,18 @@ def decide_quality(values: np.ndarray, info: ModelInfo) -> list[Decision]:
     A quality model trained on a pass/fail column outputs class probabilities
     instead (metadata `quality_output` = "class") and is decided like a classifier.
     """
-    if info.extra.get("quality_output") == "class":
+    if decides_by_class(info):
         return decide_classify(values, info)
     out = []
     for v in np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 0]:
         label = spec_call(v, info)
         out.append(Decision("good" if label == info.good_label else "defect", label, float(v)))
     return out
+
+
+def decides_by_class(info: ModelInfo) -> bool:
+    """Whether the model outputs class probabilities (one column per label) that decide_classify reads."""
+    return info.task in ("classify", "sensor_classify") or info.extra.get("quality_output") == "class"
 
 
 def spec_call(value: float, info: ModelInfo) -> str:

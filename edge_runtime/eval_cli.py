@@ -10,6 +10,7 @@ import click
 
 from edge_runtime.cli_support import OutPath, progress, run_cli
 from edge_runtime.datasets import labeled_images
+from edge_runtime.decision import decides_by_class
 from edge_runtime.disturb import SIGNAL_DISTURBANCES, parse_disturbances
 from edge_runtime.evaluate import check_classes, evaluate
 from edge_runtime.evaluate_anomaly import anomaly_metrics, format_anomaly_table
@@ -51,7 +52,7 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
           --baseline-train data/sensor/plaid/PLAID_TRAIN.ts
     """
     model = EdgeModel(model_path, device=device, threads=threads)
-    if baseline_train and not _sorts_into_classes(model):
+    if baseline_train and not (model.is_sensor and decides_by_class(model.info)):
         raise click.BadParameter(f"the 1-NN baseline is for sensor and process classifiers, and "
                                  f"{Path(model_path).name} is not one (task: {model.info.task}): drop --baseline-train", param_hint="--baseline-train")
     if model.is_sensor:
@@ -84,12 +85,6 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
         for name, row in disturbed.items():
             click.echo(f"under {name:10s}: accuracy {row['accuracy']:.4f} ({row['delta_accuracy']:+.4f})")
     _write_json(metrics, json_path)
-
-
-def _sorts_into_classes(model: EdgeModel) -> bool:
-    """A sensor or process model whose verdict is one of its labels (not a score, not a measured value)."""
-    info = model.info
-    return model.is_sensor and info.task != "sensor_anomaly" and info.extra.get("quality_output") != "value"
 
 
 def _eval_sensor(model: EdgeModel, data: str, baseline_train: str | None, json_path: str | None,

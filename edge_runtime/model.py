@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.bound_run import BoundRunner
-from edge_runtime.decision import DECIDERS, SENSOR_TASKS, Decision, decide
+from edge_runtime.decision import DECIDERS, SENSOR_TASKS, Decision, decide, decides_by_class
 from edge_runtime.errors import ModelFileError
 from edge_runtime.metadata import ModelInfo, from_props
 from edge_runtime.preprocess import Roi, prepare_image
@@ -105,9 +105,8 @@ class EdgeModel:
 
     def _check_output(self) -> None:
         """Class probabilities must have one column per label: the decision names the class by its column."""
-        by_class = self.info.task in ("classify", "sensor_classify") or self.info.extra.get("quality_output") == "class"
         width = (self.session.get_outputs()[0].shape or [None])[-1]
-        if by_class and isinstance(width, int) and width != len(self.info.labels):
+        if decides_by_class(self.info) and isinstance(width, int) and width != len(self.info.labels):
             raise ModelFileError(f"{self.path} outputs {width} class probabilities but its metadata names "
                                  f"{len(self.info.labels)} labels ({', '.join(self.info.labels)}): re-export it "
                                  "with edge-export")
