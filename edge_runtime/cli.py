@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from edge_runtime.sensor_sources import open_sensor_source
 from edge_runtime.session import DEVICES
 from edge_runtime.sources import CaptureSettings, open_source
 from edge_runtime.systemd import Watchdog, notify
+from edge_runtime.web import parse_address
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -35,7 +37,7 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.command(context_settings=_CTX)
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="line.yaml with any of these options (flags given here win).")
-@click.option("--camera", type=int, default=None, help="Camera device index (0 = first camera).")
+@click.option("--camera", type=click.IntRange(min=0), default=None, help="Camera device index (0 = first camera).")
 @click.option("--source", default=None,
               help="Video file, image folder, rtsp:// or http:// URL, GStreamer pipeline ('... ! appsink'), csi://N.")
 @click.option("--sensor", default=None,
@@ -118,15 +120,7 @@ def edge_run(ctx, config_path, **options):
       edge-run install-service --config /srv/lineside/st3/line.yaml
       edge-run doctor --model part.onnx
     """
-    opts = _merge_config(ctx, config_path, options)
-    if not opts["model"]:
-        raise click.UsageError("give --model PATH (or model: in --config)")
-    _check_dependent_options(opts)
-    given = [flag for flag, on in (("--camera", opts["camera"] is not None), ("--source", opts["source"]),
-                                   ("--sensor", opts["sensor"])) if on]
-    if len(given) > 1:
-        raise click.UsageError(f"give one of --camera, --source or --sensor, not {' and '.join(given)}")
-    roi = parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
+    opts, roi = _station_options(ctx, config_path, options)
     model = open_model(opts["model"], opts["device"], opts["threads"], opts["manifest"], opts["threshold"],
                        opts["model_check_s"])
     if opts["sensor"] and not model.is_sensor:
@@ -164,7 +158,8 @@ def edge_run(ctx, config_path, **options):
         if opts["sensor"]:
             summary = run_sensor_pipeline(src, model, sinks, max_windows=opts["max_frames"], stop=stop, on_live=live,
                                           on_start=announce, on_beat=Watchdog().beat, swapper=swapper,
-                                          max_age_ms=opts["max_age_ms"], echo=lambda line: click.echo(line, err=True))
+                                          max_age_ms=opts["max_age_ms"], echo=lambda line: click.echo(line, err=True),
+                                          max_outage_s=opts["max_outage_s"])
         else:
             summary = run_pipeline(src, model, sinks, roi=roi, max_frames=opts["max_frames"], stop=stop,
                                    on_live=live, on_start=announce, limits=limits, on_beat=Watchdog().beat,
@@ -181,6 +176,24 @@ def edge_run(ctx, config_path, **options):
         raise ServiceError(f"{failures.first}: the line was stopped (--output-failure stop)")
 
 
+def _station_options(ctx: click.Context, config_path: str | None, options: dict) -> tuple[dict, tuple | None]:
+    """The flags merged with --config and checked as a whole (also for install-service, before it writes a
+    unit that would only crash-loop); with the parsed ROI."""
+    opts = _merge_config(ctx, config_path, options)
+    if not opts["model"]:
+        raise click.UsageError("give --model PATH (or model: in --config)")
+    given = [flag for flag, on in (("--camera", opts["camera"] is not None), ("--source", opts["source"]),
+                                   ("--sensor", opts["sensor"])) if on]
+    if len(given) > 1:
+        raise click.UsageError(f"give one of --camera, --source or --sensor, not {' and '.join(given)}")
+    _check_dependent_options(opts)
+    _check_source_options(opts)
+    for name in ("web", "metrics_port", "modbus_serve"):  # addresses: checked here, served only much later
+        if opts[name]:
+            parse_address(opts[name] if ":" in opts[name] else f":{opts[name]}", f"--{name.replace('_', '-')}")
+    return opts, parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
+
+
 # Options that only tune another output: given without it, they would do nothing, silently.
 _NEEDS = {"web_auth": "web", "mqtt_auth": "mqtt", "mqtt_ca": "mqtt", "mqtt_qos": "mqtt", "mqtt_retain": "mqtt",
           "modbus_pulse_ms": "modbus_reject", "modbus_id_register": "modbus_reject", "jsonl_max_mb": "jsonl"}
@@ -192,6 +205,19 @@ def _check_dependent_options(opts: dict) -> None:
         if opts[name] not in (None, False, defaults[name]) and not opts[parent]:
             flag, needed = (f"--{n.replace('_', '-')}" for n in (name, parent))
             raise click.UsageError(f"{flag} has no effect without {needed}: add {needed}, or drop {flag}")
+
+
+# Options for frames (camera, video, images); a --sensor run has none, so they would be dropped without a word.
+_FRAME_ONLY = ("roi", "record", "save_defects", "show", "realtime", "loop", "width", "height", "fps", "fourcc",
+               "exposure")
+
+
+def _check_source_options(opts: dict) -> None:
+    if opts["sensor"]:
+        given = [f"--{n.replace('_', '-')}" for n in _FRAME_ONLY if opts[n] not in (None, False)]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for camera and video "
+                                   f"sources, not --sensor: drop {'it' if len(given) == 1 else 'them'}")
 
 
 def _merge_config(ctx: click.Context, config_path: str | None, options: dict) -> dict:
@@ -206,13 +232,17 @@ def _merge_config(ctx: click.Context, config_path: str | None, options: dict) ->
         param = params[name]
         if name == "roi" and isinstance(value, list):
             merged[name] = value
-        elif getattr(param, "is_flag", False):
-            merged[name] = bool(value)
-        else:
-            try:
-                merged[name] = param.type.convert(value, param, ctx)
-            except click.BadParameter as exc:
-                raise click.UsageError(f"--config {config_path}: {name}: {exc.format_message()}") from None
+            continue
+        try:
+            if isinstance(value, list):
+                raise click.BadParameter(f"one value, not a list ({value})")
+            if isinstance(value, float) and isinstance(param.type, click.types.IntParamType) and not value.is_integer():
+                raise click.BadParameter(f"{value} is not a whole number")  # click's int() would cut it to {int(value)}
+            # a flag reads 1/0, true/false, yes/no, on/off ("no" must not mean yes)
+            merged[name] = (click.BOOL if getattr(param, "is_flag", False) else param.type).convert(
+                str(value) if getattr(param, "is_flag", False) else value, param, ctx)
+        except click.BadParameter as exc:
+            raise click.UsageError(f"--config {config_path}: {name}: {exc.format_message()}") from None
     return merged
 
 
@@ -253,13 +283,21 @@ def install_service(config_path, name, user, unit_dir, watchdog_s):
     from edge_runtime.systemd import unit_text
 
     config = Path(config_path)
-    options = load_line_config(config, {p.name for p in edge_run.params})
-    if not options.get("model"):
+    if not load_line_config(config, {p.name for p in edge_run.params} - {"config_path"}).get("model"):
         raise ServiceError(f"--config {config} names no model: add `model: /path/part.onnx`")
-    if not (options.get("source") or options.get("sensor") or options.get("camera") is not None):
+    # the checks edge-run itself makes on the file, so a unit is written only for a config that starts
+    station = edge_run.make_context("edge-run", ["--config", str(config)])
+    options, _ = _station_options(station, str(config), {k: v for k, v in station.params.items() if k != "config_path"})
+    if not (options["source"] or options["sensor"] or options["camera"] is not None):
         raise ServiceError(f"--config {config} names no source: add `camera: 0`, `source: rtsp://...` or "
                            "`sensor: \"udp://0.0.0.0:9000\"`")
     name = name or f"lineside-{config.stem}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", name):
+        raise click.BadParameter(f"{name!r} is not a systemd unit name: letters, digits and _ . @ - only",
+                                 param_hint="--name")
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]*", user):
+        raise click.BadParameter(f"{user!r} is not a user name: lower-case letters, digits, _ and -",
+                                 param_hint="--user")
     path = Path(unit_dir) / f"{name}.service"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

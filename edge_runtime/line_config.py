@@ -7,6 +7,7 @@ names (`max_age_ms` or `max-age-ms`). Flags given on the command line win.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,21 @@ def _value(node: cv2.FileNode):
     if node.isMap():
         raise InputFileError(f"nested section {node.name()!r} is not supported: use flat keys named like the flags")
     return None
+
+
+def _refuse_repeated_keys(path: Path) -> None:
+    """OpenCV keeps one of two equal keys without a word (and `max-frames` beside `max_frames` is two keys to it):
+    a station file that says two things about one option is refused, naming the lines."""
+    seen: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        match = re.match(r"([A-Za-z_][\w-]*)\s*:", line)  # top-level keys start in the first column
+        if not match:
+            continue
+        name = match.group(1).replace("-", "_")
+        if name in seen:
+            raise InputFileError(f"--config {path}: {match.group(1)!r} on line {number} repeats the key of line "
+                                 f"{seen[name]}: keep one")
+        seen[name] = number
 
 
 def load_line_config(path: str | Path, known: set[str]) -> dict:
@@ -50,6 +66,7 @@ def load_line_config(path: str | Path, known: set[str]) -> dict:
     if not root.isMap():  # a list or a bare value at the top (found by fuzzing: a file holding "-")
         storage.release()
         raise InputFileError(f"--config {path} must be `key: value` lines, one per option")
+    _refuse_repeated_keys(path)
     values = {}
     for key in root.keys():
         name = key.replace("-", "_")

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from edge_runtime.errors import SourceError
 from edge_runtime.model import EdgeModel
 from edge_runtime.pipeline import Sink, emit, tally
 from edge_runtime.sensor_samples import WAIT, Problem
@@ -77,6 +78,7 @@ def run_sensor_pipeline(
     swapper=None,
     max_age_ms: float = 0.0,
     echo: Callable[[str], None] | None = None,
+    max_outage_s: float | None = None,
 ) -> SensorSummary:
     """Decide on every window of the source's samples until it ends, `stop` is set or `max_windows` are decided.
 
@@ -95,7 +97,7 @@ def run_sensor_pipeline(
         on_start()
 
     started = time.perf_counter()
-    last_live, windows_at_live = started, 0
+    last_live, windows_at_live, last_sample = started, 0, started
     prev_sink_ms = 0.0
     try:
         while not stop.is_set() and (max_windows is None or summary.windows < max_windows):
@@ -111,7 +113,11 @@ def run_sensor_pipeline(
                 summary.outages += 1
                 emit(sinks, event)
             if item is WAIT:
+                if max_outage_s is not None and time.perf_counter() - last_sample > max_outage_s:
+                    raise SourceError(f"{source.name} sent no samples for more than {max_outage_s:g} s "
+                                      "(--max-outage-s): check the sensor and its address, then restart")
                 continue
+            last_sample = time.perf_counter()
             if item is None:
                 break
             t1 = time.perf_counter()

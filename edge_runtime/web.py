@@ -13,6 +13,7 @@ import collections
 import hmac
 import json
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,13 +29,15 @@ from edge_runtime.preprocess import Roi
 PAGE = (Path(__file__).parent / "data" / "web.html").read_text
 
 
-def parse_address(text: str) -> tuple[str, int]:
+def parse_address(text: str, flag: str = "--web") -> tuple[str, int]:
     """`:8080` → localhost only; `0.0.0.0:8080` (or a host) must be given explicitly."""
     host, _, port = text.rpartition(":")
     try:
         number = int(port)
     except ValueError:
-        raise ServiceError(f"--web {text!r}: expected [HOST]:PORT, e.g. :8080") from None
+        raise ServiceError(f"{flag} {text!r}: expected [HOST]:PORT, e.g. :8080") from None
+    if not 0 < number < 65536:
+        raise ServiceError(f"{flag} {text!r}: port {number} is not between 1 and 65535")
     return host or "127.0.0.1", number
 
 
@@ -197,8 +200,9 @@ class WebView:
         try:
             self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError as exc:
-            raise ServiceError(f"--web cannot listen on {self.host}:{self.port} ({exc.strerror}): "
-                               "pick another port or stop what uses it") from None
+            # a host that does not resolve (socket.gaierror) is the host's fault; anything else, the port's
+            hint = "check the host name" if isinstance(exc, socket.gaierror) else "pick another port or stop what uses it"
+            raise ServiceError(f"--web cannot listen on {self.host}:{self.port} ({exc.strerror}): {hint}") from None
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="web", daemon=True).start()
         return self

@@ -68,6 +68,8 @@ def test_folder_source_and_unreadable_image_is_flagged(demo_data, artifacts, tmp
 def test_missing_camera_is_one_line(artifacts):
     line = one_line_error(run_cli("edge-run", "--camera", "57", "--model", str(artifacts / "model.int8.onnx")))
     assert "camera 57" in line
+    line = one_line_error(run_cli("edge-run", "--camera", "-1", "--model", str(artifacts / "model.int8.onnx")))
+    assert "--camera" in line  # OpenCV crashed the process (SIGSEGV) on a negative index
 
 
 def test_not_an_onnx_file_is_one_line(tmp_path, demo_data):

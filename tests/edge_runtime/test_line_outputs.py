@@ -180,6 +180,16 @@ def test_install_service_writes_a_hardened_notify_unit(demo_data, artifacts, tmp
     config.write_text("camera: 0\n")
     assert "names no model" in one_line_error(run_cli("edge-run", "install-service", "--config", str(config),
                                                       "--unit-dir", str(tmp_path / "units")))
+    # what edge-run would refuse at start is refused here, before a unit that only crash-loops is written
+    for text, expected in (("max_frames: [1, 2]\n", "one value, not a list"), ("source: a.mp4\n", "not --camera and --source"),
+                           ("metrics_port: 9108.5\n", "--metrics-port ':9108.5'")):
+        config.write_text(f"model: {artifacts / 'model.int8.onnx'}\ncamera: 0\n{text}")
+        assert expected in one_line_error(run_cli("edge-run", "install-service", "--config", str(config),
+                                                  "--unit-dir", str(tmp_path / "bad")))
+    config.write_text(f"model: {artifacts / 'model.int8.onnx'}\ncamera: 0\n")
+    line = one_line_error(run_cli("edge-run", "install-service", "--config", str(config), "--unit-dir",
+                                  str(tmp_path / "bad"), "--name", "../../escape"))
+    assert "not a systemd unit name" in line and not (tmp_path / "bad").exists() and not (tmp_path / "escape.service").exists()
 
 
 def test_model_swaps_between_frames_and_a_bad_file_is_refused(demo_data, artifacts, tmp_path):

@@ -135,6 +135,29 @@ def test_line_yaml_with_flags_winning_and_unknown_keys_refused(demo_data, artifa
     assert "exposur" in line and "exposure" in line
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("threads: 2.7\n", "threads: Invalid value: 2.7 is not a whole number"),  # int() would have run 2 threads
+    ("fps: [30]\n", "fps: Invalid value: one value, not a list"),
+    ("quiet: 2\n", "'2' is not a valid boolean"),
+    ("max_frames: 2\nmax-frames: 3\n", "'max-frames' on line 4 repeats the key of line 3"),
+    ("metrics_port: 70000\n", "port 70000 is not between 1 and 65535"),
+], ids=["float-int", "list", "bool", "repeated", "port"])
+def test_a_line_yaml_value_that_cannot_be_meant_is_refused(demo_data, artifacts, tmp_path, text, expected):
+    config = tmp_path / "line.yaml"
+    config.write_text(f"source: {demo_data / 'line_clip.mp4'}\nmodel: {artifacts / 'model.int8.onnx'}\n{text}")
+    assert expected in one_line_error(run_cli("edge-run", "--config", str(config)))
+
+
+def test_a_yes_or_no_word_in_line_yaml_means_what_it_says(demo_data, artifacts, tmp_path):
+    config = tmp_path / "line.yaml"
+    config.write_text(f"source: {demo_data / 'line_clip.mp4'}\nmodel: {artifacts / 'model.int8.onnx'}\n"
+                      "max_frames: 3\nquiet: \"no\"\nloop: \"false\"\nreconnect: \"off\"\n")
+    proc = run_cli("edge-run", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    effective = json.loads(next(line for line in proc.stderr.splitlines() if line.startswith("config: "))[8:])
+    assert not {"quiet", "loop", "reconnect"} & set(effective)  # all off: bool("no") had turned them on
+
+
 def test_show_without_gui_and_csi_without_gstreamer_are_one_line(artifacts, demo_data):
     line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
                                   str(artifacts / "model.int8.onnx"), "--show"))

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clitools import BIN, ROOT, free_port, jsonl_rows, one_line_error, run_cli
+from clitools import BIN, ROOT, final_error, free_port, jsonl_rows, one_line_error, run_cli
 from edge_runtime.model import EdgeModel
 from edge_runtime.sensor_pipeline import run_sensor_pipeline
 from edge_runtime.sensor_samples import Problem, Samples
@@ -135,6 +135,19 @@ def test_wrong_sources_and_models_are_one_line(models, tmp_path):
     assert "x,y,z" in line
     line = one_line_error(run_cli("edge-run", "--sensor", f"csv:{csv}", "--model", str(image_model(tmp_path))))
     assert "judges images" in line
+    line = one_line_error(run_cli("edge-run", "--sensor", f"csv:{csv}", "--model", str(models["anomaly"]),
+                                  "--roi", "0,0,10,10", "--save-defects", str(tmp_path / "rejects")))
+    assert "--roi, --save-defects are for camera and video sources" in line and not (tmp_path / "rejects").exists()
+
+
+def test_a_silent_sensor_is_waited_for_until_the_outage_limit(models):
+    """Nobody sends to the port: the run waits (a sensor may start later), and stops at --max-outage-s."""
+    started = time.monotonic()
+    proc = run_cli("edge-run", "--sensor", f"udp://127.0.0.1:{free_port()}", "--model", str(models["anomaly"]),
+                   "--quiet", "--max-outage-s", "1", timeout=60)
+    assert final_error(proc).endswith("sent no samples for more than 1 s (--max-outage-s): check the sensor and "
+                                      "its address, then restart")
+    assert 1 <= time.monotonic() - started < 30
 
 
 def image_model(folder: Path) -> Path:
