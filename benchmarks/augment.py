@@ -23,6 +23,8 @@ validation split to spend them on, the test set is the judge.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,6 +146,24 @@ def _synthetic(root: Path, out: Path, kind: str, k: int, seed: int, goods_bgr: n
 
 
 def run_augment(data: str | Path, out: str | Path, settings: AugmentSettings, echo=print) -> dict:
+    """The experiment; when it fails or is interrupted, the GAN runs it wrote under out/gans are removed (and
+    out/gans and out themselves when it made them): a half-run experiment leaves nothing that looks like one."""
+    out = Path(out)
+    gans = out / "gans"
+    before = set(gans.iterdir()) if gans.is_dir() else set()
+    made = [d for d in (out, gans) if not d.exists()]
+    try:
+        return _run_augment(data, out, settings, echo)
+    except BaseException:
+        for run_dir in (set(gans.iterdir()) - before if gans.is_dir() else ()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        for folder in reversed(made):  # out/gans, then out: only when nothing else is in them
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _run_augment(data: str | Path, out: Path, settings: AugmentSettings, echo=print) -> dict:
     import torch
 
     from benchmarks.environment import environment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -111,12 +112,20 @@ def sensor_stream(model_path, out, seconds, rate, per_datagram, threads):
 
 
 def _int_list(text: str, flag: str) -> list[int]:
+    items = [v.strip() for v in text.split(",")]
+    if "" in items:  # `1,,2` or a trailing comma is a typo, not a shorter list
+        raise click.BadParameter(f"{text!r} has an empty item: give integers separated by single commas",
+                                 param_hint=flag)
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in items]
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma list of integers", param_hint=flag) from None
-    if not values or min(values) < 1:
+    if min(values) < 1:
         raise click.BadParameter(f"{text!r}: give positive integers", param_hint=flag)
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:  # each setting would be measured and reported twice
+        raise click.BadParameter(f"{text!r} repeats {', '.join(map(str, repeated))}: give each value once",
+                                 param_hint=flag)
     return values
 
 
@@ -149,7 +158,8 @@ def sweep(model_path, out, threads_list, batches, data, iters):
 @edge_bench.command()
 @click.argument("old", type=click.Path())
 @click.argument("new", type=click.Path())
-@click.option("--tolerance", type=float, default=0.10, show_default=True, help="Allowed p50 slow-down (0.10 = 10 %).")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.10, show_default=True,
+              help="Allowed p50 slow-down (0.10 = 10 %).")
 def compare(old, new, tolerance):
     """Compare two report.json files; exit non-zero when a variant got slower or changed answers.
 
@@ -157,9 +167,12 @@ def compare(old, new, tolerance):
     Example:
       edge-bench compare reports/last/report.json reports/brick/report.json --tolerance 0.15
     """
-    from benchmarks.compare import compare_reports, format_rows, load_report
+    from benchmarks.compare import check_comparable, compare_reports, format_rows, load_report
 
+    if math.isnan(tolerance):  # FloatRange lets nan through, and every `ratio > 1 + nan` is False: nothing regresses
+        raise click.BadParameter("nan is not a tolerance: give a fraction such as 0.10", param_hint="--tolerance")
     old_report, new_report = load_report(old), load_report(new)
+    check_comparable(old_report, new_report, old, new)
     rows = compare_reports(old_report, new_report, tolerance)
     click.echo(format_rows(rows))
     if old_report["environment"]["cpu"] != new_report["environment"]["cpu"]:
@@ -184,8 +197,8 @@ def compare(old, new, tolerance):
 @click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Classifier optimizer steps, the same for every arm (epochs follow from its image count).")
 @click.option("--image-size", type=click.IntRange(min=32), default=128, show_default=True)
-@click.option("--synth-count", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Synthetic images per kind (gan and paste).")
+@click.option("--synth-count", type=int, default=40, show_default=True,
+              help="Synthetic images per kind (gan and paste; at least 2, for the image-quality check).")
 @click.option("--gan-steps", type=click.IntRange(min=1), default=300, show_default=True)
 @click.option("--gan-patch", type=click.IntRange(min=16), default=32, show_default=True)
 @click.option("--gan-width", type=click.IntRange(min=8), default=16, show_default=True)
@@ -209,6 +222,10 @@ def augment(data, out, ks, seeds, arms, kinds, steps, image_size, synth_count, g
         raise click.BadParameter(f"{arms!r}: give classic plus any of plain, gan, paste, gan_raw", param_hint="--arms")
     if gan_patch % 8:
         raise click.BadParameter(f"{gan_patch} is not a multiple of 8", param_hint="--gan-patch")
+    if synth_count < 2:  # the image-quality check (KID, augment._quality) compares sets of two or more images,
+        # and its good-image set is --synth-count long: 1 failed there, after the GANs were trained
+        raise click.BadParameter(f"{synth_count}: give 2 or more (the image-quality check compares sets of at "
+                                 "least 2 synthetic and 2 good images)", param_hint="--synth-count")
     settings = AugmentSettings(ks=tuple(_int_list(ks, "--k")), seeds=seeds, arms=arm_list, steps=steps,
                                image_size=image_size, synth_count=synth_count, gan_steps=gan_steps,
                                gan_patch=gan_patch, gan_width=gan_width, device=device,

@@ -13,9 +13,25 @@ def load_report(path: str | Path) -> dict:
         report = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputFileError(f"cannot read benchmark report {path}: {exc}") from exc
-    if "variants" not in report:
-        raise InputFileError(f"{path} is not an edge-bench report.json (no 'variants')")
+    kind = report.get("kind") if isinstance(report, dict) else None
+    if kind not in (None, "model"):  # sweep, pipeline, sensor_stream, augment reports have no variants to compare
+        raise InputFileError(f"{path} is an `edge-bench {str(kind).replace('_', '-')}` report; compare reads the "
+                             "report.json of `edge-bench model`")
+    if not isinstance(report, dict) or "variants" not in report:
+        raise InputFileError(f"{path} is not an edge-bench report.json (no 'variants'): compare reads the "
+                             "report.json of `edge-bench model`")
     return report
+
+
+def check_comparable(old: dict, new: dict, old_path, new_path) -> None:
+    """Timings of different models say nothing about a regression: the reports must judge the same task on inputs
+    of the same shape (what `edge-bench model` records; a report without these fields is taken as it is)."""
+    for what, read in (("task", lambda r: r.get("task")),
+                       ("input shape", lambda r: (r.get("inputs") or {}).get("shape"))):
+        a, b = read(old), read(new)
+        if a is not None and b is not None and a != b:
+            raise InputFileError(f"{old_path} and {new_path} benchmark different models ({what} {a} vs {b}): "
+                                 "compare two reports of the same model")
 
 
 def compare_reports(old: dict, new: dict, tolerance: float) -> list[dict]:

@@ -15,7 +15,9 @@ from benchmarks import variants as variants_lib
 from benchmarks.environment import environment
 from benchmarks.latency import cycling, latency_stats
 from edge_runtime.cli_support import progress
+from edge_runtime.errors import InputFileError
 from edge_runtime.metadata import ModelInfo, from_props
+from edge_runtime.model import file_sha256
 from edge_runtime.stats import ROUNDS, time_interleaved
 from export.gate_set import gate_set
 from export.parity import compare, torch_outputs
@@ -31,11 +33,12 @@ def bench_model(run: str, artifacts: str, threads: int, batches=(1, 32), warmup:
     """Every variant × batch size: latency percentiles, throughput, agreement with torch, accuracy."""
     torch.set_num_threads(threads)
     model, config = load_checkpoint(run)
+    files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
+    files = [(p, f) for p, f in files if f.is_file()]
+    _check_exported_from(run, [f for _, f in files])
     _, images, truth, _ = gate_set(config, data)
     info = model_info(config, "fp32", {})
     reference = torch_outputs(model, images)
-    files = [(p, Path(artifacts) / f"model.{p}.onnx") for p in ("fp32", "int8", "fp16")]
-    files = [(p, f) for p, f in files if f.is_file()]
     builders = [(f"onnxruntime {p}", lambda f=f: variants_lib.onnxruntime(f, threads)) for p, f in files]
     for device, provider in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")):
         if provider in ort.get_available_providers():
@@ -126,6 +129,23 @@ def _rss_mb() -> float | None:
     except (OSError, IndexError, ValueError):
         return None
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def _check_exported_from(run: str, files: list[Path]) -> None:
+    """Each artifact must be an export of this run's weights (edge-export writes their sha256 into the file's
+    metadata): torch and ONNX of different runs compared would be a report of nothing, or a crash."""
+    weights = file_sha256(Path(run) / "model.safetensors")
+    for path in files:
+        try:
+            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except Exception:  # an unloadable file is that variant's error in the report (its own row)
+            continue
+        recorded = props.get("checkpoint.sha256")
+        if recorded != weights:
+            what = ("records no checkpoint" if recorded is None else
+                    f"({props.get('task', '?')} model) was exported from another checkpoint")
+            raise InputFileError(f"{path} {what}, not from {Path(run) / 'model.safetensors'}: give the --artifacts "
+                                 f"folder `edge-export {run} --out DIR` wrote for this run")
 
 
 def _artifact_info(path: Path) -> ModelInfo:

@@ -23,10 +23,10 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.environment import environment
-from edge_runtime.errors import SourceError
+from edge_runtime.errors import ModelFileError, SourceError
 from edge_runtime.model import EdgeModel
 from edge_runtime.pipeline import run_pipeline
-from edge_runtime.preprocess import Roi
+from edge_runtime.preprocess import Roi, roi_fits
 from edge_runtime.sinks import JsonlSink
 from edge_runtime.sources import CaptureSource
 from edge_runtime.web import WebView
@@ -147,10 +147,25 @@ def reference_run(clip: str, model_path: str, fps: float, roi: Roi | None, frame
             "cpu_load": round((_cpu_seconds() - cpu0) / wall, 3)}
 
 
+def _check_inputs(clip: str, model_path: str, roi: Roi | None) -> None:
+    """What edge-run refuses, refused before the reference loop (raw ORT and cv2) trips over it."""
+    model = EdgeModel(model_path)  # a missing or foreign file: EdgeModel's own one-line errors
+    if model.is_sensor:
+        raise ModelFileError(f"{model.path.name} is a {model.info.task} model: edge-bench pipeline runs image "
+                             "models on video; benchmark a sensor model with `edge-bench sensor-stream`")
+    source = CaptureSource(clip, live=False)
+    source.open()
+    shape = source.frame_shape
+    source.close()
+    if roi is not None and shape is not None and not roi_fits(roi, shape):  # edge_runtime.pipeline's check
+        raise SourceError(f"--roi {roi} does not fit in the {shape[1]}x{shape[0]} frames of {source.name}")
+
+
 def bench_pipeline(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int,
                    viewers: int = 0, echo=print) -> dict:
     if not Path(clip).is_file():
         raise SourceError(f"--source {clip} is not a video file")
+    _check_inputs(clip, model_path, roi)
     echo(f"reference loop at {fps:g} fps")
     reference = reference_run(clip, model_path, fps, roi, frames, threads)
     echo(f"lineside pipeline at {fps:g} fps")

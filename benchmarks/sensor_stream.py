@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.environment import environment
+from edge_runtime.errors import ModelFileError
 from edge_runtime.model import EdgeModel
 from edge_runtime.sensor_udp import encode_datagram
 from edge_runtime.stats import percentile
@@ -59,8 +60,11 @@ def _free_udp_port() -> int:
 def bench_sensor_stream(model_path: str, out: str | Path, seconds: float = 20.0, rate: float = 1000.0,
                         per_datagram: int = 1, threads: int = 1, echo=print) -> dict:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model = EdgeModel(model_path)
+    if not model.is_sensor:  # refused before `out` is made: a wrong model leaves no empty report folder
+        raise ModelFileError(f"{model.path.name} judges images ({model.info.task} model): edge-bench sensor-stream "
+                             "needs a sensor model; benchmark an image model with `edge-bench pipeline`")
+    out.mkdir(parents=True, exist_ok=True)
     channels, window = len(model.channels), model.window
     stride = int(model.info.extra.get("stride", window))
     port = _free_udp_port()

@@ -17,16 +17,25 @@ SCHEMA = 1
 
 
 def _inputs(model: EdgeModel, data: str | None, count: int = 64) -> tuple[np.ndarray, str]:
+    rng = np.random.default_rng(0)
+    if model.is_sensor:  # latency does not depend on the values: windows of the model's own shape and type
+        if data:
+            raise InputFileError(f"--data feeds images, but {model.path.name} is a {model.info.task} model: leave "
+                                 "out --data (a sensor model is swept on random float32 windows)")
+        shape = model.blank_input(count).shape
+        return rng.standard_normal(shape).astype(np.float32), "random float32 windows (sensor model)"
     if not data:
-        rng = np.random.default_rng(0)
         return rng.integers(0, 256, (count, *model.info.input_size, 3), dtype=np.uint8), "random uint8 (no --data)"
     folder = Path(data)
     files = (image_files(folder) if folder.is_dir() else []) or sorted(
         p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})[:count]
     if not files:
         raise InputFileError(f"--data {data} holds no images")
-    images = [cv2.imread(str(p)) for p in files[:count]]
-    return np.stack([model.prepare(i) for i in images if i is not None]), f"{len(images)} images from {data}"
+    images = [i for i in (cv2.imread(str(p)) for p in files[:count]) if i is not None]
+    if not images:  # files named like images that OpenCV cannot decode: nothing to time on
+        raise InputFileError(f"--data {data}: none of its {len(files[:count])} image files could be read; "
+                             "give a folder of PNG/JPEG images")
+    return np.stack([model.prepare(i) for i in images]), f"{len(images)} images from {data}"
 
 
 def sweep(model_path: str, threads_list: list[int], batches: list[int], data: str | None, iters: int = 100,

@@ -2,10 +2,14 @@
 
 import json
 import shutil
+import signal
+import subprocess
+import time
 
 import pytest
 
-from clitools import run_cli
+from clitools import BIN, one_line_error, run_cli
+from sensor_models import anomaly_model
 
 REQUIRED = ("name", "framework", "precision", "provider", "threads", "batch", "p50_ms", "p90_ms", "p99_ms",
             "throughput_per_s", "agreement")
@@ -157,3 +161,129 @@ def test_sweep_covers_threads_by_batch_and_recommends(artifacts, demo_data, tmp_
     bad = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), "--batch", "0",
                   "--out", str(out))
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
+
+
+# --- bad input: one `error:` line, nothing written (probe of 2026-11-28) -------------------------------------------
+
+
+def test_sweep_refuses_repeated_and_empty_list_items(artifacts, tmp_path):
+    out = tmp_path / "sweep"
+    for flag, value, said in (("--threads", "1,1", "repeats 1"), ("--batch", "1,,2", "empty item"),
+                              ("--batch", "1,", "empty item")):
+        proc = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), flag, value,
+                       "--iters", "10", "--out", str(out))
+        assert said in one_line_error(proc) and flag in proc.stderr
+    assert not out.exists()
+
+
+def test_sweep_times_a_sensor_model_on_float_windows(tmp_path):
+    model = anomaly_model(tmp_path / "sensor.onnx", window=20, channels=("x", "y", "z"))
+    out = tmp_path / "sweep"
+    proc = run_cli("edge-bench", "sweep", "--model", str(model), "--threads", "1", "--batch", "1,4", "--iters", "10",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert {(r["threads"], r["batch"]) for r in report["rows"]} == {(1, 1), (1, 4)}
+    assert "float32 windows" in report["inputs"]
+    images = run_cli("edge-bench", "sweep", "--model", str(model), "--data", str(tmp_path), "--iters", "10",
+                     "--out", str(tmp_path / "other"))
+    assert "leave out --data" in one_line_error(images) and not (tmp_path / "other").exists()
+
+
+def test_sweep_refuses_a_folder_without_a_readable_image(artifacts, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "part.png").write_text("not a picture")
+    proc = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), "--data", str(folder),
+                   "--threads", "1", "--batch", "1", "--iters", "10", "--out", str(tmp_path / "sweep"))
+    assert str(folder) in one_line_error(proc) and "could be read" in proc.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_pipeline_refuses_a_sensor_model_and_an_roi_outside_the_frames(demo_data, artifacts, tmp_path):
+    clip, out = str(demo_data / "line_clip.mp4"), tmp_path / "pipe"
+    sensor = anomaly_model(tmp_path / "sensor.onnx")
+    proc = run_cli("edge-bench", "pipeline", "--source", clip, "--model", str(sensor), "--frames", "10",
+                   "--out", str(out))
+    assert "edge-bench sensor-stream" in one_line_error(proc)
+    proc = run_cli("edge-bench", "pipeline", "--source", clip, "--model", str(artifacts / "model.int8.onnx"),
+                   "--roi", "2000,2000,10,10", "--frames", "10", "--out", str(out))
+    assert "does not fit in the 1280x720 frames" in one_line_error(proc)
+    assert not out.exists()
+
+
+def test_sensor_stream_refuses_an_image_model(artifacts, tmp_path):
+    out = tmp_path / "stream"
+    proc = run_cli("edge-bench", "sensor-stream", "--model", str(artifacts / "model.int8.onnx"), "--seconds", "1",
+                   "--out", str(out))
+    assert "edge-bench pipeline" in one_line_error(proc)
+    assert not out.exists()  # refused before the report folder is made
+
+
+def test_model_refuses_artifacts_of_another_checkpoint(trained_run, artifacts, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other-run"  # the same config, retrained: other weights
+    shutil.copytree(trained_run, other)
+    state = load_file(str(other / "model.safetensors"))
+    name = next(iter(state))
+    state[name] = state[name] + 1
+    save_file(state, str(other / "model.safetensors"))
+    out = tmp_path / "r"
+    proc = run_cli("edge-bench", "model", "--checkpoint", str(other), "--artifacts", str(artifacts), "--out",
+                   str(out), "--batch", "1", "--iters", "10", "--no-compile")
+    assert "exported from another checkpoint" in one_line_error(proc)
+    assert not out.exists()
+
+
+def test_compare_refuses_bad_tolerances_other_models_and_other_report_kinds(tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(_report(0.5)))
+    new.write_text(json.dumps(_report(0.5)))
+    for tolerance in ("nan", "-1"):
+        assert "--tolerance" in one_line_error(run_cli("edge-bench", "compare", str(old), str(new), "--tolerance",
+                                                       tolerance))
+    image = {**_report(0.5), "task": "anomaly", "inputs": {"shape": [256, 256, 3], "dtype": "uint8"}}
+    sensor = {**_report(0.001), "task": "quality", "inputs": {"shape": [1, 7], "dtype": "float32"}}
+    old.write_text(json.dumps(image))
+    new.write_text(json.dumps(sensor))
+    assert "different models" in one_line_error(run_cli("edge-bench", "compare", str(old), str(new)))
+
+
+def test_compare_says_a_sweep_report_is_not_what_it_reads(artifacts, tmp_path):
+    out = tmp_path / "sweep"
+    proc = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), "--threads", "1",
+                   "--batch", "1", "--iters", "10", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    line = one_line_error(run_cli("edge-bench", "compare", str(out / "report.json"), str(out / "report.json")))
+    assert "edge-bench sweep` report" in line and "edge-bench model" in line
+
+
+def test_augment_refuses_one_synthetic_image(demo_data, tmp_path):
+    out = tmp_path / "augment"
+    proc = run_cli("edge-bench", "augment", "--data", str(demo_data / "brick"), "--out", str(out), "--steps", "1",
+                   "--gan-steps", "1", "--seeds", "1", "--synth-count", "1", "--k", "5", "--kinds", "crack",
+                   "--device", "cpu")
+    assert "--synth-count" in one_line_error(proc) and "at least 2" in proc.stderr
+    assert not out.exists()
+
+
+def test_augment_interrupted_after_its_gans_leaves_nothing(demo_data, tmp_path):
+    out = tmp_path / "augment"
+    proc = subprocess.Popen([str(BIN / "edge-bench"), "augment", "--data", str(demo_data / "brick"), "--out",
+                             str(out), "--steps", "2000", "--gan-steps", "1", "--seeds", "1", "--synth-count", "2",
+                             "--k", "3", "--kinds", "crack", "--arms", "classic,gan", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any((out / "gans").glob("*/*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read()  # still training the classifiers (2000 steps)
+        time.sleep(0.5)  # the GAN run is written in full, the classifiers have begun
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert not out.exists(), sorted(out.rglob("*"))
