@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from edge_runtime.cli_support import OutPath, run_cli
 from edge_runtime.errors import InputFileError
@@ -26,9 +27,9 @@ from edge_runtime.errors import InputFileError
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for parity and speed checks (default: all cores).")
-@click.option("--max-int8-flip-rate", type=float, default=0.01, show_default=True,
+@click.option("--max-int8-flip-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True,
               help="Gate: share of validation decisions INT8 (and FP16) may change against torch.")
-@click.option("--max-int8-metric-drop", type=float, default=0.005, show_default=True,
+@click.option("--max-int8-metric-drop", type=click.FloatRange(0, 1), default=0.005, show_default=True,
               help="Gate: accuracy (classifier), AUROC (anomaly) or R² (quality) INT8 may lose against fp32 "
                    "(0.005 = half a point).")
 @click.option("--max-excluded-layers", type=click.IntRange(min=0), default=3, show_default=True,
@@ -46,10 +47,12 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
       edge-export runs/brick --out artifacts/brick --precision fp32,int8
       edge-export runs/brick-anomaly --out artifacts/brick-anomaly --precision fp32,int8,fp16
     """
-    precisions = None if precision is None else tuple(p.strip() for p in precision.split(",") if p.strip())
-    if precisions == ():
-        raise click.BadParameter("is empty: give a comma list of fp32, int8, fp16, or leave it out for the default",
-                                 param_hint="--precision")
+    precisions = None if precision is None else tuple(p.strip() for p in precision.split(","))
+    if precisions is not None and ("" in precisions or len(set(precisions)) < len(precisions)):
+        raise click.BadParameter(f"{precision!r} has an empty or repeated item: give a comma list of fp32, int8, "
+                                 "fp16, each once, or leave it out for the default", param_hint="--precision")
+    if precisions is not None and "int8" not in precisions:
+        _refuse_int8_options(click.get_current_context())
     try:
         _export(run, out, precisions, data, calib, calib_method, calib_count, target, opset, threads,
                 max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force)
@@ -59,6 +62,18 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
             raise InputFileError(f"cannot write the export into {out} ({exc.strerror or exc}: {where}): "
                                  "choose another --out") from exc
         raise InputFileError(f"cannot read {where} ({exc.strerror or exc}): check RUN, --data and --calib") from exc
+
+
+# Options that only shape the INT8 artifact: with an explicit --precision without int8 they would do nothing.
+_INT8_ONLY = ("calib", "calib_method", "calib_count", "target", "max_excluded_layers", "dominant_layer",
+              "max_int8_metric_drop")
+
+
+def _refuse_int8_options(ctx: click.Context) -> None:
+    given = [f"--{n.replace('_', '-')}" for n in _INT8_ONLY if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} shape{'s' if len(given) == 1 else ''} the INT8 artifact, and "
+                               f"--precision has no int8: add int8 to it, or drop {'it' if len(given) == 1 else 'them'}")
 
 
 def _export(run, out, precisions, data, calib, calib_method, calib_count, target, opset, threads,

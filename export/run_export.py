@@ -155,6 +155,11 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
                              "re-run edge-train")
     model, config = load_checkpoint(run)
     precisions = precisions or (("fp32",) if config["model"]["name"] in FP32_ONLY_MODELS else DEFAULT_PRECISIONS)
+    if calib and "int8" in precisions:  # checked before the fp32 export, not after it
+        sensor = config["task"] in SENSOR_TASKS
+        if not (Path(calib).is_file() if sensor else Path(calib).is_dir()):
+            raise InputFileError(f"--calib {calib} is not " + ("a data file (.ts or .csv) like the training data"
+                                                               if sensor else "a folder of images"))
     # edge-train calibrate --good [--refit]: a gauss INT8 is refitted, calibrated and thresholded on the same
     # station images as the run (export.gate_set); checked here, before any work, so a missing one is one line
     station = None if calib or "int8" not in precisions else recorded_paths(

@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import onnx
@@ -251,8 +252,12 @@ def test_every_artifact_is_also_timed_in_openvinos_own_runtime(artifacts):
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
     (tmp_path / "model.int8.onnx").write_bytes(b"an earlier export's INT8")  # must not outlive this export's gate
+    gray = tmp_path / "gray"  # calibration on the wrong images: flat gray frames set ranges no brick fits in
+    gray.mkdir()
+    for level in range(16):
+        cv2.imwrite(str(gray / f"{level}.png"), np.full((128, 128, 3), 8 * level, np.uint8))
     proc = run_cli("edge-export", str(trained_run), "--out", str(tmp_path), "--precision", "fp32,int8",
-                   "--max-int8-flip-rate", "-1", "--max-excluded-layers", "1")
+                   "--calib", str(gray), "--max-int8-flip-rate", "0", "--max-excluded-layers", "1")
     assert proc.returncode == 3 and "int8" in proc.stderr.splitlines()[-1]
     assert (tmp_path / "model.fp32.onnx").exists() and not (tmp_path / "model.int8.onnx").exists()
     assert "removed" in proc.stdout + proc.stderr
