@@ -89,11 +89,15 @@ SIGNAL_DISTURBANCES = {"noise": signal_noise, "gain": signal_gain, "offset": sig
 
 def parse_disturbances(text: str | None, known: dict = DISTURBANCES) -> list[str]:
     """'noise,blur' or 'all' → names of `known` (camera disturbances by default); an unknown name is one line."""
-    if not text:
+    if text is None:
         return []
-    names = list(known) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    names = list(known) if text.strip() == "all" else [n.strip() for n in text.split(",")]
+    if "" in names or len(set(names)) < len(names):  # `noise,noise` ran noise twice; `""` meant nothing silently
+        raise InputFileError(f"--perturb {text!r} has an empty or repeated name: give each of "
+                             f"{', '.join(known)} once, or all")
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise InputFileError(f"--perturb {', '.join(unknown)} is not known for this model; choose from "
+        alone = " (all stands alone, not in a list)" if "all" in unknown else ""
+        raise InputFileError(f"--perturb {', '.join(unknown)} is not known for this model{alone}; choose from "
                              f"{', '.join(known)} or all")
     return names
