@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 from pymodbus.client import ModbusTcpClient
@@ -21,6 +21,7 @@ from pymodbus.exceptions import ModbusException
 
 from edge_runtime.errors import SourceError
 from edge_runtime.sensor_samples import WAIT, Backoff, Problem, Samples
+from edge_runtime.sensor_sources import check_channel_names, query_options
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # our own lines say what failed, once
 
@@ -42,10 +43,9 @@ class ModbusSource:
     @classmethod
     def from_spec(cls, spec: str, channels: list[str]) -> "ModbusSource":
         parts = urlsplit(spec)
-        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        unknown = set(options) - {"start", "count", "kind", "rate", "unit", "scale", "signed", "channels"}
-        if unknown:
-            raise SourceError(f"--sensor {spec}: unknown option {', '.join(sorted(unknown))}")
+        options = query_options(spec, parts.query, {"start", "count", "kind", "rate", "unit", "scale", "signed",
+                                                    "channels"})
+        check_channel_names(spec, options.get("channels"), channels)
         try:
             port = parts.port or 502
             start, count = int(options.get("start", 0)), int(options.get("count", len(channels)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
@@ -118,12 +118,27 @@ class CsvSensorSource:
 
 # --- the --sensor argument -------------------------------------------------------------------------------------------
 
-def _query(spec: str) -> tuple[object, dict[str, str]]:
+def query_options(spec: str, query: str, allowed: set[str]) -> dict[str, str]:
+    """`?a=1&b=2` → {a: 1, b: 2}; a name the source does not read, or one given twice, is an error (a typo
+    would otherwise run with the default, and `rate=max&rate=1` with whichever came last)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    names = [k for k, _ in pairs]
+    unknown = sorted(set(names) - allowed)
+    if unknown:
+        raise SourceError(f"--sensor {spec}: unknown option {', '.join(unknown)} (this source reads "
+                          f"{', '.join(sorted(allowed)) or 'none'})")
+    repeated = sorted({k for k in names if names.count(k) > 1})
+    if repeated:
+        raise SourceError(f"--sensor {spec}: {', '.join(repeated)} is given more than once: keep one")
+    return dict(pairs)
+
+
+def _query(spec: str, allowed: set[str]) -> tuple[object, dict[str, str]]:
     parts = urlsplit(spec)
-    return parts, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return parts, query_options(spec, parts.query, allowed)
 
 
-def _check_names(name: str, given: str | None, channels: list[str]) -> None:
+def check_channel_names(name: str, given: str | None, channels: list[str]) -> None:
     if given is not None and given.split(",") != channels:
         raise SourceError(f"{name}: channels={given} but the model takes {','.join(channels)} (in that order)")
 
@@ -132,10 +147,21 @@ def open_sensor_source(spec: str, channels: list[str], sample_rate_hz: float | N
     """The source an `edge-run --sensor SPEC` names, checked against the model's channels before anything runs."""
     if spec.startswith("csv:"):
         path, _, query = spec[len("csv:"):].partition("?")
-        options = {k: v[-1] for k, v in parse_qs(query).items()}
+        if not path:
+            raise SourceError(f"--sensor {spec}: name the file, e.g. csv:recording.csv?rate=max")
+        options = query_options(spec, query, {"rate"})
         return CsvSensorSource(path, options.get("rate"), channels, spec, sample_rate_hz)
-    parts, options = _query(spec)
-    _check_names(spec, options.get("channels"), channels)
+    scheme = urlsplit(spec).scheme
+    if scheme == "modbus":
+        import importlib
+
+        try:
+            module = importlib.import_module("edge_line.modbus_source")
+        except ImportError as exc:
+            raise SourceError(f"--sensor modbus:// needs {exc.name}: pip install 'lineside[line]'") from None
+        return module.ModbusSource.from_spec(spec, channels)
+    parts, options = _query(spec, {"channels", "baud"} if scheme == "serial" else {"channels"})
+    check_channel_names(spec, options.get("channels"), channels)
     if parts.scheme == "udp":
         try:
             port = parts.port
@@ -152,13 +178,5 @@ def open_sensor_source(spec: str, channels: list[str], sample_rate_hz: float | N
         if not parts.path:
             raise SourceError(f"--sensor {spec}: expected serial:///dev/ttyX?baud=N")
         return SerialSource(parts.path, baud, len(channels), spec)
-    if parts.scheme == "modbus":
-        import importlib
-
-        try:
-            module = importlib.import_module("edge_line.modbus_source")
-        except ImportError as exc:
-            raise SourceError(f"--sensor modbus:// needs {exc.name}: pip install 'lineside[line]'") from None
-        return module.ModbusSource.from_spec(spec, channels)
     raise SourceError(f"--sensor {spec}: give csv:PATH, udp://HOST:PORT, serial:///dev/ttyX?baud=N or "
                       "modbus://HOST:PORT?start=N&count=C")

@@ -138,6 +138,11 @@ def test_wrong_sources_and_models_are_one_line(models, tmp_path):
     line = one_line_error(run_cli("edge-run", "--sensor", f"csv:{csv}", "--model", str(models["anomaly"]),
                                   "--roi", "0,0,10,10", "--save-defects", str(tmp_path / "rejects")))
     assert "--roi, --save-defects are for camera and video sources" in line and not (tmp_path / "rejects").exists()
+    for spec, expected in ((f"csv:{csv}?rat=max", "unknown option rat (this source reads rate)"),
+                           (f"csv:{csv}?rate=max&rate=1", "rate is given more than once"),  # the last one won
+                           (f"udp://127.0.0.1:{free_port()}?foo=1", "unknown option foo"), ("csv:", "name the file")):
+        line = one_line_error(run_cli("edge-run", "--sensor", spec, "--model", str(models["anomaly"])))
+        assert expected in line, spec
 
 
 def test_a_silent_sensor_is_waited_for_until_the_outage_limit(models):
