@@ -340,7 +340,9 @@ def quality(data, target, out, spec_lower, spec_upper, spec_file, good_label, ep
     config = train_quality(cfg, echo=lambda m: click.echo(m, err=True))
     val = config["metrics"]["validation"]
     if "mae" in val:
-        click.echo(f"validation MAE {val['mae']:.4f}, RMSE {val['rmse']:.4f}, R² {val['r2']:.3f}; in/out of spec "
+        # R² is None when the held-out values happen to be all equal: nothing to explain, not a crash
+        r2 = "n/a (held-out values all equal)" if val["r2"] is None else f"{val['r2']:.3f}"
+        click.echo(f"validation MAE {val['mae']:.4f}, RMSE {val['rmse']:.4f}, R² {r2}; in/out of spec "
                    f"accuracy {val['spec_call']['accuracy']:.3f}")
         click.echo(format_table(val["spec_call"]))
     else:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from edge_runtime.cli_support import OutPath, progress, run_cli
 
@@ -35,8 +36,19 @@ def demo(out, seed, surfaces, train_good, train_defect, test_good, test_defect, 
     """
     from train.data.defects import DEFECTS
     from train.data.demo import make_demo
+    from train.data.surfaces import SURFACES
 
     names = tuple(s.strip() for s in surfaces.split(",") if s.strip())
+    if not names:  # nothing to write: make_demo would fail on its missing --out folder
+        raise click.BadParameter(f"{surfaces!r} names no surface: give one or more of {', '.join(SURFACES)}",
+                                 param_hint="--surfaces")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # each would be generated and written again over itself
+        raise click.BadParameter(f"{', '.join(repeated)} is named more than once: name each surface once",
+                                 param_hint="--surfaces")
+    if no_clip and click.get_current_context().get_parameter_source("clip_parts") != ParameterSource.DEFAULT:
+        raise click.BadParameter("there is no clip to put parts in with --no-clip: drop one of the two",
+                                 param_hint="--clip-parts")
     clip_parts = 0 if no_clip else clip_parts
     total = len(names) * (train_good + test_good + len(DEFECTS) * (train_defect + test_defect)) + clip_parts
     with progress(label="writing demo data (files)", length=total) as bar:

@@ -27,9 +27,11 @@ from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
 from train.fit import fit, predict
 from train.models import create_model
-from train.sensor import channel_stats, pick_good_label, stratified_split
+from train.sensor import MIN_STD, channel_stats, pick_good_label, require_two_classes, stratified_split
 
 PASS_LABELS = ("pass", "in_spec", "ok", "good")
+# Fewer parts leave too little for both a training set and a held-out one to validate on (one row crashed the split).
+MIN_PARTS = 10
 
 
 @dataclass
@@ -60,13 +62,31 @@ def spec_from_file(path: str) -> tuple[float | None, float | None]:
 def train_quality(cfg: QualityConfig, echo=print) -> dict:
     device = resolve_device(cfg.device)
     table = read_process_table(cfg.data, cfg.target)
+    if len(table.target) < MIN_PARTS:
+        raise InputFileError(f"{cfg.data} has {len(table.target)} part(s); a quality model needs at least {MIN_PARTS} "
+                             "rows, some to train on and some held out to validate it: record more parts")
     regression = all(is_number(v) for v in table.target)
+    # A target with one value leaves nothing to learn (and a regression's std would be a made-up floor).
+    if regression and np.ptp(table.target_values()) == 0:
+        raise InputFileError(f"{cfg.data}: {cfg.target} is {table.target_values()[0]:g} on every row, so there is "
+                             f"nothing to learn: record parts whose {cfg.target} varies")
+    if not regression:
+        require_two_classes(cfg.data, sorted(set(table.target)), f" (column {cfg.target} must hold failing parts "
+                            "too, or use a measured --target with --spec)")
     if regression and cfg.spec_lower is None and cfg.spec_upper is None:
         raise InputFileError(f"{cfg.target} is a measured value: give the spec limits (--spec-lower/--spec-upper "
                              "or --spec spec.json) so the line knows when to reject")
     if None not in (cfg.spec_lower, cfg.spec_upper) and cfg.spec_lower >= cfg.spec_upper:
         raise InputFileError(f"spec limits {cfg.spec_lower} .. {cfg.spec_upper}: the lower limit must be below the "
                              "upper (--spec-lower/--spec-upper or spec.json)")
+    # A flat column's std would be MIN_STD, so a live value 1 off would reach the model as a million.
+    flat = [f"{name} ({table.features[0, i]:g})" for i, name in enumerate(table.names)
+            if table.features[:, i].astype(np.float64).std() < MIN_STD]
+    if flat:
+        raise InputFileError(f"{cfg.data}: {', '.join(flat)} {'has' if len(flat) == 1 else 'each have'} one value on "
+                             "every row, so the model cannot learn what it does and would overreact to any live "
+                             "change: delete that column from the CSV "
+                             "(the model then never reads it), or record parts where it varies")
     if table.ignored:
         echo(f"not using the non-numeric columns {', '.join(table.ignored)}")
     x = table.features[:, None, :]  # a window of one sample: the sensor-model input N x 1 x C

@@ -105,6 +105,12 @@ def pick_good_label(labels: list[str], given: str | None) -> str | None:
     return next((name for name in GOOD_LABELS if name in labels), None)
 
 
+def require_two_classes(origin: str, labels: list[str], hint: str = "") -> None:
+    """Refuse a one-class set before training: its classifier would learn nothing and always give that class."""
+    if len(labels) < 2:
+        raise InputFileError(f"{origin} has one class ({labels[0]}): a classifier needs two or more{hint}")
+
+
 def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     train, val = [], []
@@ -117,9 +123,13 @@ def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[np.
     return np.array(sorted(train)), np.array(sorted(val))
 
 
+# The smallest std stored for normalisation. A channel below it is flat: its stored std is this floor, not the data's.
+MIN_STD = 1e-6
+
+
 def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
     flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    return flat.mean(0).round(6).tolist(), np.maximum(flat.std(0), 1e-6).round(6).tolist()
+    return flat.mean(0).round(6).tolist(), np.maximum(flat.std(0), MIN_STD).round(6).tolist()
 
 
 def _sensor_block(series: SeriesSet, cfg: SensorConfig, length: int) -> dict:
@@ -170,8 +180,7 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
         raise InputFileError(f"{cfg.data} has no labels (column {cfg.label_column!r}): a classifier needs them; "
                              "for normal data only use --task anomaly")
     labels = sorted(set(series.labels), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
-    if len(labels) < 2:
-        raise InputFileError(f"{cfg.data} has one class ({labels[0]}): a classifier needs two or more")
+    require_two_classes(cfg.data, labels)
     good = pick_good_label(labels, cfg.good_label)
     if cfg.arch == "rocket" and len(x) > ROCKET_MAX_WINDOWS:
         raise InputFileError(f"{cfg.data} gives {len(x)} windows; --arch rocket holds {ROCKET_FEATURES:,} features "

@@ -113,6 +113,8 @@ def test_composite_changes_only_the_pixels_under_the_mask(demo_data):
     ("wrong_mask_size", "a mask must have its image's size"),
     ("k_too_small", "at least 3 real defect images"),
     ("unknown_kind", "crack"),
+    ("good_kind", "'good' is the good parts, not a defect kind: name the defect kind, a train/<defect> folder (crack)"),
+    ("a_path", "'../train/good' is a path, not a folder name"),
 ])
 def test_bad_input_is_one_line_with_the_minimum(case, expect, demo_data, tmp_path):
     src, data = demo_data / "brick", tmp_path / "data"
@@ -129,7 +131,7 @@ def test_bad_input_is_one_line_with_the_minimum(case, expect, demo_data, tmp_pat
         extra = ["--k", "2"]
     else:
         _defect_folder(src, data, n=4)
-    defect = "scratch" if case == "unknown_kind" else "crack"
+    defect = {"unknown_kind": "scratch", "good_kind": "good", "a_path": "../train/good"}.get(case, "crack")
     line = one_line_error(run_cli("edge-train", "gan", "--data", str(data), "--defect", defect, "--out",
                                   str(tmp_path / "run"), *extra, *TINY))
     assert expect in line

@@ -57,6 +57,12 @@ def load_defects(root: str | Path, kind: str, k: int | None = None, seed: int = 
     root = Path(root)
     if not root.is_dir():
         raise InputFileError(f"data folder {root} does not exist: make one with `edge-data demo --out {root}`")
+    # good's images have no masks, and a path would reach outside train/: name the problem, not a missing mask
+    if kind == GOOD or kind in ("", ".", "..") or any(sep in kind for sep in "/\\"):
+        kinds = ", ".join(defect_kinds(root)) or "none found"
+        why = "the good parts, not a defect kind" if kind == GOOD else "a path, not a folder name" if kind else "empty"
+        raise DatasetLayoutError(f"--defect {kind!r} is {why}: name the defect kind, a train/<defect> folder "
+                                 f"({kinds})")
     folder = root / "train" / kind
     if not folder.is_dir():
         kinds = defect_kinds(root)
