@@ -47,7 +47,7 @@ def _ts_values(path, line: int, part: str, dim: int, allow_missing: bool) -> np.
                 raise fail(path, line, what, "separate values with ',' and dimensions with ':'") from None
     if np.isnan(values).any() and not allow_missing:
         raise fail(path, line, f"missing value ('?' or NaN) in dimension {dim + 1}",
-                   "fill the gap in the file, or read it with allow_missing=True")
+                   "fill the gap in the file, or delete that series")
     if np.isinf(values).any() or (np.abs(values[~np.isnan(values)]) > F32_MAX).any():
         raise fail(path, line, f"infinite or out-of-float32-range value in dimension {dim + 1}",
                    "fix the value (|x| must stay below 3.4e38)")

@@ -127,9 +127,17 @@ def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[np.
 MIN_STD = 1e-6
 
 
-def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+def channel_stats(x: np.ndarray, names: list[str] | None = None, origin: str = "") -> tuple[list[float], list[float]]:
+    """Per-channel mean and std for the normalisation in the graph; with `names`, a flat channel is refused: its
+    std would be MIN_STD, so any live change of a stuck or unused sensor would reach the model a million-fold."""
     flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    return flat.mean(0).round(6).tolist(), np.maximum(flat.std(0), MIN_STD).round(6).tolist()
+    std = flat.std(0)
+    dead = [names[i] for i in np.flatnonzero(std < MIN_STD)] if names is not None else []
+    if dead:
+        raise InputFileError(f"{origin}: channel {', '.join(dead)} holds one value in every training window, so the "
+                             "model cannot learn what it does and would overreact to any live change: check that "
+                             "sensor, or leave the channel out of the file")
+    return flat.mean(0).round(6).tolist(), np.maximum(std, MIN_STD).round(6).tolist()
 
 
 def _sensor_block(series: SeriesSet, cfg: SensorConfig, length: int) -> dict:
@@ -191,7 +199,7 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
     if cfg.arch != "rocket" and cfg.epochs is None:
         batches = -(-len(train_idx) // cfg.batch_size)
         cfg = replace(cfg, epochs=max(DEFAULT_EPOCHS, -(-MIN_STEPS // batches)))
-    mean, std = channel_stats(x[train_idx])
+    mean, std = channel_stats(x[train_idx], series.channels, cfg.data)
     channels = x.shape[2]
     args = {"channels": channels, "num_classes": len(labels), "mean": mean, "std": std}
     if cfg.arch in ("lstm", "gru"):
@@ -253,7 +261,7 @@ def train_sensor_anomaly(cfg: SensorConfig, echo=print) -> dict:
                              "(a longer recording, or a smaller --stride)")
     fit_idx, held = _time_split(len(normal), cfg.val_fraction)
     train_x, held_x = x[normal[fit_idx]], x[normal[held]]
-    mean, std = channel_stats(train_x)
+    mean, std = channel_stats(train_x, series.channels, cfg.data)
     args = {"channels": x.shape[2], "window": length, "mean": mean, "std": std}
     torch.manual_seed(cfg.seed)
     model = create_model("signal_ae", **args)

@@ -56,7 +56,7 @@ def test_ts_missing_values_only_when_allowed(tmp_path):
     path = write(tmp_path, "q.ts", TS_HEADER + "1,?,3:good\n")
     with pytest.raises(InputFileError) as error:
         read_ts(path)
-    one_line(error, "q.ts line 8", "missing value", "allow_missing=True")
+    one_line(error, "q.ts line 8", "missing value", "delete that series")
     assert np.isnan(read_ts(path, allow_missing=True).series[0][1, 0])
 
 

@@ -304,3 +304,11 @@ def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
     line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data",
                                   str(data / "machine" / "train.csv"), "--window", "100000", "--out", str(tmp_path / "x")))
     assert "--window 100000" in line and "at most 2000" in line and not (tmp_path / "x").exists()
+    rows = (data / "machine" / "train.csv").read_text().splitlines()  # vib_axial stuck at one value
+    column = rows[0].split(",").index("vib_axial")
+    flat = tmp_path / "flat.csv"
+    flat.write_text("\n".join([rows[0]] + [",".join(v if i != column else "0.5" for i, v in enumerate(r.split(",")))
+                                          for r in rows[1:]]) + "\n")
+    line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data", str(flat), "--out",
+                                  str(tmp_path / "f")))
+    assert "channel vib_axial holds one value" in line and not (tmp_path / "f").exists()
