@@ -24,9 +24,14 @@ def parse_target(text: str) -> tuple[str, int, int]:
     address, _, coil = text.partition("/")
     host, _, port = address.rpartition(":")
     try:
-        return host or "127.0.0.1", int(port), int(coil)
+        host, port, coil = host, int(port), int(coil)
     except ValueError:
         raise ServiceError(f"--modbus-reject {text!r}: expected HOST:PORT/COIL, e.g. 192.168.0.10:502/16") from None
+    if not host:  # the PLC is another machine: a guessed localhost would only fail later as "refuses connections"
+        raise ServiceError(f"--modbus-reject {text!r}: name the PLC's host, e.g. 192.168.0.10:{port}/{coil}")
+    if not 0 < port < 65536 or not 0 <= coil < 65536:
+        raise ServiceError(f"--modbus-reject {text!r}: the port must be 1-65535 and the coil 0-65535")
+    return host, port, coil
 
 
 class ModbusReject:

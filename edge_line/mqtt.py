@@ -30,7 +30,7 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str, bool]:
     """(host, port, base topic, tls) from mqtt[s]://HOST[:PORT]/BASE."""
     parsed = urlparse(url)
     if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-        raise ServiceError(f"--mqtt {url!r}: expected mqtt://HOST[:PORT]/TOPIC/BASE, "
+        raise ServiceError(f"--mqtt {url!r}: expected mqtt://HOST[:PORT]/BASE, "
                            "e.g. mqtt://broker.plant:1883/lineside/line1/station3")
     tls = parsed.scheme == "mqtts"
     base = unquote(parsed.path).strip("/") or f"lineside/{socket.gethostname()}"
@@ -39,7 +39,7 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str, bool]:
     try:
         port = parsed.port or (8883 if tls else 1883)
     except ValueError:
-        raise ServiceError(f"--mqtt {url!r}: the port is not a number") from None
+        raise ServiceError(f"--mqtt {url!r}: the port must be a number from 1 to 65535") from None
     return parsed.hostname, port, base, tls
 
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from clitools import busy_port, free_port, jsonl_rows, one_line_error, run_cli
 from peers import ModbusPlc
 
@@ -86,3 +88,12 @@ def test_a_served_port_in_use_is_one_line(demo_data, artifacts):
         proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
                        str(artifacts / "model.int8.onnx"), "--modbus-serve", str(port))
     assert "cannot be served" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("target, expected", [(":502/16", "name the PLC's host"),
+                                              ("127.0.0.1:70000/16", "port must be 1-65535"),
+                                              ("127.0.0.1:502/99999", "coil 0-65535")])
+def test_a_reject_target_that_cannot_be_is_one_line_before_the_line_starts(demo_data, artifacts, target, expected):
+    proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                   str(artifacts / "model.int8.onnx"), "--modbus-reject", target)
+    assert expected in one_line_error(proc)

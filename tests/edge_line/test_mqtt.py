@@ -130,7 +130,10 @@ def test_wrong_credentials_are_one_clear_line(demo_data, artifacts, tmp_path):
 def test_bad_mqtt_url_is_one_line(demo_data, artifacts):
     proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
                    str(artifacts / "model.int8.onnx"), "--mqtt", "http://broker/topic")
-    assert "expected mqtt://" in one_line_error(proc)
+    assert "expected mqtt://HOST[:PORT]/BASE" in one_line_error(proc)
+    proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
+                   str(artifacts / "model.int8.onnx"), "--mqtt", "mqtt://broker:99999/lineside")
+    assert "port must be a number from 1 to 65535" in one_line_error(proc)
 
 
 def test_a_ca_file_that_cannot_serve_is_one_line_before_the_line_starts(demo_data, artifacts, tmp_path):
