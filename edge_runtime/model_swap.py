@@ -31,7 +31,8 @@ def check_manifest(path: Path, manifest: str | Path) -> None:
         raise ModelFileError(f"{path.name} is not listed in --manifest {manifest}")
     if file_sha256(path) != wanted[path.name]:
         raise ModelFileError(f"{path} does not match the sha256 in --manifest {manifest}: it was altered or "
-                             "truncated on its way; copy it again")
+                             "truncated on its way, or the manifest is another export's; copy both again from the "
+                             "same edge-export --out folder")
 
 
 def open_model(path: str | Path, device: str = "cpu", threads: int | None = None, manifest: str | None = None,

@@ -50,8 +50,10 @@ def read_process_table(path: str | Path, target: str | None, features: list[str]
     """Read the CSV; `features` names the input columns (default: every numeric column but the target)."""
     path, header, _, rows, lines = read_csv_rows(path)
     if target is not None and target not in header:
-        raise InputFileError(f"{path} has no column {target!r} (columns: {', '.join(header)}): name the target "
-                             "with --target")
+        # `features` given: read for a trained model (edge-eval, edge-export), whose target is fixed
+        hint = ("give a file of the same process, with the column the model was trained to predict"
+                if features is not None else "name the target with --target")
+        raise InputFileError(f"{path} has no column {target!r} (columns: {', '.join(header)}): {hint}")
     others = [h for h in header if h != target]
     if features is None:
         features = [h for h in others if is_number(rows[0][header.index(h)])]

@@ -150,10 +150,16 @@ class DefectSaver(Sink):
         Path(f"{stem}.json").write_text(json.dumps(record))
 
 
+# Containers OpenCV's FFmpeg writer holds an mp4v stream in; another suffix failed only at the first frame.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
+
+
 class VideoRecorder(Sink):
     """Every judged frame, annotated, into an mp4 at the source's rate."""
 
     def __init__(self, path: str | Path, fps: float, roi: Roi | None):
+        if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputFileError(f"--record {path}: name a video file ({', '.join(VIDEO_SUFFIXES)})")
         self.path, self.fps, self.roi = Path(path), fps or 30.0, roi
         self._writer = None
         self._rate = RateMeter()

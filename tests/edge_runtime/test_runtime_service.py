@@ -182,3 +182,9 @@ def test_doctor_proves_providers_and_the_model(artifacts):
     assert "cpu: ok" in proc.stdout and "flags:" in proc.stdout and "model " in proc.stdout
     proc = run_cli("edge-run", "doctor", "--device", "cuda")
     assert proc.returncode == 1 and "PROBLEM: --device cuda" in proc.stdout
+
+
+def test_record_to_a_file_that_is_not_a_video_is_one_line_before_the_run(demo_data, artifacts, tmp_path):
+    proc = run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model", str(artifacts / "model.int8.onnx"),
+                   "--record", str(tmp_path / "rec.txt"))
+    assert "name a video file" in one_line_error(proc) and not (tmp_path / "rec.txt").exists()
