@@ -230,7 +230,11 @@ def _merge_config(ctx: click.Context, config_path: str | None, options: dict) ->
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
             continue
         param = params[name]
-        if name == "roi" and isinstance(value, list):
+        if name == "roi":  # a list [x, y, w, h] or "x,y,w,h": checked here so the error names the file
+            try:
+                parse_roi(",".join(map(str, value)) if isinstance(value, list) else str(value))
+            except click.BadParameter as exc:
+                raise click.UsageError(f"--config {config_path}: roi: {exc.format_message()}") from None
             merged[name] = value
             continue
         try:

@@ -29,6 +29,20 @@ def _value(node: cv2.FileNode):
     return None
 
 
+def _parse_error(exc: Exception, path: Path) -> str:
+    """OpenCV's parse error as 'line N: what', with a hint for the usual cause: an unquoted value holding ':'."""
+    cause = exc.__cause__ or exc
+    text = " ".join(str(cause).split())
+    found = re.search(r"\((\d+)\): (.*)$", text)  # "... in function 'line.yaml(2): Missing ':''" and maybe ")"
+    if not found:
+        return (text or type(cause).__name__)[:160]
+    number, what = int(found.group(1)), re.sub(r"'\)?$", "", found.group(2)).strip()
+    lines = path.read_text(errors="replace").splitlines()
+    line = lines[number - 1] if 0 < number <= len(lines) else ""
+    quote = ': quote a value that holds ":", e.g. mqtt: "mqtt://broker:1883/line1"' if line.count(":") > 1 else ""
+    return f"line {number}: {what}{quote}"
+
+
 def _refuse_repeated_keys(path: Path) -> None:
     """OpenCV keeps one of two equal keys without a word (and `max-frames` beside `max_frames` is two keys to it):
     a station file that says two things about one option is refused, naming the lines."""
@@ -54,9 +68,7 @@ def load_line_config(path: str | Path, known: set[str]) -> dict:
     try:
         storage = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_FORMAT_YAML)
     except (cv2.error, SystemError) as exc:  # OpenCV's parser raises either, depending on where it fails
-        cause = exc.__cause__ or exc
-        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:160]
-        raise InputFileError(f"--config {path} is not valid YAML ({reason})") from None
+        raise InputFileError(f"--config {path} is not valid YAML ({_parse_error(exc, path)})") from None
     if not storage.isOpened():
         raise InputFileError(f"--config {path} could not be read as YAML")
     root = storage.root()

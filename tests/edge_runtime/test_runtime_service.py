@@ -141,7 +141,9 @@ def test_line_yaml_with_flags_winning_and_unknown_keys_refused(demo_data, artifa
     ("quiet: 2\n", "'2' is not a valid boolean"),
     ("max_frames: 2\nmax-frames: 3\n", "'max-frames' on line 4 repeats the key of line 3"),
     ("metrics_port: 70000\n", "port 70000 is not between 1 and 65535"),
-], ids=["float-int", "list", "bool", "repeated", "port"])
+    ("roi: [1, 2, 3]\n", "line.yaml: roi: Invalid value: '1,2,3' is not x,y,w,h"),
+    ("mqtt: mqtt://broker:1883/x\n", "(line 3: Incorrect indentation: quote a value that holds \":\""),
+], ids=["float-int", "list", "bool", "repeated", "port", "roi", "unquoted-url"])
 def test_a_line_yaml_value_that_cannot_be_meant_is_refused(demo_data, artifacts, tmp_path, text, expected):
     config = tmp_path / "line.yaml"
     config.write_text(f"source: {demo_data / 'line_clip.mp4'}\nmodel: {artifacts / 'model.int8.onnx'}\n{text}")
