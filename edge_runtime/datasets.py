@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from edge_runtime.errors import DatasetLayoutError, InputFileError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -18,8 +21,21 @@ GOOD = "good"
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside `folder`, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files directly inside `folder`, sorted by name (macOS's `._name` resource files are not images)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
+
+
+def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """The image, or None when it cannot be read — a truncated JPEG too: OpenCV decodes one with the missing
+    part grey and only libjpeg's warning on stderr, so it would be trained on, judged and scored as a part."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if Path(path).suffix.lower() in (".jpg", ".jpeg") and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        return None  # no end-of-image marker after the last scan: the file was cut short
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
 
 
 def class_folders(root: Path) -> dict[str, list[Path]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.datasets import read_image
 from edge_runtime.disturb import DISTURBANCES
 from edge_runtime.errors import DatasetLayoutError, InputFileError
 from edge_runtime.metrics import classification_metrics
@@ -31,7 +32,7 @@ def evaluate(model: EdgeModel, pairs: list[tuple[Path, str]], batch: int = 32, p
         chunk = pairs[start : start + batch]
         inputs = []
         for index, (path, _) in enumerate(chunk, start):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = read_image(path)
             if image is None:
                 raise InputFileError(f"cannot read image {path}: remove or replace it")
             if disturbance:

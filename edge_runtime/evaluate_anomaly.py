@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.anomaly_metrics import auroc, line_rates, pro_score
+from edge_runtime.datasets import read_image
 from edge_runtime.disturb import DISTURBANCES
 from edge_runtime.errors import DatasetLayoutError, InputFileError
 from edge_runtime.model import EdgeModel
@@ -37,7 +38,9 @@ def _mask_for(root: Path, path: Path, kind: str, image_shape: tuple[int, ...]) -
                                  "masks must cover the image they belong to")
     if (mh, mw) != (ih, iw):
         mask = cv2.resize(mask, (iw, ih), interpolation=cv2.INTER_NEAREST)
-    return mask > 127
+    # 0/255 (MVTec) or 0/1 (many labelling tools' class-index masks): > 127 would read the latter as empty
+    mask = mask > (0 if mask.max() <= 1 else 127)
+    return mask if mask.any() else None  # a defect image with an empty mask is counted with the missing ones
 
 
 def _run(model: EdgeModel, root: Path, pairs, disturbance: str | None, batch: int, progress):
@@ -47,7 +50,7 @@ def _run(model: EdgeModel, root: Path, pairs, disturbance: str | None, batch: in
     for start in range(0, len(pairs), batch):
         inputs = []
         for index, (path, kind) in enumerate(pairs[start : start + batch], start):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = read_image(path)
             if image is None:
                 raise InputFileError(f"cannot read image {path}: remove or replace it")
             mask = _mask_for(root, path, kind, image.shape)
@@ -114,7 +117,8 @@ def format_anomaly_table(metrics: dict) -> str:
         lines.append(f"{kind:12s}{row['count']:7d}  {f(row['image_auroc']):>11s}  {f(row.get('pixel_auroc')):>11s}  "
                      f"{f(row['escape_rate']):>7s}")
     if metrics.get("masks_missing"):
-        lines.append(f"({metrics['masks_missing']} defect images have no mask: left out of the pixel metrics)")
+        lines.append(f"({metrics['masks_missing']} defect images have no mask, or an empty one: left out of the "
+                     "pixel metrics)")
     for name, row in metrics.get("disturbed", {}).items():
         lines.append(f"under {name:10s}: image AUROC {f(row['image_auroc'])} ({row['delta_image_auroc']:+.4f}), "
                      f"pixel AUROC {f(row.get('pixel_auroc'))}, false reject {f(row['false_reject_rate'])} "

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.datasets import image_files
+from edge_runtime.datasets import image_files, read_image
 from edge_runtime.errors import SourceError
 
 # OpenCV and its FFmpeg print their own warnings for a missing camera or a refused
@@ -166,7 +166,7 @@ class FolderSource:
             if not self.loop:
                 return None
         path = self._files[self._index % len(self._files)]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         wall, mono = _now()
         flags = () if image is not None else ("unreadable",)
         frame = Frame(image, self._index, wall, mono, str(path), flags)

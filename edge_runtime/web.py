@@ -143,7 +143,8 @@ class WebView:
         if self.credentials is None:
             return True
         expected = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
-        return header is not None and hmac.compare_digest(header, expected)
+        # as bytes: compare_digest refuses str with non-ASCII characters, which any client can send
+        return header is not None and hmac.compare_digest(header.encode(), expected.encode())
 
     def __enter__(self) -> "WebView":
         view = self

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.datasets import labeled_images, ordered_labels
+from edge_runtime.datasets import labeled_images, ordered_labels, read_image
 from edge_runtime.disturb import jpeg_roundtrip
 from edge_runtime.errors import InputFileError
 from edge_runtime.preprocess import prepare_image
@@ -51,7 +51,7 @@ def load_image_set(pairs: list[tuple[Path, str]], labels: list[str], size: tuple
         qualities = np.random.default_rng(jpeg_seed).integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1, len(pairs))
     aspects = []
     for i, (path, _) in enumerate(pairs):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             raise InputFileError(f"cannot read image {path}: remove it or replace it with a valid PNG/JPEG")
         aspects.append(image.shape[1] / image.shape[0])

@@ -180,6 +180,45 @@ def test_edge_eval_refuses_a_test_set_without_good_images_or_with_foreign_masks(
     assert "masks must cover the image" in line
 
 
+def test_masks_as_class_indices_or_empty_and_a_cut_jpeg_are_read_for_what_they_are(anomaly_artifacts, demo_data,
+                                                                                  tmp_path):
+    """0/1 masks (labelling tools) were read as empty by `> 127`; a cut JPEG was scored with its missing part grey."""
+    def subset(name: str, mask_scale: int) -> Path:
+        root = tmp_path / name
+        for part in ("test/good", "test/hole", "ground_truth/hole"):
+            (root / part).mkdir(parents=True)
+        for kind in ("good", "hole"):
+            for src in sorted((demo_data / "brick" / "test" / kind).iterdir())[:6]:
+                (root / "test" / kind / src.name).write_bytes(src.read_bytes())
+                mask = demo_data / "brick" / "ground_truth" / kind / f"{src.stem}_mask.png"
+                if kind == "hole":
+                    gray = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
+                    cv2.imwrite(str(root / "ground_truth" / kind / mask.name), (gray > 127).astype(np.uint8) * mask_scale)
+        return root
+
+    def evaluate(root: Path) -> dict:
+        out = root / "eval.json"
+        proc = run_cli("edge-eval", "--model", str(anomaly_artifacts / "model.fp32.onnx"), "--data", str(root),
+                       "--json", str(out))
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(out.read_text())
+
+    as_255, as_1 = evaluate(subset("m255", 255)), evaluate(subset("m1", 1))
+    assert as_255["masks_missing"] == as_1["masks_missing"] == 0
+    assert as_1["pixel_auroc"] == as_255["pixel_auroc"] and as_1["pro"] == as_255["pro"]
+    empty = subset("empty", 255)
+    first = sorted((empty / "ground_truth" / "hole").iterdir())[0]
+    cv2.imwrite(str(first), np.zeros((256, 256), np.uint8))
+    assert evaluate(empty)["masks_missing"] == 1  # not a defect image whose every pixel is good
+    cut = sorted((empty / "test" / "good").iterdir())[0]
+    whole = cv2.imencode(".jpg", cv2.imread(str(cut)))[1].tobytes()
+    cut.unlink()
+    (cut.parent / f"{cut.stem}.jpg").write_bytes(whole[: len(whole) // 3])
+    line = one_line_error(run_cli("edge-eval", "--model", str(anomaly_artifacts / "model.fp32.onnx"), "--data",
+                                  str(empty)))
+    assert f"cannot read image {cut.parent / cut.stem}.jpg" in line
+
+
 def test_plain_folder_of_good_images_trains_and_mixed_sizes_and_grayscale_are_handled(demo_data, tmp_path):
     folder = tmp_path / "good_photos"
     folder.mkdir()

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+import cv2
 import pytest
 
 from clitools import BIN, ROOT, cuda_provider_works, free_port, one_line_error, run_cli
@@ -55,14 +56,18 @@ def test_folder_source_and_unreadable_image_is_flagged(demo_data, artifacts, tmp
     folder = tmp_path / "frames"
     shutil.copytree(demo_data / "brick" / "test" / "good", folder)
     (folder / "zzz_broken.png").write_bytes(b"not a png")
+    whole = cv2.imencode(".jpg", cv2.imread(str(next(folder.iterdir()))))[1].tobytes()
+    (folder / "zzz_cut.jpg").write_bytes(whole[: len(whole) // 3])  # OpenCV decodes it, the rest grey
+    (folder / "._zzz.png").write_bytes(b"macOS resource fork")  # not an image, not a frame
     jsonl = tmp_path / "v.jsonl"
     proc = run_cli("edge-run", "--source", str(folder), "--model", str(artifacts / "model.int8.onnx"),
                    "--jsonl", str(jsonl))
     assert proc.returncode == 0, proc.stderr
     verdicts, summaries = records(jsonl)
-    assert len(verdicts) == len(list(folder.iterdir()))
-    assert verdicts[-1]["verdict"] == "invalid" and "unreadable" in verdicts[-1]["flags"]
-    assert summaries[-1]["invalid"] == 1
+    assert len(verdicts) == len(list(folder.iterdir())) - 1
+    for cut in verdicts[-2:]:
+        assert cut["verdict"] == "invalid" and "unreadable" in cut["flags"], cut
+    assert summaries[-1]["invalid"] == 2
 
 
 def test_missing_camera_is_one_line(artifacts):

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -102,9 +103,14 @@ def test_basic_auth_guards_everything_but_health(demo_data, artifacts, tmp_path)
         assert _get(base + "/healthz")[0] == 200 and _get(base + "/readyz")[0] == 200
         code, body = _get(base + "/frame.jpg", good)
         assert code == 200 and body[:2] == b"\xff\xd8"  # a JPEG
+        # non-ASCII bytes in the header: hmac refused to compare them as str (a traceback, no reply)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"GET /api/status HTTP/1.0\r\nAuthorization: Basic \xff\xfe\xfd\r\n\r\n")
+            assert raw.recv(64).startswith(b"HTTP/1.0 401")
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err
 
 
 def test_port_in_use_is_one_line_and_localhost_is_the_default(artifacts, demo_data):
