@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -98,6 +99,9 @@ def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int
             if header is None:
                 header = [name.strip() for name in row]
                 header_line = reader.line_num
+                if len(header) == 1 and ";" in header[0]:  # a spreadsheet's export in a comma-decimal locale
+                    raise fail(path, header_line, "the columns are separated by ';'",
+                               "save it as CSV with ',' between columns and '.' for decimals")
                 continue
             if len(row) != len(header):
                 raise fail(path, reader.line_num, f"{len(row)} fields, the header has {len(header)}",
@@ -134,6 +138,10 @@ def _channel_columns(path, header: list[str], header_line: int, used: set[str]) 
     return channels
 
 
+# A text column among the channels: labels under another name, or a column to drop (CLI words, not the API's).
+LABEL_HINT = "if it holds labels, name it with edge-train sensor --label-column; otherwise remove the column"
+
+
 def numeric_columns(path, rows, lines, header, columns: list[int], label_hint: str) -> np.ndarray:
     """float32 (N, C) of the channel columns; a text column fails with a hint about labels."""
     out = np.empty((len(rows), len(columns)), dtype=np.float32)
@@ -143,8 +151,9 @@ def numeric_columns(path, rows, lines, header, columns: list[int], label_hint: s
             float(texts[0])
         except ValueError:
             if texts[0].strip():
+                comma = "write '.' for decimals, " if re.fullmatch(r"-?\d+,\d+", texts[0].strip()) else ""
                 raise fail(path, lines[0], f"column {header[col]!r} is not numeric ({show(texts[0])})",
-                           f"{label_hint} or remove the column") from None
+                           f"{comma}{label_hint}") from None
         out[:, j] = check_finite(path, _numbers(path, texts, lines, header[col]), lines, header[col])
     return out
 
@@ -164,10 +173,10 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
     `labels=None`; any other label column the file lacks is an error.
     """
     path, header, header_line, rows, lines = read_csv_rows(path)
-    for name, option in ((id_column, "id_column"), (time_column, "time_column")):
+    for name in (id_column, time_column):
         if name not in header:
             raise fail(path, header_line, f"no {name!r} column (header: {', '.join(header)})",
-                       f"name the column {name!r} or pass {option}=<its name>")
+                       f"name that column {name!r}")
     if label_column is not None and label_column not in header:
         if label_column != "label":
             raise fail(path, header_line, f"no label column {label_column!r} (header: {', '.join(header)})",
@@ -177,7 +186,7 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
     columns = _channel_columns(path, header, header_line, used)
     id_col, time_col = header.index(id_column), header.index(time_column)
     times = _parse_times(path, [row[time_col] for row in rows], lines, time_column)
-    values = numeric_columns(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
+    values = numeric_columns(path, rows, lines, header, columns, LABEL_HINT)
     labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
         if label_column else None
     members: dict[str, list[int]] = {}
@@ -231,7 +240,7 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
         found = [name for name in header if name.lower() in TIME_NAMES]
         if len(found) > 1:
             raise fail(path, header_line, f"several time columns ({', '.join(found)})",
-                       "pass time_column=<the one that holds the time>")
+                       "keep one time column and rename or remove the others")
         time_column = found[0] if found else None
     if label_column is None and "label" in header:
         label_column = "label"
@@ -253,7 +262,8 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
         if back.size:
             raise fail(path, lines[back[0] + 1], f"time goes backwards (from line {lines[back[0]]})",
                        "sort the rows by time")
-    values = numeric_columns(path, rows, lines, header, columns, "pass label_column=<its name> if it holds the labels")
+    values = numeric_columns(path, rows, lines, header, columns,
+                             "make the model's channels numbers" if channels is not None else LABEL_HINT)
     labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
         if label_column else None
     return WideTable(values=values, channels=[header[c] for c in columns], times=times, labels=labels, origin=str(path))

@@ -195,8 +195,11 @@ def test_wide_csv_time_label_and_channels(tmp_path):
 @pytest.mark.parametrize("text, line, words", [
     ("t,a\n0,1\n2,1\n1,1\n", 4, "time goes backwards (from line 3)"),
     ("time,a\n2022-03-20T11:00:00,1\n", 2, "no UTC offset"),
-    ("time,a,state\n0,1,on\n", 2, "column 'state' is not numeric"),
-    ("t,time,a\n0,0,1\n", 1, "several time columns"),
+    ("time,a,state\n0,1,on\n", 2, "column 'state' is not numeric ('on'): if it holds labels, name it with "
+                                   "edge-train sensor --label-column"),
+    ("t,time,a\n0,0,1\n", 1, "several time columns (t, time): keep one time column"),
+    ("t;a;b\n0;1,5;2\n", 1, "the columns are separated by ';'"),
+    ('a,b\n"1,5",2\n', 2, "column 'a' is not numeric ('1,5'): write '.' for decimals"),
     ("a,b\n1,2\n1\n", 3, "1 fields, the header has 2"),
     ("a,,b\n1,2,3\n", 1, "column 2 of the header has no name"),
 ])
