@@ -161,7 +161,11 @@ class WebView:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self):  # load balancers and uptime checks probe /healthz with HEAD
+                self.do_GET()
 
             def do_GET(self):
                 url = urlparse(self.path)

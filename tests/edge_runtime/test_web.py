@@ -101,6 +101,8 @@ def test_basic_auth_guards_everything_but_health(demo_data, artifacts, tmp_path)
         bad = {"Authorization": "Basic " + base64.b64encode(b"line3:guess").decode()}
         assert _get(base + "/api/status", good)[0] == 200 and _get(base + "/api/status", bad)[0] == 401
         assert _get(base + "/healthz")[0] == 200 and _get(base + "/readyz")[0] == 200
+        with urllib.request.urlopen(urllib.request.Request(base + "/healthz", method="HEAD"), timeout=10) as head:
+            assert head.status == 200 and head.read() == b""  # what uptime checks send; it was 501
         code, body = _get(base + "/frame.jpg", good)
         assert code == 200 and body[:2] == b"\xff\xd8"  # a JPEG
         # non-ASCII bytes in the header: hmac refused to compare them as str (a traceback, no reply)
