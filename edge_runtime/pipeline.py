@@ -126,9 +126,11 @@ def run_pipeline(
                 flags.append(problem)
             elif frame.image is not None:
                 if roi is not None and not roi_fits(roi, frame.image.shape):
-                    raise SourceError(f"--roi {roi} does not fit in the {frame.image.shape[1]}x"
-                                      f"{frame.image.shape[0]} frames of {source.name}")
-                flags += checker.before(frame.image)
+                    # a folder of mixed sizes (or a camera that changed mode): this frame is not judged, the run
+                    # and its summary go on; a source of one fixed size was refused before the first frame
+                    flags.append("roi_outside")
+                else:
+                    flags += checker.before(frame.image)
             if frame.image is not None and not flags:  # flagged frames are recorded, never judged
                 x = model.prepare(frame.image, roi)[None]
                 t2 = time.perf_counter()

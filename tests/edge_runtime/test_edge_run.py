@@ -101,6 +101,18 @@ def test_empty_folder_and_bad_roi(tmp_path, artifacts, demo_data):
     line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "line_clip.mp4"), "--model",
                                   str(artifacts / "model.int8.onnx"), "--roi", "1200,600,256,256"))
     assert "does not fit" in line
+    mixed = tmp_path / "mixed"  # a large image, then one smaller than the ROI: that one is not judged, the run goes on
+    mixed.mkdir()
+    image = cv2.imread(str(sorted((demo_data / "brick" / "test" / "good").iterdir())[0]))
+    cv2.imwrite(str(mixed / "a.png"), cv2.resize(image, (512, 512)))
+    cv2.imwrite(str(mixed / "b.png"), image[:100, :100])
+    jsonl = tmp_path / "mixed.jsonl"
+    proc = run_cli("edge-run", "--source", str(mixed), "--model", str(artifacts / "model.int8.onnx"), "--roi",
+                   "0,0,200,200", "--jsonl", str(jsonl), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    verdicts, summaries = records(jsonl)
+    assert verdicts[0]["verdict"] != "invalid" and verdicts[1]["flags"] == ["roi_outside"]
+    assert summaries[-1]["invalid"] == 1
 
 
 @pytest.mark.skipif(cuda_provider_works(), reason="CUDA works on this machine")
