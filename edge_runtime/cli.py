@@ -165,6 +165,8 @@ def edge_run(ctx, config_path, **options):
                                    on_live=live, on_start=announce, limits=limits, on_beat=Watchdog().beat,
                                    swapper=swapper)
         notify("STOPPING=1")
+        if warning := getattr(getattr(src, "inner", src), "warning", None):  # a video file cut short
+            click.echo(warning, err=True)
         record = summary.record()
         record["model_swaps"], record["model_refusals"] = swapper.swaps, swapper.refusals
         for sink in sinks:

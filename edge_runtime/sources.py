@@ -76,6 +76,8 @@ class CaptureSource:
         self._next_id = 0
         self._period = 0.0
         self._next_due = 0.0
+        self._pass_frames = 0  # frames read since the file (re)started
+        self.warning: str | None = None  # said once the run is over: a file that ended before its header's count
 
     def open(self) -> None:
         is_url = isinstance(self.target, str) and "://" in self.target
@@ -127,15 +129,29 @@ class CaptureSource:
                 time.sleep(delay)
             self._next_due = max(self._next_due + self._period, time.perf_counter() - self._period)
         ok, image = self._capture.read()
+        if not ok:
+            self._check_complete()
         if not ok and self.loop and self._next_id:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._pass_frames = 0
             ok, image = self._capture.read()
         if not ok:
             return None
         wall, mono = _now()
         frame = Frame(image, self._next_id, wall, mono, self.name)
         self._next_id += 1
+        self._pass_frames += 1
         return frame
+
+    def _check_complete(self) -> None:
+        """A video file cut short (a copy that stopped, a recorder that died) ends early without an error from
+        OpenCV: compared with the frame count its header declares, so a partial judgement is said."""
+        if self.live or not isinstance(self.target, str) or "://" in self.target or self.api == cv2.CAP_GSTREAMER:
+            return
+        declared = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if declared and self._pass_frames < declared - 1:  # one frame of slack: headers round the count
+            self.warning = (f"warning: {self.name} ended at frame {self._pass_frames} of the {declared} its header "
+                            "declares: the file is cut short, the rest was not judged")
 
     def close(self) -> None:
         if self._capture is not None:

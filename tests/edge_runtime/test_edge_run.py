@@ -143,6 +143,22 @@ def test_sigint_flushes_every_decided_frame(demo_data, artifacts, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (.ci/run installs it)")
+def test_a_video_file_cut_short_is_judged_as_far_as_it_goes_and_said(artifacts, tmp_path):
+    whole = tmp_path / "whole.mp4"  # index at the front, as a recorder writing for streaming does: a cut copy opens
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "5",
+                    "-movflags", "+faststart", str(whole)], check=True, timeout=60)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    run = lambda clip: run_cli("edge-run", "--source", str(clip), "--model", str(artifacts / "model.int8.onnx"),  # noqa: E731
+                               "--quiet", "--frozen-frames", "0")
+    full, partial = run(whole), run(cut)
+    assert full.returncode == 0 == partial.returncode, partial.stderr
+    assert json.loads(full.stdout.splitlines()[-1])["frames"] == 50 and "cut short" not in full.stderr
+    frames = json.loads(partial.stdout.splitlines()[-1])["frames"]
+    assert 0 < frames < 50 and f"ended at frame {frames} of the 50 its header declares" in partial.stderr
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (.ci/run installs it)")
 def test_live_http_stream_served_by_ffmpeg(demo_data, artifacts, tmp_path):
     """A real streamer on loopback: edge-run reads it live, newest frame first, drops counted."""
     port = free_port()
