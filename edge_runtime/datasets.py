@@ -33,8 +33,11 @@ def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | 
         data = Path(path).read_bytes()
     except OSError:
         return None
-    if Path(path).suffix.lower() in (".jpg", ".jpeg") and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jpg", ".jpeg") and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
         return None  # no end-of-image marker after the last scan: the file was cut short
+    if suffix == ".png" and data.startswith(b"\x89PNG") and b"IEND" not in data[-12:]:
+        return None  # cut short: said here rather than by libpng on stderr beside our one line
     return cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
 
 

@@ -101,6 +101,7 @@ def run_pipeline(
     started = time.perf_counter()
     last_live, frames_at_live = started, 0
     prev_sink_ms = 0.0
+    roi_fitted = False
     try:
         while not stop.is_set() and (max_frames is None or summary.frames < max_frames):
             if on_beat:
@@ -126,10 +127,14 @@ def run_pipeline(
                 flags.append(problem)
             elif frame.image is not None:
                 if roi is not None and not roi_fits(roi, frame.image.shape):
-                    # a folder of mixed sizes (or a camera that changed mode): this frame is not judged, the run
-                    # and its summary go on; a source of one fixed size was refused before the first frame
+                    if not roi_fitted:  # the first frame already: the ROI is wrong for this source
+                        raise SourceError(f"--roi {roi} does not fit in the {frame.image.shape[1]}x"
+                                          f"{frame.image.shape[0]} frames of {source.name}")
+                    # later, in a folder of mixed sizes (or a camera that changed mode): this frame is not
+                    # judged, and the run and its summary go on
                     flags.append("roi_outside")
                 else:
+                    roi_fitted = True
                     flags += checker.before(frame.image)
             if frame.image is not None and not flags:  # flagged frames are recorded, never judged
                 x = model.prepare(frame.image, roi)[None]

@@ -57,6 +57,7 @@ class JsonlSink(Sink):
     def __enter__(self) -> "JsonlSink":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._created = not self.path.exists()
             self._open()
         except OSError as exc:
             raise InputFileError(f"cannot write --jsonl {self.path}: {exc.strerror}") from exc
@@ -123,6 +124,8 @@ class JsonlSink(Sink):
         self.dropped += len(self._pending)
         self._pending.clear()
         self._close()
+        if exc[0] is not None and self._created and not self.delivered:  # a run that failed to start: no trace
+            self.path.unlink(missing_ok=True)
 
 
 class DefectSaver(Sink):

@@ -9,7 +9,7 @@ import time
 import cv2
 import pytest
 
-from clitools import BIN, ROOT, cuda_provider_works, free_port, one_line_error, run_cli
+from clitools import BIN, ROOT, cuda_provider_works, final_error, free_port, one_line_error, run_cli
 from peers import wait_for_port
 
 
@@ -55,8 +55,9 @@ def test_in_position_parts_are_judged_like_the_test_set(demo_data, artifacts, tm
 def test_folder_source_and_unreadable_image_is_flagged(demo_data, artifacts, tmp_path):
     folder = tmp_path / "frames"
     shutil.copytree(demo_data / "brick" / "test" / "good", folder)
-    (folder / "zzz_broken.png").write_bytes(b"not a png")
-    whole = cv2.imencode(".jpg", cv2.imread(str(next(folder.iterdir()))))[1].tobytes()
+    first = next(folder.iterdir())
+    (folder / "zzz_broken.png").write_bytes(first.read_bytes()[:-40])  # cut before IEND: libpng said so on stderr
+    whole = cv2.imencode(".jpg", cv2.imread(str(first)))[1].tobytes()
     (folder / "zzz_cut.jpg").write_bytes(whole[: len(whole) // 3])  # OpenCV decodes it, the rest grey
     (folder / "._zzz.png").write_bytes(b"macOS resource fork")  # not an image, not a frame
     jsonl = tmp_path / "v.jsonl"
@@ -67,7 +68,12 @@ def test_folder_source_and_unreadable_image_is_flagged(demo_data, artifacts, tmp
     assert len(verdicts) == len(list(folder.iterdir())) - 1
     for cut in verdicts[-2:]:
         assert cut["verdict"] == "invalid" and "unreadable" in cut["flags"], cut
-    assert summaries[-1]["invalid"] == 2
+    assert summaries[-1]["invalid"] == 2 and "libpng" not in proc.stderr
+    # a run that cannot start leaves no empty --jsonl behind
+    failed = tmp_path / "failed.jsonl"
+    line = final_error(run_cli("edge-run", "--source", str(folder), "--model", str(artifacts / "model.int8.onnx"),
+                               "--roi", "0,0,4000,4000", "--jsonl", str(failed)))
+    assert "does not fit in the 128x128 frames" in line and not failed.exists()
 
 
 def test_missing_camera_is_one_line(artifacts):
