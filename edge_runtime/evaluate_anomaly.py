@@ -27,6 +27,9 @@ def _mask_for(root: Path, path: Path, kind: str, image_shape: tuple[int, ...]) -
     if kind == "good":
         return np.zeros(image_shape[:2], bool)
     mask_path = root / "ground_truth" / kind / f"{path.stem}_mask.png"
+    if not mask_path.is_file():  # the suffix in any case, as the images' own (.PNG from some tools)
+        mask_path = next((p for p in mask_path.parent.glob(f"{path.stem}_mask.*") if p.suffix.lower() == ".png"),
+                         mask_path)
     if not mask_path.is_file():
         return None
     mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)

@@ -76,8 +76,12 @@ def good_images(root: Path) -> list[Path]:
     folder = root / "train" / GOOD if (root / "train" / GOOD).is_dir() else root
     files = image_files(folder)
     if len(files) < MIN_GOOD:
+        # folder names are case-sensitive: train/Good or a class folder elsewhere is easy to miss
+        found = sorted(str(d.relative_to(root)) for base in (root, root / "train") if base.is_dir()
+                       for d in base.iterdir() if d.is_dir() and image_files(d))
+        seen = f" (folders with images: {', '.join(found)})" if found else ""
         raise DatasetLayoutError(
-            f"{folder} holds {len(files)} good images; an anomaly model needs at least {MIN_GOOD} "
+            f"{folder} holds {len(files)} good images{seen}; an anomaly model needs at least {MIN_GOOD} "
             f"(a few hundred is better): put them in {root}/train/good/ or directly in {root}/"
         )
     return files

@@ -142,6 +142,13 @@ def test_bad_anomaly_data_gets_one_clear_line(demo_data, tmp_path):
         (few / src.name).write_bytes(src.read_bytes())
     line = one_line_error(run_cli("edge-train", "anomaly", "--data", str(few), "--out", str(tmp_path / "r")))
     assert "4 good images" in line and "at least 10" in line
+    capital = tmp_path / "capital" / "train" / "Good"  # folder names are case-sensitive
+    capital.mkdir(parents=True)
+    for src in sorted((demo_data / "brick" / "train" / "good").iterdir())[:10]:
+        (capital / src.name).write_bytes(src.read_bytes())
+    line = one_line_error(run_cli("edge-train", "anomaly", "--data", str(tmp_path / "capital"), "--out",
+                                  str(tmp_path / "r")))
+    assert "0 good images (folders with images: train/Good)" in line
     mixed = tmp_path / "mixed"  # every other image twice as wide: a training set of crops in different shapes
     mixed.mkdir()
     for i, src in enumerate(sorted((demo_data / "brick" / "train" / "good").iterdir())[:12]):
@@ -203,7 +210,10 @@ def test_masks_as_class_indices_or_empty_and_a_cut_jpeg_are_read_for_what_they_a
         assert proc.returncode == 0, proc.stderr
         return json.loads(out.read_text())
 
-    as_255, as_1 = evaluate(subset("m255", 255)), evaluate(subset("m1", 1))
+    as_1 = subset("m1", 1)
+    upper = sorted((as_1 / "ground_truth" / "hole").iterdir())[0]
+    upper.rename(upper.with_suffix(".PNG"))  # as some labelling tools write them
+    as_255, as_1 = evaluate(subset("m255", 255)), evaluate(as_1)
     assert as_255["masks_missing"] == as_1["masks_missing"] == 0
     assert as_1["pixel_auroc"] == as_255["pixel_auroc"] and as_1["pro"] == as_255["pro"]
     empty = subset("empty", 255)
