@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import DatasetLayoutError, InputFileError
+from edge_runtime.frame_checks import MIN_SIDE
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 GOOD = "good"
@@ -24,6 +25,17 @@ def image_files(folder: Path) -> list[Path]:
     """Image files directly inside `folder`, sorted by name (macOS's `._name` resource files are not images)."""
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """A labelled image to train or evaluate on: readable, and big enough to hold a part."""
+    image = read_image(path)
+    if image is None:
+        raise InputFileError(f"cannot read image {path}: remove it or replace it with a valid PNG/JPEG")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise InputFileError(f"image {path} is {image.shape[1]}x{image.shape[0]}, under {MIN_SIDE} px a side: "
+                             "too small to hold a part; remove it")
+    return image
 
 
 def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge_runtime.datasets import read_image
+from edge_runtime.datasets import load_image
 from edge_runtime.disturb import DISTURBANCES
-from edge_runtime.errors import DatasetLayoutError, InputFileError
+from edge_runtime.errors import DatasetLayoutError
 from edge_runtime.metrics import classification_metrics
 from edge_runtime.model import EdgeModel
 
@@ -32,9 +31,7 @@ def evaluate(model: EdgeModel, pairs: list[tuple[Path, str]], batch: int = 32, p
         chunk = pairs[start : start + batch]
         inputs = []
         for index, (path, _) in enumerate(chunk, start):
-            image = read_image(path)
-            if image is None:
-                raise InputFileError(f"cannot read image {path}: remove or replace it")
+            image = load_image(path)
             if disturbance:
                 image = DISTURBANCES[disturbance](image, None, index)[0]
             inputs.append(model.prepare(image))

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.anomaly_metrics import auroc, line_rates, pro_score
-from edge_runtime.datasets import read_image
+from edge_runtime.datasets import load_image
 from edge_runtime.disturb import DISTURBANCES
 from edge_runtime.errors import DatasetLayoutError, InputFileError
 from edge_runtime.model import EdgeModel
@@ -53,9 +53,7 @@ def _run(model: EdgeModel, root: Path, pairs, disturbance: str | None, batch: in
     for start in range(0, len(pairs), batch):
         inputs = []
         for index, (path, kind) in enumerate(pairs[start : start + batch], start):
-            image = read_image(path)
-            if image is None:
-                raise InputFileError(f"cannot read image {path}: remove or replace it")
+            image = load_image(path)
             mask = _mask_for(root, path, kind, image.shape)
             if disturbance:
                 image, mask_u8 = DISTURBANCES[disturbance](image, None if mask is None else mask.astype(np.uint8) * 255,

@@ -13,6 +13,11 @@ import cv2
 import numpy as np
 
 
+# Fewer pixels a side hold no part to judge: stretched to the model's input they are a few flat blocks, and a
+# verdict on them would be a guess (5x5 frames were judged good or defect).
+MIN_SIDE = 8
+
+
 def frame_problem(image) -> str | None:
     """Why this cannot be judged as an image at all (a source delivering garbage), or None."""
     if not isinstance(image, np.ndarray):
@@ -23,6 +28,8 @@ def frame_problem(image) -> str | None:
         return "bad_shape"
     if image.shape[0] < 2 or image.shape[1] < 2:
         return "empty"
+    if min(image.shape[:2]) < MIN_SIDE:
+        return "too_small"
     return None
 
 

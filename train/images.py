@@ -6,10 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge_runtime.datasets import labeled_images, ordered_labels, read_image
+from edge_runtime.datasets import load_image, ordered_labels
 from edge_runtime.disturb import jpeg_roundtrip
 from edge_runtime.errors import InputFileError
 from edge_runtime.preprocess import prepare_image
@@ -51,9 +50,7 @@ def load_image_set(pairs: list[tuple[Path, str]], labels: list[str], size: tuple
         qualities = np.random.default_rng(jpeg_seed).integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1, len(pairs))
     aspects = []
     for i, (path, _) in enumerate(pairs):
-        image = read_image(path)
-        if image is None:
-            raise InputFileError(f"cannot read image {path}: remove it or replace it with a valid PNG/JPEG")
+        image = load_image(path)
         aspects.append(image.shape[1] / image.shape[0])
         if jpeg_seed is not None:
             image = jpeg_roundtrip(image, int(qualities[i]))

@@ -51,3 +51,13 @@ def test_eval_perturb_names_empty_repeated_or_all_in_a_list_are_one_line(artifac
     for names in ("noise,noise", "", "noise,"):  # noise twice ran it twice; "" meant no disturbance, silently
         assert "empty or repeated name" in one_line_error(evaluate(names))
     assert "all stands alone" in one_line_error(evaluate("all,noise"))
+
+
+def test_eval_refuses_an_image_too_small_to_hold_a_part(artifacts, tmp_path):
+    import cv2
+    import numpy as np
+
+    (tmp_path / "test" / "good").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "test" / "good" / "tiny.png"), np.zeros((5, 5, 3), np.uint8))
+    line = one_line_error(run_cli("edge-eval", "--model", str(artifacts / "model.int8.onnx"), "--data", str(tmp_path)))
+    assert "tiny.png is 5x5, under 8 px a side" in line

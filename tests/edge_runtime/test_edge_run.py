@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import cv2
+import numpy as np
 import pytest
 
 from clitools import BIN, ROOT, cuda_provider_works, final_error, free_port, one_line_error, run_cli
@@ -60,15 +61,17 @@ def test_folder_source_and_unreadable_image_is_flagged(demo_data, artifacts, tmp
     whole = cv2.imencode(".jpg", cv2.imread(str(first)))[1].tobytes()
     (folder / "zzz_cut.jpg").write_bytes(whole[: len(whole) // 3])  # OpenCV decodes it, the rest grey
     (folder / "._zzz.png").write_bytes(b"macOS resource fork")  # not an image, not a frame
+    cv2.imwrite(str(folder / "zzz_tiny.png"), np.zeros((5, 5, 3), np.uint8) + 128)  # stretched, it was judged
     jsonl = tmp_path / "v.jsonl"
     proc = run_cli("edge-run", "--source", str(folder), "--model", str(artifacts / "model.int8.onnx"),
                    "--jsonl", str(jsonl))
     assert proc.returncode == 0, proc.stderr
     verdicts, summaries = records(jsonl)
     assert len(verdicts) == len(list(folder.iterdir())) - 1
-    for cut in verdicts[-2:]:
+    for cut in verdicts[-3:-1]:
         assert cut["verdict"] == "invalid" and "unreadable" in cut["flags"], cut
-    assert summaries[-1]["invalid"] == 2 and "libpng" not in proc.stderr
+    assert verdicts[-1]["verdict"] == "invalid" and verdicts[-1]["flags"] == ["too_small"]
+    assert summaries[-1]["invalid"] == 3 and "libpng" not in proc.stderr
     # a run that cannot start leaves no empty --jsonl behind
     failed = tmp_path / "failed.jsonl"
     line = final_error(run_cli("edge-run", "--source", str(folder), "--model", str(artifacts / "model.int8.onnx"),

@@ -27,7 +27,7 @@ def test_any_frame_is_flagged_or_prepared(image):
         out = prepare_image(image, (16, 16))
         assert out.shape == (16, 16, 3) and out.dtype == np.uint8
     else:
-        assert problem in ("not_an_image", "bad_dtype", "bad_shape", "empty")
+        assert problem in ("not_an_image", "bad_dtype", "bad_shape", "empty", "too_small")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
