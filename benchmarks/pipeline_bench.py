@@ -25,7 +25,7 @@ import onnxruntime as ort
 from benchmarks.environment import environment
 from edge_runtime.errors import ModelFileError, SourceError
 from edge_runtime.model import EdgeModel
-from edge_runtime.pipeline import run_pipeline
+from edge_runtime.pipeline import refuse_roi, run_pipeline
 from edge_runtime.preprocess import Roi, roi_fits
 from edge_runtime.sinks import JsonlSink
 from edge_runtime.sources import CaptureSource
@@ -157,8 +157,8 @@ def _check_inputs(clip: str, model_path: str, roi: Roi | None) -> None:
     source.open()
     shape = source.frame_shape
     source.close()
-    if roi is not None and shape is not None and not roi_fits(roi, shape):  # edge_runtime.pipeline's check
-        raise SourceError(f"--roi {roi} does not fit in the {shape[1]}x{shape[0]} frames of {source.name}")
+    if roi is not None and shape is not None and not roi_fits(roi, shape):
+        refuse_roi(roi, shape, source.name)
 
 
 def bench_pipeline(clip: str, model_path: str, fps: float, roi: Roi | None, frames: int, threads: int,

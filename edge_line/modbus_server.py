@@ -30,7 +30,7 @@ REGISTERS = 7
 
 class ModbusStatusServer:
     def __init__(self, address: str):
-        self.host, self.port = parse_address(address if ":" in address else f":{address}", "--modbus-serve")
+        self.host, self.port = parse_address(address, "--modbus-serve")
         self.lock = threading.Lock()
         self.values = [0] * REGISTERS
         self.rejects = self.decisions = 0

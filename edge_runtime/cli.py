@@ -192,8 +192,13 @@ def _station_options(ctx: click.Context, config_path: str | None, options: dict)
     _check_source_options(opts)
     for name in ("web", "metrics_port", "modbus_serve"):  # addresses: checked here, served only much later
         if opts[name]:
-            parse_address(opts[name] if ":" in opts[name] else f":{opts[name]}", f"--{name.replace('_', '-')}")
-    return opts, parse_roi(",".join(map(str, opts["roi"])) if isinstance(opts["roi"], list) else opts["roi"])
+            parse_address(opts[name], f"--{name.replace('_', '-')}")
+    return opts, _roi(opts["roi"])
+
+
+def _roi(value) -> tuple[int, int, int, int] | None:
+    """--roi as given on the command line ("x,y,w,h") or in line.yaml ([x, y, w, h])."""
+    return parse_roi(",".join(map(str, value)) if isinstance(value, list) else value)
 
 
 # Options that only tune another output: given without it, they would do nothing, silently.
@@ -234,7 +239,7 @@ def _merge_config(ctx: click.Context, config_path: str | None, options: dict) ->
         param = params[name]
         if name == "roi":  # a list [x, y, w, h] or "x,y,w,h": checked here so the error names the file
             try:
-                parse_roi(",".join(map(str, value)) if isinstance(value, list) else str(value))
+                _roi(value if isinstance(value, list) else str(value))
             except click.BadParameter as exc:
                 raise click.UsageError(f"--config {config_path}: roi: {exc.format_message()}") from None
             merged[name] = value
@@ -244,9 +249,10 @@ def _merge_config(ctx: click.Context, config_path: str | None, options: dict) ->
                 raise click.BadParameter(f"one value, not a list ({value})")
             if isinstance(value, float) and isinstance(param.type, click.types.IntParamType) and not value.is_integer():
                 raise click.BadParameter(f"{value} is not a whole number")  # click's int() would cut it to {int(value)}
-            # a flag reads 1/0, true/false, yes/no, on/off ("no" must not mean yes)
-            merged[name] = (click.BOOL if getattr(param, "is_flag", False) else param.type).convert(
-                str(value) if getattr(param, "is_flag", False) else value, param, ctx)
+            if getattr(param, "is_flag", False):  # 1/0, true/false, yes/no, on/off: "no" must not mean yes
+                merged[name] = click.BOOL.convert(str(value), param, ctx)
+            else:
+                merged[name] = param.type.convert(value, param, ctx)
         except click.BadParameter as exc:
             raise click.UsageError(f"--config {config_path}: {name}: {exc.format_message()}") from None
     return merged

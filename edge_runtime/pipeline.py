@@ -65,6 +65,11 @@ def tally(summary, verdict: str, flags: list[str]) -> None:
         summary.flags[flag] = summary.flags.get(flag, 0) + 1
 
 
+def refuse_roi(roi: Roi, shape: tuple[int, ...], source_name: str) -> None:
+    """The one line for an --roi that does not fit a source's frames."""
+    raise SourceError(f"--roi {roi} does not fit in the {shape[1]}x{shape[0]} frames of {source_name}")
+
+
 def run_pipeline(
     source,
     model: EdgeModel,
@@ -93,7 +98,7 @@ def run_pipeline(
     shape = getattr(source, "frame_shape", None)
     if roi is not None and shape is not None and not roi_fits(roi, shape):
         source.close()
-        raise SourceError(f"--roi {roi} does not fit in the {shape[1]}x{shape[0]} frames of {source.name}")
+        refuse_roi(roi, shape, source.name)
     if on_start:
         on_start()
     reader = NewestFrameReader(source).start() if source.live else _DirectReader(source)
@@ -128,8 +133,7 @@ def run_pipeline(
             elif frame.image is not None:
                 if roi is not None and not roi_fits(roi, frame.image.shape):
                     if not roi_fitted:  # the first frame already: the ROI is wrong for this source
-                        raise SourceError(f"--roi {roi} does not fit in the {frame.image.shape[1]}x"
-                                          f"{frame.image.shape[0]} frames of {source.name}")
+                        refuse_roi(roi, frame.image.shape, source.name)
                     # later, in a folder of mixed sizes (or a camera that changed mode): this frame is not
                     # judged, and the run and its summary go on
                     flags.append("roi_outside")

@@ -46,7 +46,7 @@ class MetricsSink:
     """Counters, histograms and gauges fed by the record stream; `queues` are the outputs' QueuedSinks."""
 
     def __init__(self, address: str, model: dict, queues=()):
-        self.host, self.port = parse_address(address if ":" in address else f":{address}", "--metrics-port")
+        self.host, self.port = parse_address(address, "--metrics-port")
         self.model, self.queues = model, list(queues)
         self.lock = threading.Lock()
         self.frames = self.outages = self.dropped = 0

@@ -30,7 +30,8 @@ PAGE = (Path(__file__).parent / "data" / "web.html").read_text
 
 
 def parse_address(text: str, flag: str = "--web") -> tuple[str, int]:
-    """`:8080` → localhost only; `0.0.0.0:8080` (or a host) must be given explicitly."""
+    """`:8080` (or `8080`) → localhost only; `0.0.0.0:8080` (or a host) must be given explicitly."""
+    text = text if ":" in text else f":{text}"
     host, _, port = text.rpartition(":")
     try:
         number = int(port)
