@@ -14,7 +14,6 @@ Runtime code: numpy and the standard library only.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from datetime import datetime
 from pathlib import Path
@@ -47,13 +46,21 @@ def _numbers(path, texts: list[str], lines: list[int], column: str) -> np.ndarra
     raise AssertionError("numpy refused a column that float() accepts")  # a bug, not a user error
 
 
-def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.ndarray:
-    """Seconds (numbers) or ISO 8601 times with a UTC offset (-> epoch seconds), one kind per file."""
+def _is_number(text: str) -> bool:
     try:
-        float(texts[0])
-        numeric = True
+        float(text)
+        return True
     except ValueError:
-        numeric = False
+        return False
+
+
+def _parse_times(path, texts: list[str], lines: list[int], column: str,
+                 like: tuple[bool, int] | None = None) -> np.ndarray:
+    """Seconds (numbers) or ISO 8601 times with a UTC offset (-> epoch seconds), one kind per file.
+
+    `like` is (numeric, line) of the file's first time when `texts` is a later chunk of it.
+    """
+    numeric, first_line = like if like else (_is_number(texts[0]), lines[0])
     if numeric:
         try:
             times = np.array(texts, dtype=np.float64)
@@ -63,7 +70,7 @@ def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.nd
                     float(text)
                 except ValueError:
                     raise fail(path, line, f"time {show(text)} in column {column!r} is not a number of seconds "
-                               f"like line {lines[0]}'s", "give every row's time in the same form") from None
+                               f"like line {first_line}'s", "give every row's time in the same form") from None
             raise AssertionError("numpy refused times that float() accepts")
         bad = ~np.isfinite(times)
         if bad.any():
@@ -84,14 +91,22 @@ def _parse_times(path, texts: list[str], lines: list[int], column: str) -> np.nd
     return times
 
 
-def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
-    """(path, header, header's line, rows, line of each row); blank lines skipped, rows as wide as the header."""
+CHUNK_ROWS = 10_000  # rows parsed at a time: a long recording is held as arrays, not as millions of strings
+
+
+def iter_csv_rows(path):
+    """(path, header, header's line, rows, line of each row) per chunk of up to CHUNK_ROWS rows.
+
+    Blank lines are skipped and every row is as wide as the header; the header's faults,
+    and a header without data rows, fail before anything is yielded.
+    """
     path, text = read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(_lines(text), strict=True)
     rows: list[list[str]] = []
     lines: list[int] = []
     header: list[str] | None = None
     header_line = 1
+    sent = False
     try:
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -99,26 +114,55 @@ def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int
             if header is None:
                 header = [name.strip() for name in row]
                 header_line = reader.line_num
-                if len(header) == 1 and ";" in header[0]:  # a spreadsheet's export in a comma-decimal locale
-                    raise fail(path, header_line, "the columns are separated by ';'",
-                               "save it as CSV with ',' between columns and '.' for decimals")
+                _check_header(path, header, header_line)
                 continue
             if len(row) != len(header):
                 raise fail(path, reader.line_num, f"{len(row)} fields, the header has {len(header)}",
                            "give every row one value per column")
             rows.append(row)
             lines.append(reader.line_num)
+            if len(rows) == CHUNK_ROWS:
+                yield path, header, header_line, rows, lines
+                rows, lines, sent = [], [], True
     except csv.Error as error:
         raise fail(path, reader.line_num, f"not valid CSV ({error})", "fix the quoting of that line") from None
     if header is None:  # only empty fields and blank lines, e.g. a lone ""
         raise fail(path, 1, "no header row: every line is empty", "put the column names on the first line")
+    if not rows and not sent:
+        raise fail(path, header_line, "a header and no data rows", "give at least one row of data")
+    if rows:
+        yield path, header, header_line, rows, lines
+
+
+def _lines(text: str):
+    """The text's lines with their endings, one at a time (a StringIO would copy the text at 4 bytes a character)."""
+    newline = "\n" if "\n" in text else "\r"  # a classic-Mac file ends its lines with a lone CR
+    start = 0
+    while start < len(text):
+        end = text.find(newline, start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
+def _check_header(path, header: list[str], header_line: int) -> None:
+    if len(header) == 1 and ";" in header[0]:  # a spreadsheet's export in a comma-decimal locale
+        raise fail(path, header_line, "the columns are separated by ';'",
+                   "save it as CSV with ',' between columns and '.' for decimals")
     for i, name in enumerate(header):
         if not name:
             raise fail(path, header_line, f"column {i + 1} of the header has no name", "name every column")
         if name in header[:i]:
             raise fail(path, header_line, f"column {name!r} appears twice in the header", "give columns unique names")
-    if not rows:
-        raise fail(path, header_line, "a header and no data rows", "give at least one row of data")
+
+
+def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
+    """(path, header, header's line, rows, line of each row): `iter_csv_rows`' chunks as one."""
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for path, header, header_line, chunk, chunk_lines in iter_csv_rows(path):
+        rows += chunk
+        lines += chunk_lines
     return path, header, header_line, rows, lines
 
 
@@ -142,18 +186,16 @@ def _channel_columns(path, header: list[str], header_line: int, used: set[str]) 
 LABEL_HINT = "if it holds labels, name it with edge-train sensor --label-column; otherwise remove the column"
 
 
-def numeric_columns(path, rows, lines, header, columns: list[int], label_hint: str) -> np.ndarray:
-    """float32 (N, C) of the channel columns; a text column fails with a hint about labels."""
+def numeric_columns(path, rows, lines, header, columns: list[int], label_hint: str | None) -> np.ndarray:
+    """float32 (N, C) of the channel columns; a text column fails with `label_hint` (None: a later chunk's rows)."""
     out = np.empty((len(rows), len(columns)), dtype=np.float32)
     for j, col in enumerate(columns):
         texts = [row[col] for row in rows]
-        try:
-            float(texts[0])
-        except ValueError:
+        if label_hint is not None and not _is_number(texts[0]):
             if texts[0].strip():
                 comma = "write '.' for decimals, " if re.fullmatch(r"-?\d+,\d+", texts[0].strip()) else ""
                 raise fail(path, lines[0], f"column {header[col]!r} is not numeric ({show(texts[0])})",
-                           f"{comma}{label_hint}") from None
+                           f"{comma}{label_hint}")
         out[:, j] = check_finite(path, _numbers(path, texts, lines, header[col]), lines, header[col])
     return out
 
@@ -221,17 +263,9 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
 # ----------------------------------------------------------------------------- wide CSV
 
 
-def read_wide_csv(path, label_column: str | None = None, time_column: str | None = None,
-                  channels: list[str] | None = None) -> WideTable:
-    """One row per sample: an optional time column, an optional label column, the rest channels.
-
-    The time column is the one named t, time or timestamp (any case) unless `time_column`
-    names it; its values are seconds, or ISO 8601 times with an offset (-> epoch seconds),
-    and must not go backwards. The label column is 'label' unless `label_column` names it.
-    Every other column is a channel and must be numeric — or, with `channels` (a model's
-    inputs), exactly those columns are read, in that order, and the rest are not.
-    """
-    path, header, header_line, rows, lines = read_csv_rows(path)
+def _wide_columns(path, header: list[str], header_line: int, time_column: str | None, label_column: str | None,
+                  channels: list[str] | None) -> tuple[str | None, str | None, list[int]]:
+    """(time column, label column, channel columns) of a wide CSV's header; see `read_wide_csv`."""
     for name, option in ((time_column, "time_column"), (label_column, "label_column")):
         if name is not None and name not in header:
             raise fail(path, header_line, f"no column {name!r} (header: {', '.join(header)})",
@@ -242,30 +276,58 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
             raise fail(path, header_line, f"several time columns ({', '.join(found)})",
                        "keep one time column and rename or remove the others")
         time_column = found[0] if found else None
-    if label_column is None and "label" in header:
+    if label_column is None and "label" in header and channels is None:  # a model's inputs need no labels
         label_column = "label"
     if time_column is not None and time_column == label_column:
         raise fail(path, header_line, f"column {time_column!r} given as both time and label", "give two columns")
-    used = {name for name in (time_column, label_column) if name is not None}
-    if channels is not None:
-        missing = [name for name in channels if name not in header]
-        if missing:
-            raise fail(path, header_line, f"no column {', '.join(map(repr, missing))} for the model's channels "
-                       f"({', '.join(channels)}; header: {', '.join(header)})", "record the channels the model reads")
-        columns = [header.index(name) for name in channels]
-    else:
-        columns = _channel_columns(path, header, header_line, used)
-    times = None
-    if time_column is not None:
-        times = _parse_times(path, [row[header.index(time_column)] for row in rows], lines, time_column)
-        back = np.flatnonzero(np.diff(times) < 0)
-        if back.size:
-            raise fail(path, lines[back[0] + 1], f"time goes backwards (from line {lines[back[0]]})",
-                       "sort the rows by time")
-    values = numeric_columns(path, rows, lines, header, columns,
-                             "make the model's channels numbers" if channels is not None else LABEL_HINT)
-    labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
-        if label_column else None
+    if channels is None:
+        used = {name for name in (time_column, label_column) if name is not None}
+        return time_column, label_column, _channel_columns(path, header, header_line, used)
+    missing = [name for name in channels if name not in header]
+    if missing:
+        raise fail(path, header_line, f"no column {', '.join(map(repr, missing))} for the model's channels "
+                   f"({', '.join(channels)}; header: {', '.join(header)})", "record the channels the model reads")
+    return time_column, label_column, [header.index(name) for name in channels]
+
+
+def read_wide_csv(path, label_column: str | None = None, time_column: str | None = None,
+                  channels: list[str] | None = None) -> WideTable:
+    """One row per sample: an optional time column, an optional label column, the rest channels.
+
+    The time column is the one named t, time or timestamp (any case) unless `time_column`
+    names it; its values are seconds, or ISO 8601 times with an offset (-> epoch seconds),
+    and must not go backwards. The label column is 'label' unless `label_column` names it.
+    Every other column is a channel and must be numeric — or, with `channels` (a model's
+    inputs), exactly those columns are read, in that order, and the rest are not (nor
+    labels, unless `label_column` names them). Rows are parsed CHUNK_ROWS at a time, so a
+    long recording costs a few times its file size in memory, not twenty.
+    """
+    parts: list[tuple[np.ndarray | None, np.ndarray, list[str] | None]] = []
+    like = last = None  # the first time's kind and line; the last time and its line, to check across chunks
+    for path, header, header_line, rows, lines in iter_csv_rows(path):
+        if not parts:
+            time_column, label_column, columns = _wide_columns(path, header, header_line, time_column,
+                                                               label_column, channels)
+        times = None
+        if time_column is not None:
+            texts = [row[header.index(time_column)] for row in rows]
+            like = like or (_is_number(texts[0]), lines[0])
+            times = _parse_times(path, texts, lines, time_column, like)
+            joined = times if last is None else np.concatenate(([last[0]], times))
+            joined_lines = lines if last is None else [last[1], *lines]
+            back = np.flatnonzero(np.diff(joined) < 0)
+            if back.size:
+                raise fail(path, joined_lines[back[0] + 1], f"time goes backwards (from line {joined_lines[back[0]]})",
+                           "sort the rows by time")
+            last = (times[-1], lines[-1])
+        hint = "make the model's channels numbers" if channels is not None else LABEL_HINT
+        values = numeric_columns(path, rows, lines, header, columns, None if parts else hint)
+        labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
+            if label_column else None
+        parts.append((times, values, labels))
+    times = np.concatenate([p[0] for p in parts]) if time_column is not None else None
+    values = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    labels = [label for p in parts for label in p[2]] if label_column else None
     return WideTable(values=values, channels=[header[c] for c in columns], times=times, labels=labels, origin=str(path))
 
 

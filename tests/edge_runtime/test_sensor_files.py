@@ -2,6 +2,7 @@
 
 import importlib.util
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge_runtime import sensor_files
 from edge_runtime.errors import InputFileError
 from edge_runtime.sensor_data import SeriesSet, WideTable
 from edge_runtime.sensor_files import fit_length, read_long_csv, read_series, read_wide_csv, wide_windows
@@ -207,6 +209,44 @@ def test_wide_csv_malformed(tmp_path, text, line, words):
     with pytest.raises(InputFileError) as error:
         read_wide_csv(write(tmp_path, "w.csv", text))
     one_line(error, f"w.csv line {line}:", words)
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("t,a\n0,1\n1,2\n0.5,3\n", 4, "time goes backwards (from line 3)"),  # across the chunk boundary
+    ("t,a\n0,1\n1,2\n2022-01-01T00:00:00Z,3\n", 4, "is not a number of seconds like line 2's"),
+    ("t,a\n0,1\n1,2\n2,x\n", 4, "value 'x' in column 'a' is not a number"),
+])
+def test_wide_csv_read_in_chunks_checks_across_them(tmp_path, monkeypatch, text, line, words):
+    monkeypatch.setattr(sensor_files, "CHUNK_ROWS", 2)
+    with pytest.raises(InputFileError) as error:
+        read_wide_csv(write(tmp_path, "w.csv", text))
+    one_line(error, f"w.csv line {line}:", words)
+    whole = read_wide_csv(write(tmp_path, "ok.csv", "t,a,label\n0,1,x\n\n1,2,y\n2,3,z\n3,4,y\n4,5,x\n"))
+    assert whole.values.ravel().tolist() == [1, 2, 3, 4, 5] and whole.times.tolist() == [0, 1, 2, 3, 4]
+    assert whole.labels == ["x", "y", "z", "y", "x"]
+
+
+def test_wide_csv_of_a_long_recording_costs_a_few_times_its_size(tmp_path):
+    # 600,000 rows had taken 500 MB as Python strings (17x the file); edge-run replays such files
+    rows = np.random.default_rng(0).normal(size=(100_000, 3))
+    path = tmp_path / "long.csv"
+    path.write_text("t,a,b,c,label\n" + "".join(f"{i / 100:.2f},{a:.5f},{b:.5f},{c:.5f},normal\n"
+                                                  for i, (a, b, c) in enumerate(rows)))
+    tracemalloc.start()
+    try:
+        table = read_wide_csv(path, channels=["c", "a"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * path.stat().st_size, peak / path.stat().st_size
+    assert table.labels is None and table.values.shape == (100_000, 2)  # a model's inputs: labels not read
+    assert np.allclose(table.values, rows[:, [2, 0]], atol=1e-5)
+
+
+def test_wide_csv_with_classic_mac_line_ends(tmp_path):
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b't,a\r0,"1"\r1,2\r')
+    assert read_wide_csv(path).values.ravel().tolist() == [1, 2]
 
 
 def test_wide_windows_label_is_first_fault():
