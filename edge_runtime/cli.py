@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from edge_runtime.cli_support import OutPath, parse_roi, run_cli
 from edge_runtime.frame_checks import FrameLimits
 from edge_runtime.line_config import load_line_config
-from edge_runtime.errors import ServiceError, SourceError
+from edge_runtime.errors import InputFileError, ServiceError, SourceError
 from edge_runtime.model_swap import ModelSwapper, open_model
 from edge_runtime.outputs import Failures, open_outputs
 from edge_runtime.pipeline import run_pipeline
@@ -174,6 +174,8 @@ def edge_run(ctx, config_path, **options):
     if queues:  # after the outputs drained: what each delivered, dropped, failed
         record["outputs"] = {q.name: q.stats() for q in queues}
     click.echo(json.dumps(record))
+    if failure := getattr(src, "failure", None):  # every image of a --source folder unreadable
+        raise InputFileError(failure)
     if failures.first:
         raise ServiceError(f"{failures.first}: the line was stopped (--output-failure stop)")
 

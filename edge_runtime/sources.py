@@ -171,6 +171,15 @@ class FolderSource:
         self.name = str(folder)
         self._files: list[Path] = []
         self._index = 0
+        self._seen, self._unreadable = 0, []  # of the first pass
+
+    @property
+    def failure(self) -> str | None:
+        """Said (and the exit is non-zero) when every image read was unreadable: a one-off check judged nothing."""
+        if not self._seen or len(self._unreadable) < self._seen:
+            return None
+        return (f"every one of the {self._seen} images read from {self.folder} was unreadable (first: "
+                f"{self._unreadable[0].name}), so nothing was judged: check that they are whole image files")
 
     def open(self) -> None:
         self._files = image_files(self.folder)
@@ -185,6 +194,9 @@ class FolderSource:
         image = read_image(path)
         wall, mono = _now()
         flags = () if image is not None else ("unreadable",)
+        if self._index < len(self._files):
+            self._seen += 1
+            self._unreadable += [] if image is not None else [path]
         frame = Frame(image, self._index, wall, mono, str(path), flags)
         self._index += 1
         return frame

@@ -77,6 +77,17 @@ def test_folder_source_and_unreadable_image_is_flagged(demo_data, artifacts, tmp
     line = final_error(run_cli("edge-run", "--source", str(folder), "--model", str(artifacts / "model.int8.onnx"),
                                "--roi", "0,0,4000,4000", "--jsonl", str(failed)))
     assert "does not fit in the 128x128 frames" in line and not failed.exists()
+    # a folder where every image is unreadable judged nothing: said, non-zero, the flagged frames still written
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("zzz_broken.png", "zzz_cut.jpg"):
+        shutil.copy(folder / name, broken / name.replace("zzz_", "a_"))
+    (broken / "b.png").write_bytes(b"not a png")
+    proc = run_cli("edge-run", "--source", str(broken), "--model", str(artifacts / "model.int8.onnx"),
+                   "--jsonl", str(jsonl))
+    line = final_error(proc)
+    assert "every one of the 3 images read from" in line and "(first: a_broken.png)" in line, line
+    assert records(jsonl)[1][-1]["invalid"] == 3
 
 
 def test_missing_camera_is_one_line(artifacts):
