@@ -27,7 +27,7 @@ from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
 from train.fit import fit, predict
 from train.models import create_model
-from train.sensor import MIN_STD, channel_stats, pick_good_label, require_two_classes, stratified_split
+from train.sensor import MIN_STD, channel_stats, pick_good_label, require_classes, stratified_split
 
 PASS_LABELS = ("pass", "in_spec", "ok", "good")
 # Fewer parts leave too little for both a training set and a held-out one to validate on (one row crashed the split).
@@ -71,7 +71,7 @@ def train_quality(cfg: QualityConfig, echo=print) -> dict:
         raise InputFileError(f"{cfg.data}: {cfg.target} is {table.target_values()[0]:g} on every row, so there is "
                              f"nothing to learn: record parts whose {cfg.target} varies")
     if not regression:
-        require_two_classes(cfg.data, sorted(set(table.target)), f" (column {cfg.target} must hold failing parts "
+        require_classes(cfg.data, table.target, "part", f" (column {cfg.target} must hold failing parts "
                             "too, or use a measured --target with --spec)")
     if regression and cfg.spec_lower is None and cfg.spec_upper is None:
         raise InputFileError(f"{cfg.target} is a measured value: give the spec limits (--spec-lower/--spec-upper "

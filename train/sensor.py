@@ -105,10 +105,16 @@ def pick_good_label(labels: list[str], given: str | None) -> str | None:
     return next((name for name in GOOD_LABELS if name in labels), None)
 
 
-def require_two_classes(origin: str, labels: list[str], hint: str = "") -> None:
-    """Refuse a one-class set before training: its classifier would learn nothing and always give that class."""
-    if len(labels) < 2:
-        raise InputFileError(f"{origin} has one class ({labels[0]}): a classifier needs two or more{hint}")
+def require_classes(origin: str, labels: list[str], what: str, hint: str = "") -> None:
+    """Refuse, before training, a set of one class (its classifier would learn nothing and always give that class)
+    or with a class of one `what` (it cannot be both learned and held out, so its accuracy would go unchecked)."""
+    names, counts = np.unique(np.asarray(labels), return_counts=True)
+    if len(names) < 2:
+        raise InputFileError(f"{origin} has one class ({names[0]}): a classifier needs two or more{hint}")
+    if (single := names[counts < 2]).size:
+        raise InputFileError(f"{origin}: class {', '.join(single)} has one {what}, so it cannot be both learned and "
+                             "checked on held-out data: record at least 2 (10 or more for a fair accuracy), or leave "
+                             "it out")
 
 
 def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +194,7 @@ def train_sensor_classifier(cfg: SensorConfig, echo=print) -> dict:
         raise InputFileError(f"{cfg.data} has no labels (column {cfg.label_column!r}): a classifier needs them; "
                              "for normal data only use --task anomaly")
     labels = sorted(set(series.labels), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
-    require_two_classes(cfg.data, labels)
+    require_classes(cfg.data, series.labels, "series")
     good = pick_good_label(labels, cfg.good_label)
     if cfg.arch == "rocket" and len(x) > ROCKET_MAX_WINDOWS:
         raise InputFileError(f"{cfg.data} gives {len(x)} windows; --arch rocket holds {ROCKET_FEATURES:,} features "

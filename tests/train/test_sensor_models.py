@@ -285,6 +285,17 @@ def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
     line = one_line_error(run_cli("edge-train", "quality", "--data", table("all_pass.csv", **{"pass": "in_spec"}),
                                   "--target", "pass", "--epochs", "1", "--out", str(tmp_path / "r")))
     assert "one class (in_spec): a classifier needs two or more" in line and not (tmp_path / "r").exists()
+    # a class of one part or one series cannot be held out: its accuracy would go unchecked (LOO accuracy 0)
+    line = one_line_error(run_cli("edge-train", "quality", "--data",
+                                  table("one_fail.csv", **{"pass": ["out_of_spec"] + ["in_spec"] * 11}),
+                                  "--target", "pass", "--epochs", "1", "--out", str(tmp_path / "r")))
+    assert "class out_of_spec has one part, so it cannot be both learned and checked" in line, line
+    tiny = tmp_path / "tiny.ts"
+    tiny.write_text("@problemName tiny\n@univariate true\n@classLabel true a b\n@data\n"
+                    + "".join(f"{i},{i + 1},{i % 3},{i * 2}:a\n" for i in range(6)) + "4,1,0,2:b\n")
+    line = one_line_error(run_cli("edge-train", "sensor", "--task", "classify", "--data", str(tiny),
+                                  "--out", str(tmp_path / "r")))
+    assert "class b has one series" in line and not (tmp_path / "r").exists(), line
     # the fewest rows it takes do train; the one part out of spec stays in training, so the held-out parts all
     # measure 50.000 and R² has nothing to explain: said, not a crash after the checkpoint is written
     proc = run_cli("edge-train", "quality", "--data", table("ten.csv", n=10, quality=["50.100"] + ["50.000"] * 9),
