@@ -24,6 +24,7 @@ validation split to spend them on, the test set is the judge.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -121,21 +122,24 @@ def _quality(model, kind_sets: dict[str, np.ndarray], test_defects: np.ndarray) 
 
 def _synthetic(root: Path, out: Path, kind: str, k: int, seed: int, goods_bgr: np.ndarray,
                settings: AugmentSettings) -> tuple[dict[str, np.ndarray], dict | None]:
-    """GAN and copy-paste images of one kind from the seed's k real ones → ({arm: images}, GAN record)."""
+    """GAN and copy-paste images of one kind from the seed's k real ones → ({arm: images}, GAN record).
+
+    The GAN is written under `staging(out)`; its record names where it will be once the experiment is done."""
     from train.gan.data import load_defects, make_bank
     from train.gan.synth import load_gan, synthesize
     from train.gan.train import GanConfig, train_gan
 
     images, record, G = {}, None, None
     if set(GAN_ARMS) & set(settings.arms):
-        run_dir = out / "gans" / f"seed{seed}-k{k}-{kind}"
+        name = f"seed{seed}-k{k}-{kind}"
+        run_dir = staging(out) / name
         cfg = GanConfig(data=str(root), defect=kind, out=str(run_dir), k=k, steps=settings.gan_steps,
                         patch=settings.gan_patch, width=settings.gan_width, seed=seed, device=settings.device,
                         sample_every=settings.gan_steps, quality_samples=0)  # measured below, on the test set
         config = train_gan(cfg, echo=lambda *_: None)
         G, _, bank = load_gan(run_dir, allow_collapsed=True)  # a collapse is recorded and reported, not hidden
         record = {"seed": seed, "k": k, "kind": kind, "seconds": config["train"]["seconds"],
-                  "collapse": config["collapse"], "run": str(run_dir)}
+                  "collapse": config["collapse"], "run": str(out / "gans" / name)}
     else:
         bank = make_bank(load_defects(root, kind, k, seed), settings.gan_patch)
     for arm in PAINTED:
@@ -145,22 +149,32 @@ def _synthetic(root: Path, out: Path, kind: str, k: int, seed: int, goods_bgr: n
     return images, record
 
 
+def staging(out: Path) -> Path:
+    """Where this process writes its GAN runs until the experiment is done."""
+    return out / f".gans.partial-{os.getpid()}"
+
+
 def run_augment(data: str | Path, out: str | Path, settings: AugmentSettings, echo=print) -> dict:
-    """The experiment; when it fails or is interrupted, the GAN runs it wrote under out/gans are removed (and
-    out/gans and out themselves when it made them): a half-run experiment leaves nothing that looks like one."""
+    """The experiment. Its GAN runs are written aside and replace out/gans only when it is done, so out/gans
+    holds the runs its report names; when it fails or is interrupted they are removed (and out, when it made
+    out), and a previous experiment's out/gans is left whole: a half-run leaves nothing that looks like one."""
     out = Path(out)
-    gans = out / "gans"
-    before = set(gans.iterdir()) if gans.is_dir() else set()
-    made = [d for d in (out, gans) if not d.exists()]
+    made_out = not out.exists()
     try:
-        return _run_augment(data, out, settings, echo)
+        report = _run_augment(data, out, settings, echo)
     except BaseException:
-        for run_dir in (set(gans.iterdir()) - before if gans.is_dir() else ()):
-            shutil.rmtree(run_dir, ignore_errors=True)
-        for folder in reversed(made):  # out/gans, then out: only when nothing else is in them
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        shutil.rmtree(staging(out), ignore_errors=True)
+        if made_out:
+            with contextlib.suppress(OSError):  # only when nothing else is in it
+                out.rmdir()
         raise
+    if staging(out).is_dir():
+        old = out / f".gans.old-{os.getpid()}"
+        if (out / "gans").exists():
+            (out / "gans").rename(old)
+        staging(out).rename(out / "gans")
+        shutil.rmtree(old, ignore_errors=True)
+    return report
 
 
 def _run_augment(data: str | Path, out: Path, settings: AugmentSettings, echo=print) -> dict:

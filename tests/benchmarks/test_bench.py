@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -268,15 +269,14 @@ def test_augment_refuses_one_synthetic_image(demo_data, tmp_path):
     assert not out.exists()
 
 
-def test_augment_interrupted_after_its_gans_leaves_nothing(demo_data, tmp_path):
-    out = tmp_path / "augment"
+def _interrupt_augment_after_its_gan(out: Path, demo_data: Path) -> None:
     proc = subprocess.Popen([str(BIN / "edge-bench"), "augment", "--data", str(demo_data / "brick"), "--out",
                              str(out), "--steps", "2000", "--gan-steps", "1", "--seeds", "1", "--synth-count", "2",
                              "--k", "3", "--kinds", "crack", "--arms", "classic,gan", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not any((out / "gans").glob("*/*")) and proc.poll() is None and time.monotonic() < deadline:
+        while not any(out.glob(".gans.partial-*/*/*")) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert proc.poll() is None, proc.stderr.read()  # still training the classifiers (2000 steps)
         time.sleep(0.5)  # the GAN run is written in full, the classifiers have begun
@@ -286,4 +286,18 @@ def test_augment_interrupted_after_its_gans_leaves_nothing(demo_data, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0 and "Traceback" not in err, err
+
+
+def test_augment_interrupted_after_its_gans_leaves_nothing(demo_data, tmp_path):
+    out = tmp_path / "augment"
+    _interrupt_augment_after_its_gan(out, demo_data)
     assert not out.exists(), sorted(out.rglob("*"))
+    # a rerun into a finished experiment's folder leaves its GAN run of the same name whole (it was overwritten)
+    before = out / "gans" / "seed0-k3-crack"
+    before.mkdir(parents=True)
+    (before / "config.json").write_text("{}")
+    (out / "report.json").write_text("{}")
+    _interrupt_augment_after_its_gan(out, demo_data)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "gans", "gans/seed0-k3-crack", "gans/seed0-k3-crack/config.json", "report.json"]
+    assert (before / "config.json").read_text() == "{}"

@@ -7,6 +7,7 @@ and the checks, not the GAN's quality — that is the experiment's job.
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -208,6 +209,8 @@ def test_augment_experiment_runs_end_to_end(demo_data, tmp_path):
     assert arm["gan"]["train_images"] == arm["classic"]["train_images"] == arm["plain"]["train_images"] + 4 == 67
     assert arm["plain"]["steps"] == arm["gan"]["steps"] == 6  # 63 and 67 images: 3 epochs of 2 batches, 2 of 3
     assert all("quality" in g and "gan" in g["quality"] for g in report["gans"])
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith((".gans", "gans"))) == ["gans"]
+    assert all((Path(g["run"]) / "config.json").is_file() for g in report["gans"])  # where the report says
     md = (out / "report.md").read_text()
     assert "| k | training data | defect recall |" in md and "## Verdict" in md and "k=3, GAN images vs" in md
     assert "the generator's own colours" in md and "| GAN | GAN, own colours | copy-paste | real k | good |" in md
