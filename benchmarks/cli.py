@@ -172,10 +172,13 @@ def compare(old, new, tolerance):
     if math.isnan(tolerance):  # FloatRange lets nan through, and every `ratio > 1 + nan` is False: nothing regresses
         raise click.BadParameter("nan is not a tolerance: give a fraction such as 0.10", param_hint="--tolerance")
     old_report, new_report = load_report(old), load_report(new)
-    check_comparable(old_report, new_report, old, new)
+    warnings = check_comparable(old_report, new_report, old, new)
     rows = compare_reports(old_report, new_report, tolerance)
     click.echo(format_rows(rows))
-    if old_report["environment"]["cpu"] != new_report["environment"]["cpu"]:
+    for warning in warnings:
+        click.echo(warning, err=True)
+    cpus = [(r.get("environment") or {}).get("cpu") for r in (old_report, new_report)]
+    if cpus[0] != cpus[1]:
         click.echo("warning: the reports come from different CPUs; compare timings from one machine only", err=True)
     regressed = [f"{r['name']} (batch {r['batch']})" for r in rows if r["regressed"]]
     if not rows:

@@ -20,18 +20,41 @@ def load_report(path: str | Path) -> dict:
     if not isinstance(report, dict) or "variants" not in report:
         raise InputFileError(f"{path} is not an edge-bench report.json (no 'variants'): compare reads the "
                              "report.json of `edge-bench model`")
+    variants = report["variants"]
+    if not isinstance(variants, list) or not all(_is_variant(v) for v in variants):
+        raise InputFileError(f"{path}: 'variants' is not a list of rows with name, batch and numeric p50_ms and "
+                             "agreement (or why it was skipped): give a report.json as `edge-bench model` wrote it")
     return report
 
 
-def check_comparable(old: dict, new: dict, old_path, new_path) -> None:
+def _is_variant(row) -> bool:
+    """A timed row (name, batch, p50_ms, agreement), or a skipped or failed one (a name and why)."""
+    if not isinstance(row, dict) or "name" not in row:
+        return False
+    if "p50_ms" not in row:
+        return True
+    return "batch" in row and all(isinstance(row.get(k), (int, float)) for k in ("p50_ms", "agreement"))
+
+
+def check_comparable(old: dict, new: dict, old_path, new_path) -> list[str]:
     """Timings of different models say nothing about a regression: the reports must judge the same task on inputs
-    of the same shape (what `edge-bench model` records; a report without these fields is taken as it is)."""
+    of the same shape (what `edge-bench model` records). Returns warnings for what could not be checked: a report
+    written before these fields were recorded."""
+    unchecked = []
     for what, read in (("task", lambda r: r.get("task")),
                        ("input shape", lambda r: (r.get("inputs") or {}).get("shape"))):
         a, b = read(old), read(new)
         if a is not None and b is not None and a != b:
             raise InputFileError(f"{old_path} and {new_path} benchmark different models ({what} {a} vs {b}): "
                                  "compare two reports of the same model")
+        if a is None or b is None:
+            unchecked.append(what)
+    if not unchecked:
+        return []
+    older = " and ".join(str(path) for path, r in ((old_path, old), (new_path, new))
+                         if r.get("task") is None or (r.get("inputs") or {}).get("shape") is None)
+    return [f"warning: {older} records no {' or '.join(unchecked)} (written by an older edge-bench), so whether "
+            "both reports benchmark the same model was not checked"]
 
 
 def compare_reports(old: dict, new: dict, tolerance: float) -> list[dict]:

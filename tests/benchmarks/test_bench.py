@@ -90,7 +90,8 @@ def test_compare_flags_a_regression_and_passes_noise(tmp_path):
     old.write_text(json.dumps(_report(0.5)))
     slow.write_text(json.dumps(_report(0.7)))
     same.write_text(json.dumps(_report(0.52)))
-    assert run_cli("edge-bench", "compare", str(old), str(same)).returncode == 0
+    proc = run_cli("edge-bench", "compare", str(old), str(same))
+    assert proc.returncode == 0 and "records no task or input shape" in proc.stderr  # old reports: said, not refused
     proc = run_cli("edge-bench", "compare", str(old), str(slow))
     assert proc.returncode == 4 and "onnxruntime int8" in proc.stderr
     changed = tmp_path / "changed.json"
@@ -249,6 +250,11 @@ def test_compare_refuses_bad_tolerances_other_models_and_other_report_kinds(tmp_
     old.write_text(json.dumps(image))
     new.write_text(json.dumps(sensor))
     assert "different models" in one_line_error(run_cli("edge-bench", "compare", str(old), str(new)))
+    new.write_text(json.dumps({**image, "variants": [{"name": "onnxruntime fp32", "batch": 1, "p50_ms": "1.0"}]}))
+    assert "'variants' is not a list of rows" in one_line_error(run_cli("edge-bench", "compare", str(old), str(new)))
+    new.write_text(json.dumps({**image, "environment": {"cpu": {"model": "y"}}}))
+    proc = run_cli("edge-bench", "compare", str(old), str(new))
+    assert proc.returncode == 0 and "records no" not in proc.stderr and "different CPUs" in proc.stderr
 
 
 def test_compare_says_a_sweep_report_is_not_what_it_reads(artifacts, tmp_path):
