@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.cli_support import OutPath, run_cli
+from edge_runtime.cli_support import OutPath, comma_list, run_cli
 from edge_runtime.errors import LinesideError
 
 
@@ -112,20 +112,14 @@ def sensor_stream(model_path, out, seconds, rate, per_datagram, threads):
 
 
 def _int_list(text: str, flag: str) -> list[int]:
-    items = [v.strip() for v in text.split(",")]
-    if "" in items:  # `1,,2` or a trailing comma is a typo, not a shorter list
-        raise click.BadParameter(f"{text!r} has an empty item: give integers separated by single commas",
-                                 param_hint=flag)
     try:
-        values = [int(v) for v in items]
+        values = [int(v) for v in comma_list(text, flag, "integers")]
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma list of integers", param_hint=flag) from None
     if min(values) < 1:
         raise click.BadParameter(f"{text!r}: give positive integers", param_hint=flag)
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:  # each setting would be measured and reported twice
-        raise click.BadParameter(f"{text!r} repeats {', '.join(map(str, repeated))}: give each value once",
-                                 param_hint=flag)
+    if len(set(values)) < len(values):  # 1,01: each setting would be measured and reported twice
+        raise click.BadParameter(f"{text!r} gives a value twice: give each once", param_hint=flag)
     return values
 
 

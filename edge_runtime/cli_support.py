@@ -21,6 +21,19 @@ class OutPath(click.Path):
         return value
 
 
+def comma_list(text: str, flag: str, items: str) -> list[str]:
+    """A comma-list option's items. An empty item (`a,,b`, a trailing comma, "") is a typo, not a shorter list, and a
+    repeated one would do the same work twice: both are refused, naming `items` (what the list holds)."""
+    values = [v.strip() for v in text.split(",")]
+    if "" in values:
+        raise click.BadParameter(f"{text!r} has an empty item: give {items} separated by single commas",
+                                 param_hint=flag)
+    repeated = sorted({v for v in values if values.count(v) > 1}, key=values.index)
+    if repeated:
+        raise click.BadParameter(f"{text!r} repeats {', '.join(repeated)}: give each once", param_hint=flag)
+    return values
+
+
 def run_cli(command: click.Command, args: list[str] | None = None) -> None:
     """Invoke a click command; a LinesideError prints `error: …` on one line and exits non-zero."""
     try:

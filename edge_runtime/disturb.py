@@ -13,6 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from edge_runtime.cli_support import comma_list
 from edge_runtime.errors import InputFileError
 
 Disturbance = Callable[[np.ndarray, np.ndarray | None, int], tuple[np.ndarray, np.ndarray | None]]
@@ -91,10 +92,7 @@ def parse_disturbances(text: str | None, known: dict = DISTURBANCES) -> list[str
     """'noise,blur' or 'all' → names of `known` (camera disturbances by default); an unknown name is one line."""
     if text is None:
         return []
-    names = list(known) if text.strip() == "all" else [n.strip() for n in text.split(",")]
-    if "" in names or len(set(names)) < len(names):  # `noise,noise` ran noise twice; `""` meant nothing silently
-        raise InputFileError(f"--perturb {text!r} has an empty or repeated name: give each of "
-                             f"{', '.join(known)} once, or all")
+    names = list(known) if text.strip() == "all" else comma_list(text, "--perturb", f"{', '.join(known)}, or all")
     unknown = [n for n in names if n not in known]
     if unknown:
         alone = " (all stands alone, not in a list)" if "all" in unknown else ""

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from edge_runtime.cli_support import OutPath, run_cli
+from edge_runtime.cli_support import OutPath, comma_list, run_cli
 from edge_runtime.errors import InputFileError
 
 
@@ -47,10 +47,7 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
       edge-export runs/brick --out artifacts/brick --precision fp32,int8
       edge-export runs/brick-anomaly --out artifacts/brick-anomaly --precision fp32,int8,fp16
     """
-    precisions = None if precision is None else tuple(p.strip() for p in precision.split(","))
-    if precisions is not None and ("" in precisions or len(set(precisions)) < len(precisions)):
-        raise click.BadParameter(f"{precision!r} has an empty or repeated item: give a comma list of fp32, int8, "
-                                 "fp16, each once, or leave it out for the default", param_hint="--precision")
+    precisions = None if precision is None else tuple(comma_list(precision, "--precision", "fp32, int8 or fp16"))
     if precisions is not None and "int8" not in precisions:
         _refuse_int8_options(click.get_current_context())
     try:

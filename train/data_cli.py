@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from edge_runtime.cli_support import OutPath, progress, run_cli
+from edge_runtime.cli_support import OutPath, comma_list, progress, run_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,14 +38,7 @@ def demo(out, seed, surfaces, train_good, train_defect, test_good, test_defect, 
     from train.data.demo import make_demo
     from train.data.surfaces import SURFACES
 
-    names = tuple(s.strip() for s in surfaces.split(",") if s.strip())
-    if not names:  # nothing to write: make_demo would fail on its missing --out folder
-        raise click.BadParameter(f"{surfaces!r} names no surface: give one or more of {', '.join(SURFACES)}",
-                                 param_hint="--surfaces")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:  # each would be generated and written again over itself
-        raise click.BadParameter(f"{', '.join(repeated)} is named more than once: name each surface once",
-                                 param_hint="--surfaces")
+    names = tuple(comma_list(surfaces, "--surfaces", f"one or more of {', '.join(SURFACES)}"))
     if no_clip and click.get_current_context().get_parameter_source("clip_parts") != ParameterSource.DEFAULT:
         raise click.BadParameter("there is no clip to put parts in with --no-clip: drop one of the two",
                                  param_hint="--clip-parts")

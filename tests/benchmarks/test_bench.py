@@ -171,7 +171,8 @@ def test_sweep_covers_threads_by_batch_and_recommends(artifacts, demo_data, tmp_
 def test_sweep_refuses_repeated_and_empty_list_items(artifacts, tmp_path):
     out = tmp_path / "sweep"
     for flag, value, said in (("--threads", "1,1", "repeats 1"), ("--batch", "1,,2", "empty item"),
-                              ("--batch", "1,", "empty item")):
+                              ("--batch", "1,", "empty item"),
+                              ("--batch", "1,01", "gives a value twice")):
         proc = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), flag, value,
                        "--iters", "10", "--out", str(out))
         assert said in one_line_error(proc) and flag in proc.stderr

@@ -48,8 +48,9 @@ def test_eval_of_an_image_model_on_a_file_or_with_a_sensor_baseline_is_one_line(
 def test_eval_perturb_names_empty_repeated_or_all_in_a_list_are_one_line(artifacts, demo_data):
     evaluate = lambda names: run_cli("edge-eval", "--model", str(artifacts / "model.int8.onnx"),  # noqa: E731
                                      "--data", str(demo_data / "brick"), "--perturb", names)
-    for names in ("noise,noise", "", "noise,"):  # noise twice ran it twice; "" meant no disturbance, silently
-        assert "empty or repeated name" in one_line_error(evaluate(names))
+    for names, said in (("noise,noise", "repeats noise: give each once"), ("", "has an empty item"),
+                        ("noise,", "has an empty item: give noise, shift")):  # noise twice ran it twice
+        assert said in one_line_error(evaluate(names))
     assert "all stands alone" in one_line_error(evaluate("all,noise"))
 
 

@@ -34,7 +34,7 @@ def test_bad_inputs_are_one_line(tmp_path, trained_run):
     assert "--precision" in one_line_error(run_cli("edge-export", str(trained_run), "--out", str(tmp_path / "f"),
                                                    "--precision", ""))
     assert "--threads" in one_line_error(export("--out", str(tmp_path / "f"), "--threads", "0"))
-    assert "repeated" in one_line_error(export("--out", str(tmp_path / "f"), "--precision", "fp32,fp32"))
+    assert "repeats fp32" in one_line_error(export("--out", str(tmp_path / "f"), "--precision", "fp32,fp32"))
     assert "0<=x<=1" in one_line_error(export("--out", str(tmp_path / "f"), "--max-int8-flip-rate", "-1"))
     line = one_line_error(export("--out", str(tmp_path / "f"), "--target", "arm", "--calib-method", "entropy"))
     assert "--calib-method, --target shape the INT8 artifact, and --precision has no int8" in line

@@ -80,8 +80,9 @@ def test_clip_frames_match_truth_and_parts_sit_in_the_roi(demo_data):
 def test_unknown_surface_is_one_line(tmp_path):
     line = one_line_error(run_cli("edge-data", "demo", "--out", str(tmp_path / "x"), "--surfaces", "marble", "--no-clip"))
     assert "marble" in line and "brick" in line
-    for flags, expect in ((["--surfaces", "", "--no-clip"], "names no surface: give one or more of brick"),
-                          (["--surfaces", "brick,brick", "--no-clip"], "brick is named more than once"),
+    for flags, expect in ((["--surfaces", "", "--no-clip"], "empty item: give one or more of brick"),
+                          (["--surfaces", "brick,", "--no-clip"], "empty item"),
+                          (["--surfaces", "brick,brick", "--no-clip"], "repeats brick: give each once"),
                           (["--surfaces", "brick", "--no-clip", "--clip-parts", "5"], "--clip-parts")):
         line = one_line_error(run_cli("edge-data", "demo", "--out", str(tmp_path / "x"), *flags))
         assert expect in line and not (tmp_path / "x").exists(), line
