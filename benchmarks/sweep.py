@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from benchmarks.environment import environment
 from benchmarks.latency import measure
-from edge_runtime.datasets import image_files
+from edge_runtime.datasets import image_files, read_image
 from edge_runtime.errors import InputFileError
 from edge_runtime.model import EdgeModel
 
@@ -28,10 +27,10 @@ def _inputs(model: EdgeModel, data: str | None, count: int = 64) -> tuple[np.nda
         return rng.integers(0, 256, (count, *model.info.input_size, 3), dtype=np.uint8), "random uint8 (no --data)"
     folder = Path(data)
     files = (image_files(folder) if folder.is_dir() else []) or sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp"})[:count]
+        p for d in sorted({p.parent for p in folder.rglob("*")}) for p in image_files(d))[:count]
     if not files:
         raise InputFileError(f"--data {data} holds no images")
-    images = [i for i in (cv2.imread(str(p)) for p in files[:count]) if i is not None]
+    images = [i for i in (read_image(p) for p in files[:count]) if i is not None]  # a cut JPEG is not a part
     if not images:  # files named like images that OpenCV cannot decode: nothing to time on
         raise InputFileError(f"--data {data}: none of its {len(files[:count])} image files could be read; "
                              "give a folder of PNG/JPEG images")

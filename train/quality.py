@@ -27,7 +27,7 @@ from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
 from train.fit import fit, predict
 from train.models import create_model
-from train.sensor import MIN_STD, channel_stats, pick_good_label, require_classes, stratified_split
+from train.sensor import channel_stats, flat_channels, pick_good_label, require_classes, stratified_split
 
 PASS_LABELS = ("pass", "in_spec", "ok", "good")
 # Fewer parts leave too little for both a training set and a held-out one to validate on (one row crashed the split).
@@ -79,9 +79,7 @@ def train_quality(cfg: QualityConfig, echo=print) -> dict:
     if None not in (cfg.spec_lower, cfg.spec_upper) and cfg.spec_lower >= cfg.spec_upper:
         raise InputFileError(f"spec limits {cfg.spec_lower} .. {cfg.spec_upper}: the lower limit must be below the "
                              "upper (--spec-lower/--spec-upper or spec.json)")
-    # A flat column's std would be MIN_STD, so a live value 1 off would reach the model as a million.
-    flat = [f"{name} ({table.features[0, i]:g})" for i, name in enumerate(table.names)
-            if table.features[:, i].astype(np.float64).std() < MIN_STD]
+    flat = [f"{table.names[i]} ({table.features[0, i]:g})" for i in flat_channels(table.features)]
     if flat:
         raise InputFileError(f"{cfg.data}: {', '.join(flat)} {'has' if len(flat) == 1 else 'each have'} one value on "
                              "every row, so the model cannot learn what it does and would overreact to any live "

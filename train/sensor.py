@@ -133,12 +133,17 @@ def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[np.
 MIN_STD = 1e-6
 
 
+def flat_channels(x: np.ndarray) -> np.ndarray:
+    """Indices of the channels (last axis) that hold one value throughout: their std would be MIN_STD, so any live
+    change of a stuck or unused sensor would reach the model a million-fold."""
+    return np.flatnonzero(x.reshape(-1, x.shape[-1]).astype(np.float64).std(0) < MIN_STD)
+
+
 def channel_stats(x: np.ndarray, names: list[str] | None = None, origin: str = "") -> tuple[list[float], list[float]]:
-    """Per-channel mean and std for the normalisation in the graph; with `names`, a flat channel is refused: its
-    std would be MIN_STD, so any live change of a stuck or unused sensor would reach the model a million-fold."""
+    """Per-channel mean and std for the normalisation in the graph; with `names`, a flat channel is refused."""
     flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
     std = flat.std(0)
-    dead = [names[i] for i in np.flatnonzero(std < MIN_STD)] if names is not None else []
+    dead = [names[i] for i in flat_channels(x)] if names is not None else []
     if dead:
         raise InputFileError(f"{origin}: channel {', '.join(dead)} holds one value in every training window, so the "
                              "model cannot learn what it does and would overreact to any live change: check that "

@@ -197,6 +197,8 @@ def test_sweep_refuses_a_folder_without_a_readable_image(artifacts, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     (folder / "part.png").write_text("not a picture")
+    whole = (Path(__file__).parents[2] / "docs" / "edge-run-show.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])  # OpenCV decodes it, half grey: not a part to time
     proc = run_cli("edge-bench", "sweep", "--model", str(artifacts / "model.int8.onnx"), "--data", str(folder),
                    "--threads", "1", "--batch", "1", "--iters", "10", "--out", str(tmp_path / "sweep"))
     assert str(folder) in one_line_error(proc) and "could be read" in proc.stderr
