@@ -14,6 +14,7 @@ from edge_runtime.decision import decides_by_class
 from edge_runtime.disturb import SIGNAL_DISTURBANCES, parse_disturbances
 from edge_runtime.evaluate import check_classes, evaluate
 from edge_runtime.evaluate_anomaly import anomaly_metrics, format_anomaly_table
+from edge_runtime.evaluate_explain import explain_classifier, format_explanation
 from edge_runtime.evaluate_sensor import HEADLINE, format_sensor_table, sensor_metrics
 from edge_runtime.metrics import format_table
 from edge_runtime.model import EdgeModel
@@ -34,9 +35,12 @@ _ROBUSTNESS_KEYS = {"anomaly": ("image_auroc", "pixel_auroc", "false_reject_rate
                    "signal (noise, gain, offset); a comma list or all.")
 @click.option("--baseline-train", default=None, type=click.Path(dir_okay=False),
               help="Sensor classifier: also score a 1-nearest-neighbour Euclidean baseline trained on this file.")
+@click.option("--explain", "explain_dir", default=None, type=OutPath(file_okay=False),
+              help="Image classifier: write a heat map of where it saw the defect for every defect image and false "
+                   "reject into this folder, and score the maps against the defect masks.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
-def edge_eval(model_path, data, split, json_path, perturb, baseline_train, device, threads):
+def edge_eval(model_path, data, split, json_path, perturb, baseline_train, explain_dir, device, threads):
     """Metrics of a deployed model on a labelled test split, at the threshold stored in the model.
 
     \b
@@ -47,6 +51,7 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
     \b
     Examples:
       edge-eval --model artifacts/brick/model.int8.onnx --data data/demo/brick --json eval.json
+      edge-eval --model artifacts/brick/model.int8.onnx --data data/demo/brick --explain reports/brick-maps
       edge-eval --model artifacts/brick-anomaly/model.int8.onnx --data data/demo/brick --perturb all
       edge-eval --model artifacts/plaid/model.int8.onnx --data data/sensor/plaid/PLAID_TEST.ts \\
           --baseline-train data/sensor/plaid/PLAID_TRAIN.ts
@@ -55,6 +60,11 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
     if baseline_train and not (model.is_sensor and decides_by_class(model.info)):
         raise click.BadParameter(f"the 1-NN baseline is for sensor and process classifiers, and "
                                  f"{Path(model_path).name} is not one (task: {model.info.task}): drop --baseline-train", param_hint="--baseline-train")
+    if explain_dir and (model.is_sensor or model.info.task != "classify"):
+        raise click.BadParameter(f"heat maps are explained for image classifiers, and {Path(model_path).name} is a "
+                                 f"{model.info.task} model" + (" (its own heat maps are scored as pixel AUROC and PRO)"
+                                                               if model.info.task == "anomaly" else "")
+                                 + ": drop --explain", param_hint="--explain")
     if model.is_sensor:
         return _eval_sensor(model, data, baseline_train, json_path, parse_disturbances(perturb, SIGNAL_DISTURBANCES))
     disturbances = parse_disturbances(perturb)
@@ -68,7 +78,8 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
         run = lambda disturbance, bar: evaluate(model, pairs, progress=bar, disturbance=disturbance)  # noqa: E731
         show = format_table
     passes = [None, *disturbances]
-    with progress(label=f"evaluating {Path(model_path).name}", length=len(pairs) * len(passes)) as bar:
+    length = len(pairs) * (len(passes) + bool(explain_dir))
+    with progress(label=f"evaluating {Path(model_path).name}", length=length) as bar:
         metrics = run(None, bar.update)
         disturbed = {}
         for name in disturbances:
@@ -77,6 +88,8 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
             for key in _ROBUSTNESS_KEYS[task]:
                 if row.get(key) is not None and metrics.get(key) is not None:
                     disturbed[name][f"delta_{key}"] = row[key] - metrics[key]
+        if explain_dir:
+            metrics["explanation"] = explain_classifier(model, Path(data), pairs, Path(explain_dir), bar.update)
     metrics = {"model": model.describe(), **metrics, "data": str(data), "split": split}
     if disturbed:
         metrics["disturbed"] = disturbed
@@ -84,6 +97,8 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, devic
     if disturbed and task != "anomaly":
         for name, row in disturbed.items():
             click.echo(f"under {name:10s}: accuracy {row['accuracy']:.4f} ({row['delta_accuracy']:+.4f})")
+    if explain_dir:
+        click.echo(format_explanation(metrics["explanation"]))
     _write_json(metrics, json_path)
 
 

@@ -22,7 +22,7 @@ from edge_runtime.errors import DatasetLayoutError, InputFileError
 from edge_runtime.model import EdgeModel
 
 
-def _mask_for(root: Path, path: Path, kind: str, image_shape: tuple[int, ...]) -> np.ndarray | None:
+def mask_for(root: Path, path: Path, kind: str, image_shape: tuple[int, ...]) -> np.ndarray | None:
     """The defect mask of a test image, as a bool array of the image's size, or None when there is none."""
     if kind == "good":
         return np.zeros(image_shape[:2], bool)
@@ -54,7 +54,7 @@ def _run(model: EdgeModel, root: Path, pairs, disturbance: str | None, batch: in
         inputs = []
         for index, (path, kind) in enumerate(pairs[start : start + batch], start):
             image = load_image(path)
-            mask = _mask_for(root, path, kind, image.shape)
+            mask = mask_for(root, path, kind, image.shape)
             if disturbance:
                 image, mask_u8 = DISTURBANCES[disturbance](image, None if mask is None else mask.astype(np.uint8) * 255,
                                                            index)

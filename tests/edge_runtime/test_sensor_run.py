@@ -25,6 +25,7 @@ from edge_runtime.sensor_samples import Problem, Samples
 from edge_runtime.sensor_serial import LineSplitter, SerialSource, parse_line
 from edge_runtime.sensor_udp import HEADER, decode_datagram, encode_datagram
 from edge_runtime.sensor_window import Windower
+from image_models import image_model
 from sensor_models import anomaly_model, classify_model
 
 WINDOW, STRIDE, CHANNELS = 20, 10, ("x", "y", "z")
@@ -153,26 +154,6 @@ def test_a_silent_sensor_is_waited_for_until_the_outage_limit(models):
     assert final_error(proc).endswith("sent no samples for more than 1 s (--max-outage-s): check the sensor and "
                                       "its address, then restart")
     assert 1 <= time.monotonic() - started < 30
-
-
-def image_model(folder: Path) -> Path:
-    """The smallest image model the runtime accepts (uint8 N x 128 x 128 x 3 → an anomaly score)."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from edge_runtime.metadata import ModelInfo, to_props
-
-    x = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", 128, 128, 3])
-    y = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])
-    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
-             helper.make_node("ReduceMean", ["f"], ["score"], axes=[1, 2, 3], keepdims=0)]
-    model = helper.make_model(helper.make_graph(nodes, "image", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in to_props(ModelInfo(task="anomaly", labels=["good", "anomaly"], threshold=100.0,
-                                         precision="fp32")).items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(folder / "image.onnx"))
-    return folder / "image.onnx"
 
 
 def test_pymodbus_is_loaded_only_for_a_modbus_source(models, tmp_path):

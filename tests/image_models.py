@@ -1,0 +1,64 @@
+"""Tiny real ONNX image models for tests, built with onnx.helper (no training), whose answers are known.
+
+    image_model(folder)       # anomaly: score = the mean pixel value (the smallest image model the runtime accepts)
+    red_spot_model(path)      # classify good/red: P(red) from the reddest pixel, max-pooled like DefectNet
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_runtime.metadata import ModelInfo, to_props
+
+
+def image_model(folder: Path) -> Path:
+    """The smallest image model the runtime accepts (uint8 N x 128 x 128 x 3 → an anomaly score)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", 128, 128, 3])
+    y = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])
+    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["f"], ["score"], axes=[1, 2, 3], keepdims=0)]
+    model = helper.make_model(helper.make_graph(nodes, "image", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in to_props(ModelInfo(task="anomaly", labels=["good", "anomaly"], threshold=100.0,
+                                         precision="fp32")).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(folder / "image.onnx"))
+    return folder / "image.onnx"
+
+
+def red_spot_model(path: Path) -> Path:
+    """classify good/red: P(red) = sigmoid(0.2 (max over pixels of R - G, minus 60)) — max-pooled like DefectNet."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def const(name, values, kind=TensorProto.FLOAT, dims=None):
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(
+            name, kind, dims if dims is not None else [len(values)], values))
+
+    nodes = [
+        const("r0", [0], TensorProto.INT64), const("r1", [1], TensorProto.INT64), const("g1", [2], TensorProto.INT64),
+        const("ax", [3], TensorProto.INT64), const("t", [60.0], dims=[]), const("k", [0.2], dims=[]),
+        const("one", [1.0], dims=[]), const("axis", [1], TensorProto.INT64),
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Slice", ["f", "r0", "r1", "ax"], ["red"]),
+        helper.make_node("Slice", ["f", "r1", "g1", "ax"], ["green"]),
+        helper.make_node("Sub", ["red", "green"], ["redness"]),
+        helper.make_node("ReduceMax", ["redness"], ["peak"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Sub", ["peak", "t"], ["d"]), helper.make_node("Mul", ["d", "k"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["p_red"]), helper.make_node("Sub", ["one", "p_red"], ["p_good"]),
+        helper.make_node("Unsqueeze", ["p_good", "axis"], ["g"]), helper.make_node("Unsqueeze", ["p_red", "axis"], ["b"]),
+        helper.make_node("Concat", ["g", "b"], ["probs"], axis=1),
+    ]
+    x = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", 128, 128, 3])
+    y = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 2])
+    model = helper.make_model(helper.make_graph(nodes, "red_spot", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in to_props(ModelInfo(task="classify", labels=["good", "red"], threshold=0.5,
+                                         precision="fp32")).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
