@@ -13,9 +13,10 @@ import numpy as np
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the ROC curve (ties count half); None when one class is absent."""
+    """Area under the ROC curve (ties count half, NaN ranks as +inf); None when one class is absent."""
     labels = np.asarray(labels).astype(bool).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
+    scores = np.where(np.isnan(scores), np.inf, scores)  # rejected on the line (flagged invalid): the top rank, tied
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return None
@@ -42,7 +43,8 @@ def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3, steps: 
         regions += [(i, labelled == r) for r in range(1, count)]
     normal = maps[~masks]
     thresholds = np.unique(np.quantile(normal, np.linspace(1.0, 1.0 - max_fpr, steps)))[::-1]
-    fprs, pros = [0.0], [0.0]
+    above = np.nextafter(normal.max(), np.inf)  # the defect pixels above every normal one: the curve's FPR-0 point
+    fprs, pros = [0.0], [float(np.mean([(maps[i][region] >= above).mean() for i, region in regions]))]
     for t in thresholds:
         fprs.append(float((normal >= t).mean()))
         pros.append(float(np.mean([(maps[i][region] >= t).mean() for i, region in regions])))
@@ -60,12 +62,12 @@ def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3, steps: 
 def line_rates(is_bad: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """What the stored threshold does on the line: false rejects, escapes, precision/recall/F1."""
     is_bad = np.asarray(is_bad, dtype=bool)
-    rejected = np.asarray(scores) >= threshold
+    rejected = ~(np.asarray(scores) < threshold)  # a NaN score is rejected, as the line flags it invalid
     tp, fp = int((rejected & is_bad).sum()), int((rejected & ~is_bad).sum())
     fn = int((~rejected & is_bad).sum())
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
-    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+    f1 = None if recall is None else 2 * precision * recall / (precision + recall) if precision and recall else 0.0
     goods, bads = int((~is_bad).sum()), int(is_bad.sum())
     return {
         "threshold": float(threshold),

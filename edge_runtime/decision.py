@@ -86,6 +86,18 @@ DECIDERS = {"classify": decide_classify, "anomaly": decide_anomaly, "sensor_clas
 SENSOR_TASKS = ("sensor_classify", "sensor_anomaly", "quality")
 
 
+def output_flags(decision: Decision | None) -> list[str]:
+    """["non_finite_output"] for a decision on a NaN or infinite output: every comparison with the threshold is
+    False, so the rule would pass the part as good. The pipelines make that frame invalid instead (fail-safe)."""
+    return ["non_finite_output"] if decision is not None and not np.isfinite(decision.score) else []
+
+
+def record_score(decision: Decision | None) -> float | None:
+    """The score as a verdict record carries it: rounded; None when there is none or it is not finite (JSON has
+    no NaN)."""
+    return round(decision.score, 6) if decision is not None and np.isfinite(decision.score) else None
+
+
 def decide(outputs: np.ndarray, info: ModelInfo) -> list[Decision]:
     """Dispatch on the model's task."""
     return DECIDERS[info.task](outputs, info)

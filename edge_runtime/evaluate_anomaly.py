@@ -19,6 +19,7 @@ from edge_runtime.anomaly_metrics import auroc, line_rates, pro_score
 from edge_runtime.datasets import load_image
 from edge_runtime.disturb import DISTURBANCES
 from edge_runtime.errors import DatasetLayoutError, InputFileError
+from edge_runtime.metrics import figure
 from edge_runtime.model import EdgeModel
 
 
@@ -107,7 +108,10 @@ def anomaly_metrics(model: EdgeModel, root: Path, pairs, disturbance: str | None
 def format_anomaly_table(metrics: dict) -> str:
     """The headline figures and one row per defect kind, for a terminal."""
     def f(value):
-        return "   -  " if value is None else f"{value:.4f}"
+        return f"{figure(value):>6s}"
+
+    def delta(row, key):
+        return "" if row.get(f"delta_{key}") is None else f" ({row[f'delta_{key}']:+.4f})"
 
     lines = [f"image AUROC {f(metrics['image_auroc'])}  pixel AUROC {f(metrics.get('pixel_auroc'))}  "
              f"PRO {f(metrics.get('pro'))}  on {metrics['count']} images",
@@ -121,7 +125,7 @@ def format_anomaly_table(metrics: dict) -> str:
         lines.append(f"({metrics['masks_missing']} defect images have no mask, or an empty one: left out of the "
                      "pixel metrics)")
     for name, row in metrics.get("disturbed", {}).items():
-        lines.append(f"under {name:10s}: image AUROC {f(row['image_auroc'])} ({row['delta_image_auroc']:+.4f}), "
-                     f"pixel AUROC {f(row.get('pixel_auroc'))}, false reject {f(row['false_reject_rate'])} "
-                     f"({row['delta_false_reject_rate']:+.4f})")
+        lines.append(f"under {name:10s}: image AUROC {f(row['image_auroc'])}{delta(row, 'image_auroc')}, "
+                     f"pixel AUROC {f(row.get('pixel_auroc'))}, false reject {f(row['false_reject_rate'])}"
+                     f"{delta(row, 'false_reject_rate')}")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from edge_runtime.anomaly_metrics import auroc, line_rates
 from edge_runtime.decision import spec_call
 from edge_runtime.disturb import SIGNAL_DISTURBANCES
 from edge_runtime.errors import InputFileError
-from edge_runtime.metrics import classification_metrics, regression_metrics
+from edge_runtime.metrics import classification_metrics, figure, regression_metrics
 from edge_runtime.model import EdgeModel
 from edge_runtime.process_table import read_process_table
 from edge_runtime.sensor_files import fit_length, read_series
@@ -106,7 +106,7 @@ def anomaly_window_metrics(good: str, labels: list[str], scores: np.ndarray, thr
     for kind in sorted(set(labels) - {good}):
         pick = np.array([lbl in (good, kind) for lbl in labels])
         truth = np.array([lbl == kind for lbl in labels])[pick]
-        per_kind[kind] = {"auroc": auroc(truth, scores[pick]), "count": int(truth.sum()),
+        per_kind[kind] = {"auroc": auroc(truth, scores[pick]), "count": int(truth.sum()),  # NaN: rejected
                           "escape_rate": float((scores[pick][truth] < threshold).mean())}
     return {"auroc": auroc(is_bad, scores), **line_rates(is_bad, scores, threshold), "count": len(labels), "normal": int((~is_bad).sum()), "faults": int(is_bad.sum()), "per_kind": per_kind}
 
@@ -115,13 +115,13 @@ def format_sensor_table(metrics: dict) -> str:
     """Anomaly and quality metrics as a few lines for a terminal (classifiers use format_table)."""
     if "mae" in metrics:
         call = metrics["spec_call"]
-        return (f"MAE {metrics['mae']:.4g}, RMSE {metrics['rmse']:.4g}, R² {metrics['r2']:.4f} on {metrics['count']} "
-                f"parts; in/out-of-spec accuracy {call['accuracy']:.4f}, false reject {call['false_reject_rate']:.4f}, "
-                f"escape {call['escape_rate']:.4f}")
-    lines = [f"AUROC {metrics['auroc']:.4f}, F1 {metrics['f1']:.4f}, false reject {metrics['false_reject_rate']:.4f}, "
-             f"escape {metrics['escape_rate']:.4f} at threshold {metrics['threshold']:.4f} "
-             f"({metrics['normal']} normal, {metrics['faults']} fault windows)", "", "kind          AUROC   escape  count"]
+        return (f"MAE {metrics['mae']:.4g}, RMSE {metrics['rmse']:.4g}, R² {figure(metrics['r2'])} on "
+                f"{metrics['count']} parts; in/out-of-spec accuracy {figure(call['accuracy'])}, false reject "
+                f"{figure(call['false_reject_rate'])}, escape {figure(call['escape_rate'])}")
+    lines = [f"AUROC {figure(metrics['auroc'])}, F1 {figure(metrics['f1'])}, false reject "
+             f"{figure(metrics['false_reject_rate'])}, escape {figure(metrics['escape_rate'])} at threshold "
+             f"{metrics['threshold']:.4f} ({metrics['normal']} normal, {metrics['faults']} fault windows)", "",
+             "kind          AUROC   escape  count"]
     for kind, row in metrics["per_kind"].items():
-        lines.append(f"{kind[:12]:12s}  {row['auroc'] if row['auroc'] is not None else float('nan'):.4f}  "
-                     f"{row['escape_rate']:.4f}  {row['count']:5d}")
+        lines.append(f"{kind[:12]:12s}  {figure(row['auroc']):>6s}  {figure(row['escape_rate']):>6s}  {row['count']:5d}")
     return "\n".join(lines)

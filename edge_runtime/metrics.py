@@ -61,10 +61,16 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def figure(value, spec: str = ".4f") -> str:
+    """A metric for a table: "-" where it is undefined (None: no parts of that kind, constant targets)."""
+    return "-" if value is None else format(value, spec)
+
+
 def regression_metrics(true: np.ndarray, pred: np.ndarray) -> dict:
     """MAE, RMSE and R² of predicted values against measured ones."""
     true, pred = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
     err = pred - true
     spread = float(((true - true.mean()) ** 2).sum())
+    constant = len(true) == 0 or np.ptp(true) == 0  # rounding leaves equal values a spread of ~1e-33, not 0
     return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())),
-            "r2": float(1 - (err**2).sum() / spread) if spread else None, "count": int(len(true))}
+            "r2": None if constant else float(1 - (err**2).sum() / spread), "count": int(len(true))}

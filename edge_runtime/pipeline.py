@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from edge_runtime.decision import output_flags, record_score
 from edge_runtime.errors import SourceError
 from edge_runtime.frame_checks import FrameChecker, FrameLimits, frame_problem
 from edge_runtime.model import EdgeModel
@@ -146,6 +147,7 @@ def run_pipeline(
                 outputs = model.run(x)
                 t3 = time.perf_counter()
                 decision = model.decide(outputs[0])[0]
+                flags += output_flags(decision)
                 if len(outputs) > 1 and model.info.task == "anomaly":
                     frame = dataclasses.replace(frame, heatmap=outputs[1][0])
                 t4 = time.perf_counter()
@@ -164,7 +166,7 @@ def run_pipeline(
                 "age_ms": round(age_ms, 3),
                 "verdict": verdict,
                 "label": decision.label if decision else None,
-                "score": round(decision.score, 6) if decision else None,
+                "score": record_score(decision),
                 "latency_ms": {
                     "capture_wait": round((t1 - t0) * 1e3, 3),
                     "preprocess": round(pre_ms, 3),

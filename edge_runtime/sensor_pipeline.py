@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from edge_runtime.decision import output_flags, record_score
 from edge_runtime.errors import SourceError
 from edge_runtime.model import EdgeModel
 from edge_runtime.pipeline import Sink, emit, tally
@@ -142,6 +143,7 @@ def run_sensor_pipeline(
                     scores = model.infer(out.values[None])
                     t4 = time.perf_counter()
                     decision = model.decide(scores)[0]
+                    flags += output_flags(decision)
                     t5 = time.perf_counter()
                     infer_ms, post_ms = (t4 - t2) * 1e3, (t5 - t4) * 1e3
                 else:
@@ -167,7 +169,7 @@ def run_sensor_pipeline(
                     "received_age_ms": round(since_ms, 3),  # decision − its arrival here
                     "verdict": verdict,
                     "label": decision.label if decision else None,
-                    "score": round(decision.score, 6) if decision else None,
+                    "score": record_score(decision),
                     "latency_ms": {
                         "capture_wait": round(wait_ms, 3),
                         "preprocess": round(pre_ms, 3),

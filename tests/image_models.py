@@ -2,6 +2,7 @@
 
     image_model(folder)       # anomaly: score = the mean pixel value (the smallest image model the runtime accepts)
     red_spot_model(path)      # classify good/red: P(red) from the reddest pixel, max-pooled like DefectNet
+    nan_model(folder)         # anomaly: finite on the blank warm-up input, NaN on every real frame
 """
 
 from __future__ import annotations
@@ -62,3 +63,26 @@ def red_spot_model(path: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def nan_model(folder: Path) -> Path:
+    """anomaly: score = sqrt(1 - mean pixel / 100): finite on the blank warm-up input, NaN on any brighter frame."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", 128, 128, 3])
+    y = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])
+    const = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(  # noqa: E731
+        name, TensorProto.FLOAT, [], [v]))
+    nodes = [const("hundred", 100.0), const("one", 1.0),
+             helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["f"], ["mean"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Div", ["mean", "hundred"], ["share"]), helper.make_node("Sub", ["one", "share"], ["d"]),
+             helper.make_node("Sqrt", ["d"], ["score"])]
+    model = helper.make_model(helper.make_graph(nodes, "nan", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in to_props(ModelInfo(task="anomaly", labels=["good", "anomaly"], threshold=2.0,
+                                         precision="fp32")).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(folder / "nan.onnx"))
+    return folder / "nan.onnx"

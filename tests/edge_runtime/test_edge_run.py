@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from clitools import BIN, ROOT, cuda_provider_works, final_error, free_port, one_line_error, run_cli
+from image_models import nan_model
 from peers import wait_for_port
 
 
@@ -239,3 +240,18 @@ def test_a_looped_video_keeps_counting_frames(demo_data, artifacts, tmp_path):
     assert proc.returncode == 0, proc.stderr
     verdicts, _ = records(jsonl)
     assert [r["frame_id"] for r in verdicts] == list(range(frames + 10))
+
+
+def test_a_nan_output_is_never_judged_good(tmp_path):
+    # NaN >= threshold is False: the rule alone would have passed every such part as good
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), rng.integers(150, 210, (128, 128, 3), dtype=np.uint8))
+    jsonl = tmp_path / "v.jsonl"
+    proc = run_cli("edge-run", "--source", str(frames), "--model", str(nan_model(tmp_path)), "--jsonl", str(jsonl))
+    assert proc.returncode == 0, proc.stderr
+    verdicts, summaries = records(jsonl)
+    assert [(v["verdict"], v["flags"], v["score"]) for v in verdicts] == [("invalid", ["non_finite_output"], None)] * 3
+    assert summaries[-1]["flags"] == {"non_finite_output": 3} and "NaN" not in jsonl.read_text()  # valid JSON

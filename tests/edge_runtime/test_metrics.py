@@ -1,0 +1,62 @@
+"""The evaluation figures against scikit-learn on random data, and the corners an audit found wrong (2026-11-28):
+R² of constant targets, F1 without defects, NaN scores, PRO with tied normal pixels, and a threshold that
+rejected more good parts than its target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, mean_absolute_error, r2_score, roc_auc_score
+
+from edge_runtime.anomaly_metrics import auroc, line_rates, pro_score
+from edge_runtime.evaluate_sensor import format_sensor_table
+from edge_runtime.metrics import regression_metrics
+from train.anomaly import calibrate
+
+
+def test_auroc_rates_and_regression_match_sklearn_on_random_data():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        truth = rng.random(60) < 0.3
+        scores = np.round(rng.random(60), 1)  # heavy ties
+        assert auroc(truth, scores) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+        rates = line_rates(truth, scores, 0.5)
+        assert rates["f1"] == pytest.approx(f1_score(truth, scores >= 0.5, zero_division=0.0))
+        true, pred = rng.normal(size=30), rng.normal(size=30)
+        reg = regression_metrics(true, pred)
+        assert reg["r2"] == pytest.approx(r2_score(true, pred)) and reg["mae"] == pytest.approx(
+            mean_absolute_error(true, pred))
+
+
+def test_undefined_figures_are_none_and_tables_say_so():
+    assert regression_metrics([0.1] * 3, [0.11] * 3)["r2"] is None  # had been -5e29: rounding left a spread of 1e-33
+    assert line_rates([0, 0, 0], [0.1, 0.9, 0.2], 0.5)["f1"] is None  # no defects: nothing to measure, not 0
+    table = format_sensor_table({"mae": 0.01, "rmse": 0.01, "r2": None, "count": 3,
+                                 "spec_call": {"accuracy": 1.0, "false_reject_rate": 0.0, "escape_rate": None}})
+    assert "R² - on 3 parts" in table and "escape -" in table  # every part in spec: this had been a TypeError
+
+
+def test_a_nan_score_counts_as_rejected_everywhere():
+    rates = line_rates([0, 1], [np.nan, np.nan], 0.5)
+    assert rates["false_reject_rate"] == 1.0 and rates["escape_rate"] == 0.0  # as the line flags it invalid
+    assert auroc([0, 1, 1], [0.2, np.nan, np.nan]) == 1.0 and auroc([0, 1], [np.nan, np.nan]) == 0.5  # NaNs tie
+
+
+def test_pro_of_a_perfect_map_is_one_even_when_normal_pixels_tie_at_the_top():
+    masks = np.zeros((2, 16, 16), bool)
+    masks[0, 2:6, 2:6] = True
+    maps = np.zeros((2, 16, 16))
+    maps[0][masks[0]] = 1.0
+    maps[1, 0, :10] = 0.5  # ten normal pixels tied just under the defect
+    assert pro_score(maps, masks) == pytest.approx(1.0)  # was 0.913: the curve lacked its FPR-0 point
+
+
+@pytest.mark.parametrize("n, target, margin", [(101, 0.01, 0.0), (201, 0.01, 0.0), (50, 0.05, 0.0), (40, 0.01, 2.0)])
+def test_the_threshold_never_rejects_more_goods_than_its_target(n, target, margin):
+    rng = np.random.default_rng(n)
+    for _ in range(100):
+        scores = rng.random(n)
+        threshold, _ = calibrate(scores, target, margin)
+        assert (scores >= threshold).sum() <= np.floor(target * n)
+    threshold, rule = calibrate(np.full(40, 0.3), 0.01, 2.0)  # all tied: every good part had been rejected
+    assert threshold > 0.3 and "raised to reject at most 0" in rule
