@@ -130,13 +130,6 @@ def calibrate(good_scores: np.ndarray, target_frr: float, margin: float) -> tupl
     threshold = min(q + margin * (q - float(np.median(good_scores))), 0.999)
     rule = (f"quantile {1 - target_frr:g} of {len(good_scores)} held-out good image scores "
             f"+ {margin:g} x (that quantile - their median)")
-    # The interpolated quantile (with --margin 0, or tied scores) can reject more of these goods than the target;
-    # then the threshold goes just above the score that keeps at most target x n of them rejected.
-    ranked = np.sort(np.asarray(good_scores, dtype=np.float64))[::-1]
-    allowed = int(np.floor(target_frr * len(ranked) + 1e-9))
-    if (ranked >= threshold).sum() > allowed:
-        threshold = float(np.nextafter(ranked[allowed], np.inf))
-        rule += f", raised to reject at most {allowed} of them"
     return threshold, rule
 
 
