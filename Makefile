@@ -75,7 +75,7 @@ demo-anomaly: install
 	$(call anomaly_model,line)
 
 # Sensor and process models (#8): PLAID, generated machine signals, river's water-flow, moulding quality
-# (≈ 6 min on 2 cores). An INT8 artifact that fails the export gate (exit 3) is reported, not shipped.
+# (≈ 4–6 min on 2 cores). An INT8 artifact that fails the export gate (exit 3) is reported, not shipped.
 SENSOR_DATA ?= data/sensor
 sensor_model = $(call export_eval,runs/sensor/$(1),artifacts/sensor/$(1),reports/sensor/$(1),$(2) $(3))
 demo-sensor: install

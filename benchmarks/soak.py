@@ -44,7 +44,12 @@ def soak(source: str, model: str, minutes: float, out: Path, every_s: float = 5.
     finally:
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
-    stats = [json.loads(line) for line in jsonl.read_text().splitlines() if '"type":"stats"' in line]
+    if not samples:  # edge-run ended, or the run was shorter than one sampling interval
+        tail = " / ".join(stderr.splitlines()[-2:])
+        raise SystemExit(f"error: no memory sample taken: edge-run exited {proc.returncode} within {every_s:g} s "
+                         f"({tail or 'no output'}); check the command, or give a longer --minutes")
+    stats = [json.loads(line) for line in jsonl.read_text().splitlines() if '"type":"stats"' in line] \
+        if jsonl.exists() else []
     warm = [s for s in samples if s["t_s"] >= 60] or samples
     rss = [s["rss_mb"] for s in warm]
     report = {
@@ -70,6 +75,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--out", type=Path, default=Path("docs/soak"))
     args, extra = parser.parse_known_args()
+    if args.minutes * 60 < 10:
+        parser.error("--minutes must cover two samples (one every 5 s): give 0.2 or more")
     report = soak(args.source, args.model, args.minutes, args.out, extra=extra)
     print(json.dumps({k: report[k] for k in ("minutes", "exit_code", "rss_after_warmup_mb", "threads", "fds")}))
 

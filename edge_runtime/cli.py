@@ -183,14 +183,15 @@ def edge_run(ctx, config_path, **options):
 def _station_options(ctx: click.Context, config_path: str | None, options: dict) -> tuple[dict, tuple | None]:
     """The flags merged with --config and checked as a whole (also for install-service, before it writes a
     unit that would only crash-loop); with the parsed ROI."""
-    opts = _merge_config(ctx, config_path, options)
+    opts, from_config = _merge_config(ctx, config_path, options)
     if not opts["model"]:
         raise click.UsageError("give --model PATH (or model: in --config)")
     given = [flag for flag, on in (("--camera", opts["camera"] is not None), ("--source", opts["source"]),
                                    ("--sensor", opts["sensor"])) if on]
     if len(given) > 1:
         raise click.UsageError(f"give one of --camera, --source or --sensor, not {' and '.join(given)}")
-    _check_dependent_options(opts)
+    given = from_config | {name for name in options if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    _check_dependent_options(opts, given)
     _check_source_options(opts)
     for name in ("web", "metrics_port", "modbus_serve"):  # addresses: checked here, served only much later
         if opts[name]:
@@ -203,17 +204,22 @@ def _roi(value) -> tuple[int, int, int, int] | None:
     return parse_roi(",".join(map(str, value)) if isinstance(value, list) else value)
 
 
-# Options that only tune another output: given without it, they would do nothing, silently.
-_NEEDS = {"web_auth": "web", "mqtt_auth": "mqtt", "mqtt_ca": "mqtt", "mqtt_qos": "mqtt", "mqtt_retain": "mqtt",
-          "modbus_pulse_ms": "modbus_reject", "modbus_id_register": "modbus_reject", "jsonl_max_mb": "jsonl"}
+# Options that only tune other outputs: given without any of them, they would do nothing, silently.
+_QUEUED = ("jsonl", "mqtt", "modbus_reject", "webhook", "on_reject")  # outputs with a backlog and failures (outputs.py)
+_NEEDS = {"web_auth": ("web",), "mqtt_auth": ("mqtt",), "mqtt_ca": ("mqtt",), "mqtt_qos": ("mqtt",),
+          "mqtt_retain": ("mqtt",), "modbus_pulse_ms": ("modbus_reject",), "modbus_id_register": ("modbus_reject",),
+          "jsonl_max_mb": ("jsonl",), "output_queue": _QUEUED, "output_failure": _QUEUED}
 
 
-def _check_dependent_options(opts: dict) -> None:
-    defaults = {p.name: p.default for p in edge_run.params}
-    for name, parent in _NEEDS.items():
-        if opts[name] not in (None, False, defaults[name]) and not opts[parent]:
-            flag, needed = (f"--{n.replace('_', '-')}" for n in (name, parent))
-            raise click.UsageError(f"{flag} has no effect without {needed}: add {needed}, or drop {flag}")
+def _check_dependent_options(opts: dict, given: set[str]) -> None:
+    """`given`: the options set on the command line or in line.yaml — one given at its default value counts too
+    (`--mqtt-qos 1` without --mqtt had passed, as 1 is the default)."""
+    for name, parents in _NEEDS.items():
+        if name in given and not any(opts[parent] for parent in parents):
+            flag = f"--{name.replace('_', '-')}"
+            needed = " or ".join(f"--{n.replace('_', '-')}" for n in parents)
+            raise click.UsageError(f"{flag} has no effect without {needed}: add {'one' if len(parents) > 1 else 'it'}, "
+                                   f"or drop {flag}")
 
 
 # Options for frames (camera, video, images); a --sensor run has none, so they would be dropped without a word.
@@ -229,13 +235,14 @@ def _check_source_options(opts: dict) -> None:
                                    f"sources, not --sensor: drop {'it' if len(given) == 1 else 'them'}")
 
 
-def _merge_config(ctx: click.Context, config_path: str | None, options: dict) -> dict:
-    """Options from --config where the command line left them at their defaults."""
+def _merge_config(ctx: click.Context, config_path: str | None, options: dict) -> tuple[dict, set[str]]:
+    """(options from --config where the command line left them at their defaults, the names the file sets)."""
     if not config_path:
-        return options
+        return options, set()
     params = {p.name: p for p in edge_run.params}
     merged = dict(options)
-    for name, value in load_line_config(config_path, set(options)).items():
+    config = load_line_config(config_path, set(options))
+    for name, value in config.items():
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
             continue
         param = params[name]
@@ -257,7 +264,7 @@ def _merge_config(ctx: click.Context, config_path: str | None, options: dict) ->
                 merged[name] = param.type.convert(value, param, ctx)
         except click.BadParameter as exc:
             raise click.UsageError(f"--config {config_path}: {name}: {exc.format_message()}") from None
-    return merged
+    return merged, set(config)
 
 
 @click.command(context_settings=_CTX)
@@ -281,7 +288,8 @@ def doctor(model, device, show, gstreamer):
 @click.command("install-service", context_settings=_CTX)
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="The station's line.yaml (model, source, outputs).")
-@click.option("--name", default=None, help="Unit name (default: lineside-<config file stem>).")
+@click.option("--name", default=None, help="Unit name (default: lineside-<station>, the config's folder for a "
+                                           "line.yaml, else its file name: st3/line.yaml and st3.yaml give lineside-st3).")
 @click.option("--user", default="lineside", show_default=True, help="Unprivileged user the service runs as.")
 @click.option("--unit-dir", default="/etc/systemd/system", show_default=True, type=click.Path(file_okay=False))
 @click.option("--watchdog-s", type=click.IntRange(min=2), default=30, show_default=True,
@@ -292,7 +300,7 @@ def install_service(config_path, name, user, unit_dir, watchdog_s):
     \b
     Example:
       sudo edge-run install-service --config /srv/lineside/st3/line.yaml
-      sudo systemctl daemon-reload && sudo systemctl enable --now lineside-line
+      sudo systemctl daemon-reload && sudo systemctl enable --now lineside-st3
     """
     from edge_runtime.systemd import unit_text
 
@@ -305,7 +313,8 @@ def install_service(config_path, name, user, unit_dir, watchdog_s):
     if not (options["source"] or options["sensor"] or options["camera"] is not None):
         raise ServiceError(f"--config {config} names no source: add `camera: 0`, `source: rtsp://...` or "
                            "`sensor: \"udp://0.0.0.0:9000\"`")
-    name = name or f"lineside-{config.stem}"
+    # every station's file may be called line.yaml: named after it, the second unit would overwrite the first
+    name = name or f"lineside-{config.resolve().parent.name if config.stem == 'line' else config.stem}"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", name):
         raise click.BadParameter(f"{name!r} is not a systemd unit name: letters, digits and _ . @ - only",
                                  param_hint="--name")

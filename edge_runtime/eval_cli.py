@@ -53,7 +53,7 @@ def edge_eval(model_path, data, split, json_path, perturb, baseline_train, expla
       edge-eval --model artifacts/brick/model.int8.onnx --data data/demo/brick --json eval.json
       edge-eval --model artifacts/brick/model.int8.onnx --data data/demo/brick --explain reports/brick-maps
       edge-eval --model artifacts/brick-anomaly/model.int8.onnx --data data/demo/brick --perturb all
-      edge-eval --model artifacts/plaid/model.int8.onnx --data data/sensor/plaid/PLAID_TEST.ts \\
+      edge-eval --model artifacts/sensor/plaid/model.fp32.onnx --data data/sensor/plaid/PLAID_TEST.ts \\
           --baseline-train data/sensor/plaid/PLAID_TRAIN.ts
     """
     model = EdgeModel(model_path, device=device, threads=threads)

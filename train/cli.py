@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from edge_runtime.cli_support import OutPath, run_cli
-from edge_runtime.metrics import format_table
+from edge_runtime.metrics import figure, format_table
 
 
 def run_folder_options(fn):
@@ -219,7 +219,7 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
     c = config["collapse"]
     click.echo(f"diversity: spread {c['spread_ratio']:.2f}x the real defects', noise effect {c['noise_ratio']:.2f}")
     for name, row in config["quality"]["sets"].items():
-        click.echo(f"{name:10s} KID {row['kid']:.4f}  FD {row['frechet']:.1f}  nearest-training-defect distance "
+        click.echo(f"{name:10s} KID {row['kid']:.4f}  FD {figure(row['frechet'], '.1f')}  nearest-training-defect distance "
                    f"{row['nearest']['ratio']:.2f}x a real one's, near-copies {row['nearest']['copy_share']:.0%}")
     click.echo(f"checkpoint: {Path(out) / 'model.safetensors'} + config.json, samples in {Path(out) / 'samples'} "
                f"({config['train']['seconds']} s on {config['train']['device_used']})")

@@ -73,7 +73,10 @@ def test_metrics_port_in_use_is_one_line(demo_data, artifacts):
 
 
 @pytest.mark.parametrize("flag", [("--web-auth", "auth.txt"), ("--mqtt-qos", "2"), ("--mqtt-retain",),
-                                  ("--modbus-pulse-ms", "50"), ("--jsonl-max-mb", "3")], ids=lambda f: f[0])
+                                  ("--modbus-pulse-ms", "50"), ("--jsonl-max-mb", "3"),
+                                  ("--mqtt-qos", "1"), ("--modbus-pulse-ms", "100"),  # the defaults, given: said too
+                                  ("--output-failure", "stop"), ("--output-queue", "10")],
+                         ids=lambda f: " ".join(f))
 def test_an_option_that_tunes_an_absent_output_is_refused(demo_data, artifacts, flag):
     """--mqtt-qos without --mqtt would otherwise be dropped without a word, and the user thinks it is set."""
     line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "good"), "--model",
@@ -177,6 +180,12 @@ def test_install_service_writes_a_hardened_notify_unit(demo_data, artifacts, tmp
     if shutil.which("systemd-analyze"):
         assert "Type" not in subprocess.run(["systemd-analyze", "verify", str(tmp_path / "units" / "lineside-st3.service")],
                                             capture_output=True, text=True).stderr
+    station = tmp_path / "st7" / "line.yaml"  # each station's folder holds a line.yaml: units named by the folder
+    station.parent.mkdir()
+    station.write_text(config.read_text())
+    assert run_cli("edge-run", "install-service", "--config", str(station), "--unit-dir", str(tmp_path / "units"),
+                   "--user", "station").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == ["lineside-st3.service", "lineside-st7.service"]
     config.write_text("camera: 0\n")
     assert "names no model" in one_line_error(run_cli("edge-run", "install-service", "--config", str(config),
                                                       "--unit-dir", str(tmp_path / "units")))
