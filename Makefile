@@ -43,7 +43,8 @@ demo: install
 	$(BIN)/edge-data demo --out $(DEMO_DATA)
 	$(BIN)/edge-train classify --overwrite --data $(DEMO_DATA)/$(SURFACE) --out $(RUN)
 	$(BIN)/edge-export $(RUN) --out $(ART) --precision fp32,int8,fp16
-	$(BIN)/edge-eval --model $(ART)/model.int8.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.int8.json
+	$(BIN)/edge-eval --model $(ART)/model.int8.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.int8.json \
+		--explain $(REPORT)/maps
 	$(BIN)/edge-eval --model $(ART)/model.fp32.onnx --data $(DEMO_DATA)/$(SURFACE) --json $(REPORT)/eval.fp32.json
 	rm -f $(REPORT)/verdicts.jsonl
 	$(BIN)/edge-run --source $(DEMO_DATA)/line_clip.mp4 --roi 512,232,256,256 --jsonl $(REPORT)/verdicts.jsonl \

@@ -72,6 +72,12 @@ def summary(data: Path, artifacts: Path, report_dir: Path) -> str:
         f"{run['latency_ms']['inference']['p50']} ms, verdicts {run['verdicts']}; "
         f"in-position frames judged right: {clip_acc:.1%} of {clip_n}",
     ]
+    int8_eval = report_dir / "eval.int8.json"
+    found = json.loads(int8_eval.read_text()).get("explanation") if int8_eval.is_file() else None
+    if found and found["pointing_hit_rate"] is not None:
+        lines.append(f"heat maps of the INT8 classifier ({found['maps']}): peak on the defect in "
+                     f"{found['pointing_hit_rate']:.1%} of {found['images_with_masks']} masked test defects, "
+                     f"pixel AUROC {found['pixel_auroc']:.3f}")
     pipe_path = report_dir / "pipeline" / "report.json"
     if pipe_path.is_file():
         pipe = json.loads(pipe_path.read_text())
