@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from edge_runtime.errors import InputFileError
@@ -33,7 +34,9 @@ def _is_variant(row) -> bool:
         return False
     if "p50_ms" not in row:
         return True
-    return "batch" in row and all(isinstance(row.get(k), (int, float)) for k in ("p50_ms", "agreement"))
+    numbers = [row.get(k) for k in ("p50_ms", "agreement")]
+    return "batch" in row and all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers) \
+        and row["p50_ms"] > 0  # a ratio is taken of it
 
 
 def check_comparable(old: dict, new: dict, old_path, new_path) -> list[str]:

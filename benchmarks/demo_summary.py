@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from benchmarks.report import environment_line
+from edge_runtime.metrics import figure
 
 
 def recommended(artifacts: Path) -> str:
@@ -77,7 +78,7 @@ def summary(data: Path, artifacts: Path, report_dir: Path) -> str:
     if found and found["pointing_hit_rate"] is not None:
         lines.append(f"heat maps of the INT8 classifier ({found['maps']}): peak on the defect in "
                      f"{found['pointing_hit_rate']:.1%} of {found['images_with_masks']} masked test defects, "
-                     f"pixel AUROC {found['pixel_auroc']:.3f}")
+                     f"pixel AUROC {figure(found['pixel_auroc'], '.3f')}")
     pipe_path = report_dir / "pipeline" / "report.json"
     if pipe_path.is_file():
         pipe = json.loads(pipe_path.read_text())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks.readme import replace_between
 from benchmarks.report import environment_line
+from edge_runtime.metrics import figure
 
 START, END = "<!-- sensor:start -->", "<!-- sensor:end -->"
 # name → (what it is, data it was tested on)
@@ -38,9 +39,10 @@ def _metric(m: dict | None) -> str:
     if m is None:
         return "—"
     if "mae" in m:
-        return f"R² {m['r2']:.3f}, MAE {m['mae']:.4f}, spec calls {m['spec_call']['accuracy']:.3f}"
+        return f"R² {figure(m['r2'], '.3f')}, MAE {m['mae']:.4f}, spec calls {figure(m['spec_call']['accuracy'], '.3f')}"
     if "auroc" in m:
-        return f"AUROC {m['auroc']:.4f}, F1 {m['f1']:.3f}, FRR {m['false_reject_rate']:.3f}, escape {m['escape_rate']:.3f}"
+        return (f"AUROC {figure(m['auroc'])}, F1 {figure(m['f1'], '.3f')}, FRR {figure(m['false_reject_rate'], '.3f')}, "
+                f"escape {figure(m['escape_rate'], '.3f')}")
     text = f"accuracy {m['accuracy']:.4f}"
     if "baseline_1nn_euclidean" in m:
         text += f" (1-NN Euclidean {m['baseline_1nn_euclidean']:.4f})"

@@ -52,6 +52,9 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--jsonl", default=None, type=OutPath(dir_okay=False), help="Append one JSON record per frame here.")
 @click.option("--jsonl-max-mb", type=click.FloatRange(min=0.001), default=None, help="Rotate the JSONL at this size.")
 @click.option("--save-defects", default=None, type=OutPath(file_okay=False), help="Save each rejected frame here.")
+@click.option("--explain-rejects", is_flag=True,
+              help="Image classifier: beside each saved reject, a heat map of where it saw the defect (made off the "
+                   "frame loop, on one core; skipped and counted when rejects come faster).")
 @click.option("--record", default=None, type=OutPath(dir_okay=False), help="Write the annotated video (.mp4).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (q quits).")
 @click.option("--realtime", is_flag=True, help="Play a video file at its native rate like a camera (newest frame, drops counted).")
@@ -129,6 +132,11 @@ def edge_run(ctx, config_path, **options):
     if model.is_sensor and not opts["sensor"]:
         raise SourceError(f"{model.path.name} judges windows of sensor samples ({model.info.task} model): run it "
                           "with --sensor (csv:PATH, udp://HOST:PORT, serial:///dev/ttyX, modbus://HOST:PORT)")
+    if opts["explain_rejects"] and model.info.task != "classify":
+        raise click.UsageError(f"--explain-rejects maps where an image classifier saw the defect, and {model.path.name} "
+                               f"is a {model.info.task} model" + (" (it saves its own heat map with each reject)"
+                                                                  if model.info.task == "anomaly" else "")
+                               + ": drop --explain-rejects")
     if opts["sensor"]:
         src = open_sensor_source(opts["sensor"], model.channels, model.info.extra.get("sample_rate_hz"))
     else:
@@ -154,7 +162,7 @@ def edge_run(ctx, config_path, **options):
     live = None if opts["quiet"] else (lambda line: click.echo(line, err=True))
     failures = Failures(opts["output_failure"], stop)
     with contextlib.ExitStack() as stack:
-        sinks, queues = open_outputs(stack, opts, model, roi, stop, failures)
+        sinks, queues = open_outputs(stack, opts, model, roi, stop, failures, live=src.live)
         if opts["sensor"]:
             summary = run_sensor_pipeline(src, model, sinks, max_windows=opts["max_frames"], stop=stop, on_live=live,
                                           on_start=announce, on_beat=Watchdog().beat, swapper=swapper,
@@ -190,8 +198,9 @@ def _station_options(ctx: click.Context, config_path: str | None, options: dict)
                                    ("--sensor", opts["sensor"])) if on]
     if len(given) > 1:
         raise click.UsageError(f"give one of --camera, --source or --sensor, not {' and '.join(given)}")
-    given = from_config | {name for name in options if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
-    _check_dependent_options(opts, given)
+    typed = {n for n in options if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    # `mqtt_retain: false` in line.yaml asks for nothing
+    _check_dependent_options(opts, {n for n in from_config | typed if opts[n] is not False})
     _check_source_options(opts)
     for name in ("web", "metrics_port", "modbus_serve"):  # addresses: checked here, served only much later
         if opts[name]:
@@ -208,7 +217,7 @@ def _roi(value) -> tuple[int, int, int, int] | None:
 _QUEUED = ("jsonl", "mqtt", "modbus_reject", "webhook", "on_reject")  # outputs with a backlog and failures (outputs.py)
 _NEEDS = {"web_auth": ("web",), "mqtt_auth": ("mqtt",), "mqtt_ca": ("mqtt",), "mqtt_qos": ("mqtt",),
           "mqtt_retain": ("mqtt",), "modbus_pulse_ms": ("modbus_reject",), "modbus_id_register": ("modbus_reject",),
-          "jsonl_max_mb": ("jsonl",), "output_queue": _QUEUED, "output_failure": _QUEUED}
+          "jsonl_max_mb": ("jsonl",), "explain_rejects": ("save_defects",), "output_queue": _QUEUED, "output_failure": _QUEUED}
 
 
 def _check_dependent_options(opts: dict, given: set[str]) -> None:
@@ -223,8 +232,8 @@ def _check_dependent_options(opts: dict, given: set[str]) -> None:
 
 
 # Options for frames (camera, video, images); a --sensor run has none, so they would be dropped without a word.
-_FRAME_ONLY = ("roi", "record", "save_defects", "show", "realtime", "loop", "width", "height", "fps", "fourcc",
-               "exposure")
+_FRAME_ONLY = ("roi", "record", "save_defects", "explain_rejects", "show", "realtime", "loop", "width", "height",
+               "fps", "fourcc", "exposure")
 
 
 def _check_source_options(opts: dict) -> None:
@@ -314,10 +323,12 @@ def install_service(config_path, name, user, unit_dir, watchdog_s):
         raise ServiceError(f"--config {config} names no source: add `camera: 0`, `source: rtsp://...` or "
                            "`sensor: \"udp://0.0.0.0:9000\"`")
     # every station's file may be called line.yaml: named after it, the second unit would overwrite the first
-    name = name or f"lineside-{config.resolve().parent.name if config.stem == 'line' else config.stem}"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", name):
-        raise click.BadParameter(f"{name!r} is not a systemd unit name: letters, digits and _ . @ - only",
-                                 param_hint="--name")
+    derived = f"lineside-{config.resolve().parent.name if config.stem == 'line' else config.stem}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", name or derived):
+        origin = "" if name else f" (from the config's {'folder' if config.stem == 'line' else 'file'} name)"
+        raise click.BadParameter(f"{name or derived!r}{origin} is not a systemd unit name: letters, digits and "
+                                 "_ . @ - only; give --name", param_hint="--name")
+    name = name or derived
     if not re.fullmatch(r"[a-z_][a-z0-9_-]*", user):
         raise click.BadParameter(f"{user!r} is not a user name: lower-case letters, digits, _ and -",
                                  param_hint="--user")

@@ -46,10 +46,11 @@ def explain_classifier(model: EdgeModel, root: Path, pairs: list[tuple[Path, str
         row = rows.setdefault(label, {"hits": [], "auroc": [], "without_mask": []})
         false_rejects += label == good
         if mask is not None:
-            small = cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST) > 0
+            # INTER_AREA, any coverage: nearest-neighbour dropped a 13 px defect of a 1280 px image altogether
+            small = cv2.resize(mask.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_AREA) > 0
             near = cv2.dilate(small.astype(np.uint8), cv2.getStructuringElement(
                 cv2.MORPH_ELLIPSE, (2 * tolerance + 1,) * 2)) > 0
-            row["hits"].append(bool(near[np.unravel_index(np.argmax(heat), heat.shape)]))
+            row["hits"].append(bool(near[peak(heat)]))
             if (value := auroc(small, heat)) is not None:
                 row["auroc"].append(value)
         elif label != good:
@@ -73,6 +74,14 @@ def explain_classifier(model: EdgeModel, root: Path, pairs: list[tuple[Path, str
         "images_with_masks": len(hits),
         "per_kind": per_kind,
     }
+
+
+def peak(heat: np.ndarray) -> tuple[int, int]:
+    """Where the map points: the top plateau's pixel nearest its centroid. A max-pooled model gives every patch
+    over the defect about the same gain, so the top is flat, and argmax would take its top-left corner."""
+    ys, xs = np.nonzero(heat >= heat.max() - 0.01)
+    i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return int(ys[i]), int(xs[i])
 
 
 def _figures(row: dict) -> dict:

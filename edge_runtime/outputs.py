@@ -41,8 +41,9 @@ class Failures:
 
 
 def open_outputs(stack: contextlib.ExitStack, opts: dict, model, roi, stop: threading.Event,
-                 failures: Failures) -> tuple[list, list[QueuedSink]]:
-    """Enter every output the options ask for; (sinks in call order, the queued ones for the summary)."""
+                 failures: Failures, live: bool = True) -> tuple[list, list[QueuedSink]]:
+    """Enter every output the options ask for; (sinks in call order, the queued ones for the summary). `live`:
+    the source is a camera or stream (a file or folder replayed as fast as it decodes is not)."""
     echo = lambda line: click.echo(line, err=True)  # noqa: E731
     sinks, queues = [], []
 
@@ -81,6 +82,12 @@ def open_outputs(stack: contextlib.ExitStack, opts: dict, model, roi, stop: thre
         queued("command", actions.command(opts["on_reject"]), only=actions.is_reject)
     if opts["save_defects"]:
         sinks.append(stack.enter_context(DefectSaver(opts["save_defects"], roi)))
+    if opts["explain_rejects"]:
+        from edge_runtime.reject_maps import RejectMaps
+
+        maps = stack.enter_context(RejectMaps(opts["save_defects"], opts["model"], roi, live))
+        sinks.append(maps)
+        queues.append(maps)
     if opts["record"]:
         sinks.append(stack.enter_context(VideoRecorder(opts["record"], opts["fps"] or 30.0, roi)))
     if opts["show"]:

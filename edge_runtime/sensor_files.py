@@ -134,15 +134,12 @@ def iter_csv_rows(path):
         yield path, header, header_line, rows, lines
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # each line ends at \r\n, \r or \n, as in universal newlines
+
+
 def _lines(text: str):
     """The text's lines with their endings, one at a time (a StringIO would copy the text at 4 bytes a character)."""
-    newline = "\n" if "\n" in text else "\r"  # a classic-Mac file ends its lines with a lone CR
-    start = 0
-    while start < len(text):
-        end = text.find(newline, start)
-        end = len(text) if end < 0 else end + 1
-        yield text[start:end]
-        start = end
+    return (match.group() for match in _LINE.finditer(text))
 
 
 def _check_header(path, header: list[str], header_line: int) -> None:

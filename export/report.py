@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from edge_runtime.cpu import cpu_info
+from edge_runtime.metrics import figure
 
 
 def speed_key(device: str) -> str:
@@ -66,7 +67,7 @@ def report_markdown(report: dict) -> str:
     for precision, art in report["artifacts"].items():
         p = art["parity"]
         lines.append(f"| {precision} | {art['file']} | {art['bytes'] / 1e6:.2f} | {art['gate']} | {p['flips']} | "
-                     f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {p['metric']:.4f}"
+                     f"{p['max_abs_error']:.2e} | {p['max_rel_error']:.2e} | {p['metric_name']} {figure(p['metric'])}"
                      + (f", pixel_auroc {p['pixel_auroc']:.4f}" if "pixel_auroc" in p else "") + " | "
                      f"{p[cpu_ms]} |" + (f" {p.get(gpu_ms)} |" if timed_gpu else "")
                      + (f" {p.get(ov_ms) or 'did not run'} |" if timed_ov else ""))

@@ -16,6 +16,7 @@ from edge_runtime.datasets import labeled_images
 from edge_runtime.decision import SENSOR_TASKS
 from edge_runtime.errors import InputFileError, LinesideError, ModelFileError
 from edge_runtime.metadata import ModelInfo, to_props
+from edge_runtime.metrics import figure
 from edge_runtime.model import EdgeModel, file_sha256
 from edge_runtime.stats import percentile, time_interleaved
 from export.openvino_runtime import openvino_installed, openvino_runner
@@ -69,7 +70,8 @@ class Gate:
                 fails.append(f"flip rate {figures['flip_rate']:.2%} > {self.int8_max_flip_rate:.0%}")
             # the task metric, and an anomaly model's heat map (what the operator looks at), by the same limit
             for key, name in (("metric", figures["metric_name"]), ("pixel_auroc", "pixel_auroc")):
-                if fp32 and key in figures and fp32[key] - figures[key] > self.int8_max_metric_drop:
+                if fp32 and figures.get(key) is not None and fp32.get(key) is not None \
+                        and fp32[key] - figures[key] > self.int8_max_metric_drop:  # None: undefined on this set
                     fails.append(f"{name} {figures[key]:.4f} vs fp32 {fp32[key]:.4f}")
         return fails
 
@@ -246,7 +248,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
             if fails:
                 failures.append(f"{precision}: {'; '.join(fails)}")
             echo(f"{precision}: flips {figures['flips']}/{figures['count']}, max abs error "
-                 f"{figures['max_abs_error']:.2e}, {figures['metric_name']} {figures['metric']:.4f}, "
+                 f"{figures['max_abs_error']:.2e}, {figures['metric_name']} {figure(figures['metric'])}, "
                  f"p50 {figures['p50_ms_batch1']} ms")
     written = {out_dir / art["file"] for art in report["artifacts"].values()}
     for stale in sorted(set(out_dir.glob("model.*.onnx")) - written):

@@ -255,6 +255,9 @@ def test_compare_refuses_bad_tolerances_other_models_and_other_report_kinds(tmp_
     assert "different models" in one_line_error(run_cli("edge-bench", "compare", str(old), str(new)))
     new.write_text(json.dumps({**image, "variants": [{"name": "onnxruntime fp32", "batch": 1, "p50_ms": "1.0"}]}))
     assert "'variants' is not a list of rows" in one_line_error(run_cli("edge-bench", "compare", str(old), str(new)))
+    new.write_text(json.dumps({**image, "variants": [{"name": "onnxruntime fp32", "batch": 1, "p50_ms": 0,
+                                                      "agreement": 1.0}]}))
+    assert "'variants' is not a list of rows" in one_line_error(run_cli("edge-bench", "compare", str(new), str(old)))
     new.write_text(json.dumps({**image, "environment": {"cpu": {"model": "y"}}}))
     proc = run_cli("edge-bench", "compare", str(old), str(new))
     assert proc.returncode == 0 and "records no" not in proc.stderr and "different CPUs" in proc.stderr

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from clitools import one_line_error, run_cli
+from edge_runtime.evaluate_explain import peak
 from edge_runtime.explain import evidence_map, patch_grid
 from edge_runtime.model import EdgeModel
 from image_models import image_model, red_spot_model
@@ -26,6 +27,9 @@ def test_the_map_lights_the_spot_that_made_the_call_and_stays_dark_elsewhere(tmp
     assert abs(x - 30) <= 13 and abs(y - 90) <= 13, (x, y)  # within half a patch of the spot
     assert heat.max() > 0.9 and heat[:40, 70:].max() < 0.01  # the spot alone brings the call back; far away, nothing
     assert evidence_map(model, model.prepare(grey)).max() < 0.01  # a good part's map stays dark, not stretched
+    flat = np.zeros((96, 160), np.float32)
+    flat[:40, 50:90] = 0.8  # a max-pooled model's flat top, reaching the border: argmax took its corner (0, 50)
+    assert np.abs(np.subtract(peak(flat), (19.5, 69.5))).max() <= 0.5
     patch, starts = patch_grid(128)
     assert patch == 26 and starts[0] == 0 and starts[-1] == 128 - patch  # the last patch ends at the edge
 
@@ -61,3 +65,28 @@ def test_explain_is_for_image_classifiers(tmp_path, demo_data):
 
 def _tested(demo_data: Path) -> dict[str, int]:
     return {d.name: len(list(d.glob("*.png"))) for d in (demo_data / "brick" / "test").iterdir()}
+
+
+def test_edge_run_explain_rejects_maps_saved_rejects_off_the_frame_loop(artifacts, demo_data, tmp_path):
+    rejects, jsonl = tmp_path / "rejects", tmp_path / "v.jsonl"
+    proc = run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "crack"), "--model",
+                   str(artifacts / "model.int8.onnx"), "--save-defects", str(rejects), "--explain-rejects",
+                   "--jsonl", str(jsonl), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    maps = summary["outputs"]["reject_maps"]
+    saved = sorted(p.name[:-len(".json")] for p in rejects.glob("*.json"))
+    assert saved and maps["delivered"] == len(saved) and maps["dropped"] == maps["failed"] == maps["pending"] == 0
+    # a folder is not live: the loop waits for the maps, so every reject has one
+    explained = sorted(p.name[:-len("_heatmap.png")] for p in rejects.glob("*_heatmap.png"))
+    assert len(explained) == maps["delivered"] and set(explained) <= set(saved)
+    heat = cv2.imread(str(rejects / f"{explained[0]}_heatmap.png"), cv2.IMREAD_GRAYSCALE)
+    assert heat.shape == (128, 128) and (rejects / f"{explained[0]}_explained.jpg").is_file()
+    # only with --save-defects, and only for an image classifier
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "crack"), "--model",
+                                  str(artifacts / "model.int8.onnx"), "--explain-rejects"))
+    assert "--explain-rejects has no effect without --save-defects" in line
+    line = one_line_error(run_cli("edge-run", "--source", str(demo_data / "brick" / "test" / "crack"), "--model",
+                                  str(image_model(tmp_path)), "--save-defects", str(tmp_path / "r2"),
+                                  "--explain-rejects"))
+    assert "saves its own heat map with each reject" in line

@@ -153,11 +153,12 @@ def test_a_line_yaml_value_that_cannot_be_meant_is_refused(demo_data, artifacts,
 def test_a_yes_or_no_word_in_line_yaml_means_what_it_says(demo_data, artifacts, tmp_path):
     config = tmp_path / "line.yaml"
     config.write_text(f"source: {demo_data / 'line_clip.mp4'}\nmodel: {artifacts / 'model.int8.onnx'}\n"
-                      "max_frames: 3\nquiet: \"no\"\nloop: \"false\"\nreconnect: \"off\"\n")
+                      "max_frames: 3\nquiet: \"no\"\nloop: \"false\"\nreconnect: \"off\"\nmqtt_retain: false\n")
     proc = run_cli("edge-run", "--config", str(config))
     assert proc.returncode == 0, proc.stderr
     effective = json.loads(next(line for line in proc.stderr.splitlines() if line.startswith("config: "))[8:])
     assert not {"quiet", "loop", "reconnect"} & set(effective)  # all off: bool("no") had turned them on
+    # and a flag set false asks for nothing, so mqtt_retain: false needs no --mqtt
 
 
 def test_show_without_gui_and_csi_without_gstreamer_are_one_line(artifacts, demo_data):

@@ -243,9 +243,11 @@ def test_wide_csv_of_a_long_recording_costs_a_few_times_its_size(tmp_path):
     assert np.allclose(table.values, rows[:, [2, 0]], atol=1e-5)
 
 
-def test_wide_csv_with_classic_mac_line_ends(tmp_path):
+@pytest.mark.parametrize("data", [b't,a\r0,"1"\r1,2\r', b"t,a\r\n0,1\r\n1,2\r", b't,a,label\r0,1,"x\ny"\r1,2,y\r'],
+                         ids=["classic Mac", "CRLF with a stray CR", "lone CR with a quoted newline"])
+def test_wide_csv_ends_each_line_at_crlf_cr_or_lf(tmp_path, data):
     path = tmp_path / "cr.csv"
-    path.write_bytes(b't,a\r0,"1"\r1,2\r')
+    path.write_bytes(data)
     assert read_wide_csv(path).values.ravel().tolist() == [1, 2]
 
 
