@@ -43,7 +43,7 @@ def _start(demo_data, artifacts, tmp_path, port, env=None):
     return proc, jsonl
 
 
-def _browser(url: str, *args: str, tries: int = 2) -> str:
+def _browser(url: str, *args: str, tries: int = 3) -> str:
     for attempt in range(tries):
         # a profile of its own each time: a browser killed on timeout may leave helpers holding the old one
         profile = ROOT / ".pytest_cache" / f"chromium-{os.getpid()}-{attempt}"
@@ -51,10 +51,11 @@ def _browser(url: str, *args: str, tries: int = 2) -> str:
                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
                    "--window-size=1300,900", "--virtual-time-budget=3000", *args, url]
         try:
-            return subprocess.run(command, capture_output=True, text=True, timeout=90).stdout
+            return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
         except subprocess.TimeoutExpired:
             # headless Chromium now and then never finishes a page that streams, on a loaded machine
-            # (seen with --screenshot); a fresh browser is the real thing again, not a lowered bar
+            # (seen with --screenshot); a fresh browser is the real thing again, not a lowered bar. A call
+            # takes 5 s here: one stuck for 90 s had cost the suite 103 s (2026-11-28), so 30 s and a third try
             if attempt == tries - 1:
                 raise
         finally:
