@@ -86,12 +86,11 @@ DECIDERS = {"classify": decide_classify, "anomaly": decide_anomaly, "sensor_clas
 SENSOR_TASKS = ("sensor_classify", "sensor_anomaly", "quality")
 
 
-def output_flags(decision: Decision | None, output: np.ndarray) -> list[str]:
-    """["non_finite_output"] when the model's output for one input (or the score read from it) holds a NaN or an
-    infinity: every comparison with the threshold is False, so the rule would pass the part as good, and a NaN
-    in another class's column would hide behind a finite good one. The pipelines make that frame invalid."""
-    finite = np.isfinite(np.asarray(output, dtype=np.float64)).all()
-    return [] if decision is None or (finite and np.isfinite(decision.score)) else ["non_finite_output"]
+def output_flags(output: np.ndarray) -> list[str]:
+    """["non_finite_output"] when the model's output for one input holds a NaN or an infinity (the decision's score
+    is read from it): every comparison with the threshold is False, so the rule would pass the part as good, and
+    a NaN in another class's column would hide behind a finite good one. The pipelines make that frame invalid."""
+    return [] if np.isfinite(np.asarray(output, dtype=np.float64)).all() else ["non_finite_output"]
 
 
 def record_score(decision: Decision | None) -> float | None:

@@ -18,7 +18,8 @@ import numpy as np
 from edge_runtime.anomaly_metrics import auroc
 from edge_runtime.datasets import load_image
 from edge_runtime.evaluate_anomaly import mask_for
-from edge_runtime.explain import STEP_FRACTION, evidence_map, patch_grid
+from edge_runtime.metrics import figure
+from edge_runtime.explain import evidence_map, patch_step
 from edge_runtime.model import EdgeModel
 from edge_runtime.overlay import overlay_heatmap
 
@@ -59,14 +60,14 @@ def explain_classifier(model: EdgeModel, root: Path, pairs: list[tuple[Path, str
         written += 1
         if progress:
             progress(1)
-    patch, starts = patch_grid(min(size))
+    patch, step = patch_step(min(size))
     per_kind = {label: _figures(row) for label, row in sorted(rows.items()) if label != good}
     hits = [h for row in rows.values() for h in row["hits"]]
     aurocs = [a for row in rows.values() for a in row["auroc"]]
     return {
         "method": "reveal: one patch shown sharp on the part blurred to its local colour; the defect "
                   "probability it brings back",
-        "patch_px": patch, "step_px": round(patch / STEP_FRACTION), "pointing_tolerance_px": tolerance,
+        "patch_px": patch, "step_px": step, "pointing_tolerance_px": tolerance,
         "maps": str(out), "maps_written": written,
         "false_rejects_explained": false_rejects,
         "pointing_hit_rate": float(np.mean(hits)) if hits else None,
@@ -108,8 +109,8 @@ def _write_map(path: Path, image: np.ndarray, heat: np.ndarray, mask: np.ndarray
 
 def format_explanation(found: dict) -> str:
     """The maps' figures as a table, per defect kind."""
-    def cell(value, digits=3):
-        return "—" if value is None else f"{value:.{digits}f}"
+    def cell(value):
+        return figure(value, ".3f")
 
     lines = [f"heat maps ({found['maps_written']} written to {found['maps']}, {found['false_rejects_explained']} of "
              f"them false rejects): peak on the defect (within {found['pointing_tolerance_px']} px) and pixel AUROC "

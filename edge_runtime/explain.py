@@ -6,13 +6,13 @@ patch at a time is shown sharp again. A patch's value is the defect probability 
 P(not good | only this patch sharp) - P(not good | all blurred); a pixel's value is the mean over the
 patches that cover it, each weighted by a Gaussian around its centre. On the demo brick classifier (INT8),
 the map's peak (the centre of its top plateau) fell on the labelled defect in all 120 test images and its
-pixel AUROC against the masks was 0.985 (edge-eval --explain, 2026-11-28). Hiding patches instead (occlusion, Zeiler & Fergus 2014) did worse
-on 30 of them, 22/30 and 0.70: DefectNet max-pools its features, so a crack with one patch hidden is still a
-crack. The values are probabilities, comparable between parts: a good part's map
-stays dark rather than being stretched to full colour.
+pixel AUROC against the masks was 0.985 (edge-eval --explain, 2026-11-28). Hiding patches instead
+(occlusion, Zeiler & Fergus 2014) did worse on 30 of them, 22/30 and 0.70: DefectNet max-pools its
+features, so a crack with one patch hidden is still a crack. The values are probabilities, comparable
+between parts: a good part's map stays dark rather than being stretched to full colour.
 
-It costs one batch of about 200 inferences per image (a 5 x 5 grid of patches a fifth of the input wide,
-at steps of a third of that), so it is for evaluation and for saved rejects, not for every frame.
+It costs one batch of 170 inferences per 128 px image (13 x 13 patches a fifth of the input wide, at steps
+of a third of that, and the blurred part), so it is for evaluation and for saved rejects, not every frame.
 """
 
 from __future__ import annotations
@@ -22,15 +22,20 @@ import numpy as np
 
 from edge_runtime.model import EdgeModel
 
-PATCH_FRACTION = 5  # a patch is the input's side / 5 (24 px of a 128 px input): about a defect's size
+PATCH_FRACTION = 5  # a patch is the input's side / 5 (26 px of a 128 px input): about a defect's size
 STEP_FRACTION = 3  # patches step by a third of their side, so each pixel is seen by several
 BATCH = 64
 
 
+def patch_step(size: int) -> tuple[int, int]:
+    """(patch side, step between patches) along one side of the input."""
+    patch = max(2, round(size / PATCH_FRACTION))
+    return patch, max(1, round(patch / STEP_FRACTION))
+
+
 def patch_grid(size: int) -> tuple[int, list[int]]:
     """(patch side, start offsets) along one side of the input; the last patch ends at the edge."""
-    patch = max(2, round(size / PATCH_FRACTION))
-    step = max(1, round(patch / STEP_FRACTION))
+    patch, step = patch_step(size)
     starts = list(range(0, size - patch + 1, step))
     if starts[-1] != size - patch:
         starts.append(size - patch)

@@ -147,7 +147,7 @@ def run_pipeline(
                 outputs = model.run(x)
                 t3 = time.perf_counter()
                 decision = model.decide(outputs[0])[0]
-                flags += output_flags(decision, outputs[0][0])
+                flags += output_flags(outputs[0][0])
                 if len(outputs) > 1 and model.info.task == "anomaly":
                     frame = dataclasses.replace(frame, heatmap=outputs[1][0])
                 t4 = time.perf_counter()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputFileError
-from edge_runtime.sensor_files import numeric_columns, read_csv_rows
+from edge_runtime.csv_rows import numeric_columns, read_csv_rows
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from edge_runtime.explain import evidence_map
 from edge_runtime.model import EdgeModel
 from edge_runtime.overlay import annotate
 from edge_runtime.preprocess import Roi
-from edge_runtime.sinks import Sink
+from edge_runtime.sinks import Sink, reject_stem
 
 BACKLOG = 4  # rejects waiting for a map; more at once are counted as skipped, never queued without bound
 DRAIN_S = 30.0  # at shutdown, how long the maps still waiting may take
@@ -82,7 +82,7 @@ class RejectMaps(Sink):
                 self.skipped += 1  # the model that judged it is no longer on disk
                 return
         heat = evidence_map(self._model, self._model.prepare(image, self.roi))
-        stem = self.folder / f"{record['frame_id']:08d}_{record['label']}"
+        stem = reject_stem(self.folder, record)
         ok = cv2.imwrite(f"{stem}_heatmap.png", (heat * 255).round().astype(np.uint8))
         ok &= cv2.imwrite(f"{stem}_explained.jpg", annotate(image, record, self.roi, heatmap=heat))
         if not ok:

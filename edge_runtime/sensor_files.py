@@ -6,169 +6,28 @@ Two CSV layouts (a `.ts` file is `ucr_ts`'s; `read_series` takes any of the thre
 - Wide CSV: one row per sample time of a continuous recording: `time, <channel>..., label`.
   `wide_windows` cuts it into windows for a model.
 
-Every malformed input raises `InputFileError` with one line that names the file,
-the line and what to do; nothing is guessed or filled in silently.
+The CSV text itself becomes rows and typed columns in `csv_rows`. Every malformed
+input raises `InputFileError` with one line that names the file, the line and what
+to do; nothing is guessed or filled in silently.
 Runtime code: numpy and the standard library only.
 """
 
 from __future__ import annotations
 
 import csv
-import re
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.csv_rows import is_number, iter_csv_rows, numeric_columns, parse_times, read_csv_rows, text_labels
 from edge_runtime.errors import InputFileError
-from edge_runtime.sensor_data import SeriesSet, WideTable, check_finite, fail, read_text, show
+from edge_runtime.sensor_data import SeriesSet, WideTable, fail, read_text, show
 from edge_runtime.ucr_ts import read_ts
 
 TIME_NAMES = ("t", "time", "timestamp")  # wide CSV: the time column, whatever the case
 
 
-# ----------------------------------------------------------------------------- CSV rows and columns
-
-
-def _numbers(path, texts: list[str], lines: list[int], column: str) -> np.ndarray:
-    """float64 of a column's texts; the first empty or non-numeric one fails, naming its line."""
-    try:
-        return np.array(texts, dtype=np.float64)
-    except ValueError:
-        pass
-    for text, line in zip(texts, lines):
-        try:
-            float(text)
-        except ValueError:
-            what = f"empty value in column {column!r}" if not text.strip() else \
-                f"value {show(text)} in column {column!r} is not a number"
-            raise fail(path, line, what, "every channel value must be a number (decimal point '.')") from None
-    raise AssertionError("numpy refused a column that float() accepts")  # a bug, not a user error
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _parse_times(path, texts: list[str], lines: list[int], column: str,
-                 like: tuple[bool, int] | None = None) -> np.ndarray:
-    """Seconds (numbers) or ISO 8601 times with a UTC offset (-> epoch seconds), one kind per file.
-
-    `like` is (numeric, line) of the file's first time when `texts` is a later chunk of it.
-    """
-    numeric, first_line = like if like else (_is_number(texts[0]), lines[0])
-    if numeric:
-        try:
-            times = np.array(texts, dtype=np.float64)
-        except ValueError:
-            for text, line in zip(texts, lines):
-                try:
-                    float(text)
-                except ValueError:
-                    raise fail(path, line, f"time {show(text)} in column {column!r} is not a number of seconds "
-                               f"like line {first_line}'s", "give every row's time in the same form") from None
-            raise AssertionError("numpy refused times that float() accepts")
-        bad = ~np.isfinite(times)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise fail(path, lines[i], f"time {texts[i].strip()!r} is not a finite number", "fix the time")
-        return times
-    times = np.empty(len(texts), dtype=np.float64)
-    for i, (text, line) in enumerate(zip(texts, lines)):
-        try:
-            stamp = datetime.fromisoformat(text.strip())
-            times[i] = stamp.timestamp()
-        except (ValueError, OverflowError, OSError):
-            raise fail(path, line, f"time {show(text)} in column {column!r} is neither seconds nor an ISO 8601 time",
-                       "write times as seconds or like 2022-03-20T11:00:00+01:00") from None
-        if stamp.tzinfo is None or stamp.utcoffset() is None:
-            raise fail(path, line, f"time {show(text)} has no UTC offset",
-                       "add the offset (e.g. +01:00 or Z) so the time is unambiguous")
-    return times
-
-
-CHUNK_ROWS = 10_000  # rows parsed at a time: a long recording is held as arrays, not as millions of strings
-
-
-def iter_csv_rows(path):
-    """(path, header, header's line, rows, line of each row) per chunk of up to CHUNK_ROWS rows.
-
-    Blank lines are skipped and every row is as wide as the header; the header's faults,
-    and a header without data rows, fail before anything is yielded.
-    """
-    path, text = read_text(path)
-    reader = csv.reader(_lines(text), strict=True)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    header: list[str] | None = None
-    header_line = 1
-    sent = False
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in row]
-                header_line = reader.line_num
-                _check_header(path, header, header_line)
-                continue
-            if len(row) != len(header):
-                raise fail(path, reader.line_num, f"{len(row)} fields, the header has {len(header)}",
-                           "give every row one value per column")
-            rows.append(row)
-            lines.append(reader.line_num)
-            if len(rows) == CHUNK_ROWS:
-                yield path, header, header_line, rows, lines
-                rows, lines, sent = [], [], True
-    except csv.Error as error:
-        raise fail(path, reader.line_num, f"not valid CSV ({error})", "fix the quoting of that line") from None
-    if header is None:  # only empty fields and blank lines, e.g. a lone ""
-        raise fail(path, 1, "no header row: every line is empty", "put the column names on the first line")
-    if not rows and not sent:
-        raise fail(path, header_line, "a header and no data rows", "give at least one row of data")
-    if rows:
-        yield path, header, header_line, rows, lines
-
-
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # each line ends at \r\n, \r or \n, as in universal newlines
-
-
-def _lines(text: str):
-    """The text's lines with their endings, one at a time (a StringIO would copy the text at 4 bytes a character)."""
-    return (match.group() for match in _LINE.finditer(text))
-
-
-def _check_header(path, header: list[str], header_line: int) -> None:
-    if len(header) == 1 and ";" in header[0]:  # a spreadsheet's export in a comma-decimal locale
-        raise fail(path, header_line, "the columns are separated by ';'",
-                   "save it as CSV with ',' between columns and '.' for decimals")
-    for i, name in enumerate(header):
-        if not name:
-            raise fail(path, header_line, f"column {i + 1} of the header has no name", "name every column")
-        if name in header[:i]:
-            raise fail(path, header_line, f"column {name!r} appears twice in the header", "give columns unique names")
-
-
-def read_csv_rows(path) -> tuple[Path, list[str], int, list[list[str]], list[int]]:
-    """(path, header, header's line, rows, line of each row): `iter_csv_rows`' chunks as one."""
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    for path, header, header_line, chunk, chunk_lines in iter_csv_rows(path):
-        rows += chunk
-        lines += chunk_lines
-    return path, header, header_line, rows, lines
-
-
-def _labels(path, texts: list[str], lines: list[int], column: str) -> list[str]:
-    labels = [text.strip() for text in texts]
-    for label, line in zip(labels, lines):
-        if not label:
-            raise fail(path, line, f"empty label in column {column!r}", "give every row its label")
-    return labels
+# ----------------------------------------------------------------------------- columns
 
 
 def _channel_columns(path, header: list[str], header_line: int, used: set[str]) -> list[int]:
@@ -181,21 +40,6 @@ def _channel_columns(path, header: list[str], header_line: int, used: set[str]) 
 
 # A text column among the channels: labels under another name, or a column to drop (CLI words, not the API's).
 LABEL_HINT = "if it holds labels, name it with edge-train sensor --label-column; otherwise remove the column"
-
-
-def numeric_columns(path, rows, lines, header, columns: list[int], label_hint: str | None) -> np.ndarray:
-    """float32 (N, C) of the channel columns; a text column fails with `label_hint` (None: a later chunk's rows)."""
-    out = np.empty((len(rows), len(columns)), dtype=np.float32)
-    for j, col in enumerate(columns):
-        texts = [row[col] for row in rows]
-        if label_hint is not None and not _is_number(texts[0]):
-            if texts[0].strip():
-                comma = "write '.' for decimals, " if re.fullmatch(r"-?\d+,\d+", texts[0].strip()) else ""
-                raise fail(path, lines[0], f"column {header[col]!r} is not numeric ({show(texts[0])})",
-                           f"{comma}{label_hint}")
-        out[:, j] = check_finite(path, _numbers(path, texts, lines, header[col]), lines, header[col])
-    return out
-
 
 
 # ----------------------------------------------------------------------------- long CSV
@@ -224,9 +68,9 @@ def read_long_csv(path, label_column: str | None = "label", id_column: str = "se
     used = {id_column, time_column} | ({label_column} if label_column else set())
     columns = _channel_columns(path, header, header_line, used)
     id_col, time_col = header.index(id_column), header.index(time_column)
-    times = _parse_times(path, [row[time_col] for row in rows], lines, time_column)
+    times = parse_times(path, [row[time_col] for row in rows], lines, time_column)
     values = numeric_columns(path, rows, lines, header, columns, LABEL_HINT)
-    labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
+    labels = text_labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
         if label_column else None
     members: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -308,8 +152,8 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
         times = None
         if time_column is not None:
             texts = [row[header.index(time_column)] for row in rows]
-            like = like or (_is_number(texts[0]), lines[0])
-            times = _parse_times(path, texts, lines, time_column, like)
+            like = like or (is_number(texts[0]), lines[0])
+            times = parse_times(path, texts, lines, time_column, like)
             joined = times if last is None else np.concatenate(([last[0]], times))
             joined_lines = lines if last is None else [last[1], *lines]
             back = np.flatnonzero(np.diff(joined) < 0)
@@ -319,7 +163,7 @@ def read_wide_csv(path, label_column: str | None = None, time_column: str | None
             last = (times[-1], lines[-1])
         hint = "make the model's channels numbers" if channels is not None else LABEL_HINT
         values = numeric_columns(path, rows, lines, header, columns, None if parts else hint)
-        labels = _labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
+        labels = text_labels(path, [row[header.index(label_column)] for row in rows], lines, label_column) \
             if label_column else None
         parts.append((times, values, labels))
     times = np.concatenate([p[0] for p in parts]) if time_column is not None else None

@@ -143,7 +143,7 @@ def run_sensor_pipeline(
                     scores = model.infer(out.values[None])
                     t4 = time.perf_counter()
                     decision = model.decide(scores)[0]
-                    flags += output_flags(decision, scores[0])
+                    flags += output_flags(scores[0])
                     t5 = time.perf_counter()
                     infer_ms, post_ms = (t4 - t2) * 1e3, (t5 - t4) * 1e3
                 else:

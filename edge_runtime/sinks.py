@@ -128,6 +128,11 @@ class JsonlSink(Sink):
             self.path.unlink(missing_ok=True)
 
 
+def reject_stem(folder: Path, record: dict) -> Path:
+    """A saved reject's files are <frame id>_<label>.*: the frame, its record, and what other sinks add."""
+    return folder / f"{record['frame_id']:08d}_{record['label']}"
+
+
 class DefectSaver(Sink):
     """For each rejected frame: the frame, an annotated copy (with the heat map) and its record, named by frame id;
     for an anomaly model also the heat map itself."""
@@ -145,7 +150,7 @@ class DefectSaver(Sink):
     def __call__(self, record: dict, frame=None) -> None:
         if frame is None or frame.image is None or record.get("verdict") != "defect":
             return
-        stem = self.folder / f"{record['frame_id']:08d}_{record['label']}"
+        stem = reject_stem(self.folder, record)
         cv2.imwrite(f"{stem}.png", frame.image)
         cv2.imwrite(f"{stem}_annotated.jpg", annotate(frame.image, record, self.roi, heatmap=frame.heatmap))
         if frame.heatmap is not None:  # the raw map too, 0..255, for whoever reviews the reject later

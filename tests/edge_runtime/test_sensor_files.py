@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_runtime import sensor_files
+from edge_runtime import csv_rows
 from edge_runtime.errors import InputFileError
 from edge_runtime.sensor_data import SeriesSet, WideTable
 from edge_runtime.sensor_files import fit_length, read_long_csv, read_series, read_wide_csv, wide_windows
@@ -217,7 +217,7 @@ def test_wide_csv_malformed(tmp_path, text, line, words):
     ("t,a\n0,1\n1,2\n2,x\n", 4, "value 'x' in column 'a' is not a number"),
 ])
 def test_wide_csv_read_in_chunks_checks_across_them(tmp_path, monkeypatch, text, line, words):
-    monkeypatch.setattr(sensor_files, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(csv_rows, "CHUNK_ROWS", 2)
     with pytest.raises(InputFileError) as error:
         read_wide_csv(write(tmp_path, "w.csv", text))
     one_line(error, f"w.csv line {line}:", words)
