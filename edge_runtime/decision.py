@@ -17,10 +17,15 @@ import numpy as np
 from edge_runtime.metadata import ModelInfo
 
 
+# The label of an output holding a NaN or an infinity: no comparison with a threshold is true for NaN, so without
+# this the rule would pass the part as good. It is rejected instead, and metrics count it as a miss of its class.
+NO_VERDICT = "no_verdict"
+
+
 @dataclass(frozen=True)
 class Decision:
     verdict: str  # "good" | "defect"
-    label: str  # the class name (good or a defect kind), or "anomaly"
+    label: str  # the class name (good or a defect kind), "anomaly", or NO_VERDICT
     score: float  # classify: probability of "not good"; anomaly: the anomaly score (0..1)
 
 
@@ -30,14 +35,18 @@ def decide_classify(probs: np.ndarray, info: ModelInfo) -> list[Decision]:
     A model without a good class (identifying which appliance or machine state it
     sees, e.g. PLAID) gives the most probable class as its verdict.
     """
+    rows = np.asarray(probs, dtype=np.float64)
     if info.good_label not in info.labels:
-        return [Decision(info.labels[int(row.argmax())], info.labels[int(row.argmax())], float(row.max()))
-                for row in np.asarray(probs, dtype=np.float64)]
+        return [Decision(NO_VERDICT, NO_VERDICT, float("nan")) if output_flags(row)
+                else Decision(info.labels[int(row.argmax())], info.labels[int(row.argmax())], float(row.max()))
+                for row in rows]
     good = info.labels.index(info.good_label)
     out = []
-    for row in np.asarray(probs, dtype=np.float64):
+    for row in rows:
         score = float(1.0 - row[good])
-        if score >= info.threshold:
+        if output_flags(row):
+            out.append(Decision("defect", NO_VERDICT, float("nan")))
+        elif score >= info.threshold:
             defect_row = row.copy()
             defect_row[good] = -1.0
             out.append(Decision("defect", info.labels[int(defect_row.argmax())], score))
@@ -48,7 +57,8 @@ def decide_classify(probs: np.ndarray, info: ModelInfo) -> list[Decision]:
 
 def decide_anomaly(scores: np.ndarray, info: ModelInfo) -> list[Decision]:
     """Decisions for a batch of anomaly scores (N): reject when the score reaches the calibrated threshold."""
-    return [Decision("defect", "anomaly", float(s)) if s >= info.threshold else Decision("good", info.good_label, float(s))
+    return [Decision("defect", "anomaly" if np.isfinite(s) else NO_VERDICT, float(s))
+            if s >= info.threshold or not np.isfinite(s) else Decision("good", info.good_label, float(s))
             for s in np.asarray(scores, dtype=np.float64).ravel()]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_runtime.decision import NO_VERDICT
+
 
 def confusion_matrix(true: list[int], pred: list[int], n_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""
@@ -15,21 +17,25 @@ def confusion_matrix(true: list[int], pred: list[int], n_classes: int) -> np.nda
 def classification_metrics(true: list[str], pred: list[str], labels: list[str], good: str = "good") -> dict:
     """Accuracy, per-class accuracy (recall), the confusion matrix, and the line's two rates.
 
-    `false_reject_rate`: good parts rejected; `escape_rate`: defective parts passed as good.
+    `false_reject_rate`: good parts rejected; `escape_rate`: defective parts passed as good. A prediction of
+    NO_VERDICT (the model output a NaN) is outside the matrix: a miss of its class, rejected, never an escape.
     """
     index = {name: i for i, name in enumerate(labels)}
-    matrix = confusion_matrix([index[t] for t in true], [index[p] for p in pred], len(labels))
-    support = matrix.sum(axis=1)
+    true_index = np.array([index[t] for t in true], dtype=np.int64)
+    decided = np.array([p != NO_VERDICT for p in pred], dtype=bool)
+    matrix = confusion_matrix(true_index[decided], [index[p] for p in pred if p != NO_VERDICT], len(labels))
+    support = np.bincount(true_index, minlength=len(labels))
     per_class = {
         name: {"accuracy": float(matrix[i, i] / support[i]) if support[i] else None, "support": int(support[i])}
         for i, name in enumerate(labels)
     }
     result = {
-        "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "accuracy": float(np.trace(matrix) / max(len(true), 1)),
         "per_class": per_class,
         "labels": labels,
         "confusion_matrix": matrix.tolist(),
-        "count": int(matrix.sum()),
+        "count": len(true),
+        "no_verdict": int((~decided).sum()),
     }
     if good in index:
         g = index[good]
@@ -47,6 +53,9 @@ def format_table(metrics: dict) -> str:
     for key in ("false_reject_rate", "escape_rate"):
         if metrics.get(key) is not None:
             lines.append(f"{key.replace('_', ' ')} {metrics[key]:.4f}")
+    if metrics.get("no_verdict"):
+        lines.append(f"no verdict {metrics['no_verdict']} (the model output NaN or infinity: counted as missed and "
+                     "rejected; check the model and its inputs)")
     lines.append("")
     lines.append("class".ljust(width) + "accuracy  support")
     for name in labels:

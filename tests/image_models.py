@@ -3,6 +3,7 @@
     image_model(folder)       # anomaly: score = the mean pixel value (the smallest image model the runtime accepts)
     red_spot_model(path)      # classify good/red: P(red) from the reddest pixel, max-pooled like DefectNet
     nan_model(folder)         # anomaly: finite on the blank warm-up input, NaN on every real frame
+    nan_classifier(folder)    # classify good/bad: finite on dark images (mean pixel < 100), NaN on brighter ones
 """
 
 from __future__ import annotations
@@ -79,3 +80,20 @@ def nan_model(folder: Path) -> Path:
              helper.make_node("Sqrt", ["d"], ["score"])]
     info = ModelInfo(task="anomaly", labels=["good", "anomaly"], threshold=2.0, precision="fp32")
     return _save(Path(folder) / "nan.onnx", nodes, info)
+
+
+def nan_classifier(folder: Path) -> Path:
+    """classify good/bad: P(bad) = 1 - sqrt(1 - mean pixel / 100): good on dark images, NaN on brighter ones."""
+    from onnx import TensorProto, helper
+
+    nodes = [_const("hundred", [100.0], scalar=True), _const("one", [1.0], scalar=True),
+             _const("axis", [1], integer=True),
+             helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["f"], ["mean"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Div", ["mean", "hundred"], ["share"]), helper.make_node("Sub", ["one", "share"], ["d"]),
+             helper.make_node("Sqrt", ["d"], ["p_good"]), helper.make_node("Sub", ["one", "p_good"], ["p_bad"]),
+             helper.make_node("Unsqueeze", ["p_good", "axis"], ["g"]),
+             helper.make_node("Unsqueeze", ["p_bad", "axis"], ["b"]),
+             helper.make_node("Concat", ["g", "b"], ["probs"], axis=1)]
+    info = ModelInfo(task="classify", labels=["good", "bad"], threshold=0.5, precision="fp32")
+    return _save(Path(folder) / "nan_classifier.onnx", nodes, info, classes=2)

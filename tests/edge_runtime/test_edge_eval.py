@@ -3,6 +3,7 @@
 import json
 
 from clitools import one_line_error, run_cli
+from image_models import nan_classifier
 
 
 def test_eval_writes_metrics_named_for_scripts(demo_data, artifacts, tmp_path):
@@ -62,3 +63,24 @@ def test_eval_refuses_an_image_too_small_to_hold_a_part(artifacts, tmp_path):
     cv2.imwrite(str(tmp_path / "test" / "good" / "tiny.png"), np.zeros((5, 5, 3), np.uint8))
     line = one_line_error(run_cli("edge-eval", "--model", str(artifacts / "model.int8.onnx"), "--data", str(tmp_path)))
     assert "tiny.png is 5x5, under 8 px a side" in line
+
+
+def test_a_nan_output_counts_as_a_rejected_miss_never_as_good(tmp_path):
+    # NaN >= threshold is False: the rule alone had passed every such part as good, and counted it correct
+    import cv2
+    import numpy as np
+
+    data = tmp_path / "data"
+    for label, levels in (("good", (20, 20, 180)), ("bad", (180, 180))):  # 180: the model outputs NaN
+        (data / "test" / label).mkdir(parents=True)
+        for i, level in enumerate(levels):
+            cv2.imwrite(str(data / "test" / label / f"{i}.png"), np.full((128, 128, 3), level, np.uint8))
+    out = tmp_path / "eval.json"
+    proc = run_cli("edge-eval", "--model", str(nan_classifier(tmp_path)), "--data", str(data), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(out.read_text())
+    assert metrics["no_verdict"] == 3 and metrics["count"] == 5
+    assert metrics["confusion_matrix"] == [[2, 0], [0, 0]]  # the two dark good parts, judged good
+    assert metrics["accuracy"] == 0.4 and metrics["per_class"]["bad"]["accuracy"] == 0.0
+    assert metrics["false_reject_rate"] == 1 / 3 and metrics["escape_rate"] == 0.0
+    assert "no verdict 3" in proc.stdout

@@ -40,6 +40,21 @@ def test_a_nan_score_counts_as_rejected_everywhere():
     assert auroc([0, 1, 1], [0.2, np.nan, np.nan]) == 1.0 and auroc([0, 1], [np.nan, np.nan]) == 0.5  # NaNs tie
 
 
+def test_a_nan_output_is_decided_as_no_verdict_and_rejected_by_every_task():
+    from edge_runtime.decision import NO_VERDICT, decide
+    from edge_runtime.metadata import ModelInfo
+
+    probs = np.array([[0.9, 0.1], [np.nan, 0.1], [0.9, np.inf]])  # a NaN hiding in a defect column counts too
+    classify = ModelInfo(task="classify", labels=["good", "bad"], threshold=0.5, precision="fp32")
+    assert [(d.verdict, d.label) for d in decide(probs, classify)] == [("good", "good")] + [("defect", NO_VERDICT)] * 2
+    appliances = ModelInfo(task="sensor_classify", labels=["fan", "lamp"], good_label="", threshold=0.5,
+                           precision="fp32")
+    assert [d.label for d in decide(probs, appliances)] == ["fan", NO_VERDICT, NO_VERDICT]
+    anomaly = ModelInfo(task="anomaly", labels=["good", "anomaly"], threshold=0.5, precision="fp32")
+    assert [(d.verdict, d.label) for d in decide(np.array([0.1, np.nan, np.inf, 0.7]), anomaly)] == [
+        ("good", "good"), ("defect", NO_VERDICT), ("defect", NO_VERDICT), ("defect", "anomaly")]
+
+
 def test_pro_of_a_perfect_map_is_one_even_when_normal_pixels_tie_at_the_top():
     masks = np.zeros((2, 16, 16), bool)
     masks[0, 2:6, 2:6] = True
