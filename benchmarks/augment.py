@@ -155,25 +155,29 @@ def staging(out: Path) -> Path:
 
 
 def run_augment(data: str | Path, out: str | Path, settings: AugmentSettings, echo=print) -> dict:
-    """The experiment. Its GAN runs are written aside and replace out/gans only when it is done, so out/gans
-    holds the runs its report names; when it fails or is interrupted they are removed (and out, when it made
-    out), and a previous experiment's out/gans is left whole: a half-run leaves nothing that looks like one."""
+    """The experiment, its report written to `out`. Its GAN runs are written aside and replace out/gans only once
+    the report is written, so out/gans holds the runs its report names (none: an earlier experiment's are removed);
+    when it fails or is interrupted they are removed (and out, when it made out), and a previous experiment's
+    report and out/gans are left whole: a half-run leaves nothing that looks like one."""
+    from benchmarks.augment_report import write_augment_report
+
     out = Path(out)
     made_out = not out.exists()
     try:
         report = _run_augment(data, out, settings, echo)
+        write_augment_report(report, out)
     except BaseException:
         shutil.rmtree(staging(out), ignore_errors=True)
         if made_out:
             with contextlib.suppress(OSError):  # only when nothing else is in it
                 out.rmdir()
         raise
+    old = out / f".gans.old-{os.getpid()}"
+    if (out / "gans").exists():
+        (out / "gans").rename(old)
     if staging(out).is_dir():
-        old = out / f".gans.old-{os.getpid()}"
-        if (out / "gans").exists():
-            (out / "gans").rename(old)
         staging(out).rename(out / "gans")
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     return report
 
 

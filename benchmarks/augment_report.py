@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from benchmarks.report import environment_line
@@ -94,10 +95,16 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_augment_report(report: dict, out: str | Path) -> Path:
-    out = Path(out)
+def write_augment_report(report: dict, out: Path) -> None:
+    """report.json, report.md and plot.png, each written aside first: a failed write leaves the old report whole."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(markdown(report))
-    plot(report, out / "plot.png")
-    return out
+    files = {name: out / f".partial-{name}" for name in ("report.json", "report.md", "plot.png")}
+    try:
+        files["report.json"].write_text(json.dumps(report, indent=2))
+        files["report.md"].write_text(markdown(report))
+        plot(report, files["plot.png"])
+        for name, partial in files.items():
+            os.replace(partial, out / name)
+    finally:
+        for partial in files.values():
+            partial.unlink(missing_ok=True)

@@ -211,7 +211,7 @@ def augment(data, out, ks, seeds, arms, kinds, steps, image_size, synth_count, g
       edge-bench augment --data data/demo/brick --out reports/augment --k 5,10,20 --seeds 3
     """
     from benchmarks.augment import ARMS, PAINTED, AugmentSettings, run_augment
-    from benchmarks.augment_report import markdown, write_augment_report
+    from benchmarks.augment_report import markdown
 
     arm_list = tuple(a.strip() for a in arms.split(",") if a.strip())
     unknown = sorted(set(arm_list) - set(ARMS) - set(PAINTED))
@@ -228,9 +228,8 @@ def augment(data, out, ks, seeds, arms, kinds, steps, image_size, synth_count, g
                                gan_patch=gan_patch, gan_width=gan_width, device=device,
                                kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()) if kinds else ())
     report = run_augment(data, out, settings, echo=lambda m: click.echo(m, err=True))
-    folder = write_augment_report(report, out)
     click.echo(markdown(report).split("## The GANs")[0].rstrip())
-    click.echo(f"report: {Path(folder) / 'report.md'}, report.json and plot.png")
+    click.echo(f"report: {Path(out) / 'report.md'}, report.json and plot.png")
 
 
 def main() -> None:

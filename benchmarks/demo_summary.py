@@ -58,7 +58,6 @@ def summary(data: Path, artifacts: Path, report_dir: Path) -> str:
             lines.append(f"{v['name']:<20} " + (f"skipped: {v['skipped']}" if "skipped" in v else f"failed: {v.get('error')}"))
             continue
         acc = test_acc.get(v["precision"]) if v["framework"] == "onnxruntime" else None
-        name = v["name"]
         lines.append(f"{v['name']:<20}{v['batch']:>6}{v['p50_ms']:>9.3f}{v['p99_ms']:>9.3f}"
                      f"{v.get('speedup_vs_torch', 0):>9.2f}×{v['agreement']:>8.1%}"
                      f"{'' if acc is None else f'{acc:.4f}':>10}")

@@ -281,6 +281,18 @@ def test_augment_refuses_one_synthetic_image(demo_data, tmp_path):
     assert not out.exists()
 
 
+def test_augment_without_gan_arms_removes_an_earlier_experiments_gans(demo_data, tmp_path):
+    out = tmp_path / "augment"
+    (out / "gans" / "seed0-k3-crack").mkdir(parents=True)  # the report about to be replaced named this run
+    (out / "report.json").write_text("{}")
+    proc = run_cli("edge-bench", "augment", "--data", str(demo_data / "brick"), "--out", str(out), "--steps", "2",
+                   "--seeds", "1", "--k", "3", "--kinds", "crack", "--arms", "classic", "--image-size", "64",
+                   "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "report.json").read_text())["gans"] == []
+    assert sorted(p.name for p in out.iterdir()) == ["plot.png", "report.json", "report.md"]
+
+
 def _interrupt_augment_after_its_gan(out: Path, demo_data: Path) -> None:
     proc = subprocess.Popen([str(BIN / "edge-bench"), "augment", "--data", str(demo_data / "brick"), "--out",
                              str(out), "--steps", "2000", "--gan-steps", "1", "--seeds", "1", "--synth-count", "2",
