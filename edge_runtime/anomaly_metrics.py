@@ -32,27 +32,36 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3, steps: int = 64) -> float | None:
-    """Per-region overlap AUC up to `max_fpr`, normalised; maps and masks are N x H x W."""
+def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3) -> float | None:
+    """Per-region overlap AUC up to `max_fpr`, normalised; maps and masks are N x H x W (NaN ranks as +inf).
+
+    Exact: the curve has a point at every distinct map value (one sort of all pixels), where sampling 64
+    thresholds had read about 0.002 low."""
     masks = masks.astype(bool)
     if not masks.any() or masks.all():
         return None
-    regions = []  # (image index, boolean region) for every connected defect region
+    # Each defect pixel weighs 1 / (its region's size x the number of regions): summed over the pixels at or
+    # above a threshold, that is the mean per-region overlap there.
+    weights = np.zeros(masks.shape, dtype=np.float64)
+    regions = []
     for i, mask in enumerate(masks):
         count, labelled = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-        regions += [(i, labelled == r) for r in range(1, count)]
-    normal = maps[~masks]
-    thresholds = np.unique(np.quantile(normal, np.linspace(1.0, 1.0 - max_fpr, steps)))[::-1]
-    above = np.nextafter(normal.max(), np.inf)  # the defect pixels above every normal one: the curve's FPR-0 point
-    fprs, pros = [0.0], [float(np.mean([(maps[i][region] >= above).mean() for i, region in regions]))]
-    for t in thresholds:
-        fprs.append(float((normal >= t).mean()))
-        pros.append(float(np.mean([(maps[i][region] >= t).mean() for i, region in regions])))
-    fprs, pros = np.array(fprs), np.array(pros)
-    if fprs[-1] <= 0:
-        return None
+        sizes = np.bincount(labelled.ravel(), minlength=count)
+        regions += [(i, labelled, sizes)] if count > 1 else []
+    total = sum(len(sizes) - 1 for _, _, sizes in regions)
+    for i, labelled, sizes in regions:
+        share = np.r_[0.0, 1.0 / (sizes[1:] * total)]
+        weights[i] = share[labelled]
+    values = np.asarray(maps, dtype=np.float64).ravel()
+    values = np.where(np.isnan(values), np.inf, values)
+    order = np.argsort(-values, kind="stable")
+    normal = ~masks.ravel()[order]
+    fprs = np.cumsum(normal) / normal.sum()
+    pros = np.cumsum(weights.ravel()[order])
+    last = np.r_[values[order][1:] != values[order][:-1], True]  # the curve's points: every value's last pixel
+    fprs, pros = np.r_[0.0, fprs[last]], np.r_[0.0, pros[last]]
     # Ties (a quantized heat map has many) make FPR jump past max_fpr: cut the curve there, interpolating.
-    end = min(max_fpr, fprs[-1])
+    end = max_fpr
     keep = fprs < end
     fprs, pros = np.r_[fprs[keep], end], np.r_[pros[keep], np.interp(end, fprs, pros)]
     area = float(np.sum((pros[1:] + pros[:-1]) / 2 * np.diff(fprs)))  # trapezoids (np.trapz moved in numpy 2)

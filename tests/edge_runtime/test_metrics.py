@@ -62,3 +62,34 @@ def test_pro_of_a_perfect_map_is_one_even_when_normal_pixels_tie_at_the_top():
     maps[0][masks[0]] = 1.0
     maps[1, 0, :10] = 0.5  # ten normal pixels tied just under the defect
     assert pro_score(maps, masks) == pytest.approx(1.0)  # was 0.913: the curve lacked its FPR-0 point
+
+
+def _pro_at_every_value(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3) -> float:
+    """PRO the slow way (MVTec's definition): FPR and mean region overlap at every distinct map value."""
+    import cv2
+
+    regions = []
+    for i, mask in enumerate(masks):
+        count, labelled = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        regions += [(i, labelled == r) for r in range(1, count)]
+    fprs, pros = [0.0], [0.0]
+    for t in np.unique(maps)[::-1]:
+        fprs.append((maps[~masks] >= t).mean())
+        pros.append(np.mean([(maps[i][region] >= t).mean() for i, region in regions]))
+    fprs, pros = np.array(fprs), np.array(pros)
+    keep = fprs < max_fpr
+    fprs, pros = np.r_[fprs[keep], max_fpr], np.r_[pros[keep], np.interp(max_fpr, fprs, pros)]
+    return float(np.sum((pros[1:] + pros[:-1]) / 2 * np.diff(fprs)) / max_fpr)
+
+
+def test_pro_is_exact_at_every_map_value_with_ties_and_many_regions():
+    rng = np.random.default_rng(1)
+    for quantized in (False, True):
+        masks = np.zeros((4, 24, 24), bool)
+        for i in range(3):
+            y, x = rng.integers(0, 18, 2)
+            masks[i, y:y + rng.integers(2, 6), x:x + rng.integers(2, 6)] = True
+        masks[0, 20:, 20:] = True  # a second region in one image
+        maps = rng.random(masks.shape) + masks * 0.4
+        maps = np.round(maps * 8) / 8 if quantized else maps  # ties, as a quantized heat map has
+        assert pro_score(maps, masks) == pytest.approx(_pro_at_every_value(maps, masks), abs=1e-12)
