@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.report import environment_line, variants_table
+from edge_runtime.metrics import figure
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -29,8 +30,8 @@ def render(report_dir: Path) -> str:
              if (report_dir / f"eval.{p}.json").is_file()}
     if evals:
         lines += ["", "On the untouched test split (`edge-eval`): " + "; ".join(
-            f"{p} accuracy {m['accuracy']:.4f}, false-reject rate {m['false_reject_rate']:.4f}, "
-            f"escape rate {m['escape_rate']:.4f}" for p, m in evals.items()) + "."]
+            f"{p} accuracy {m['accuracy']:.4f}, false-reject rate {figure(m['false_reject_rate'])}, "
+            f"escape rate {figure(m['escape_rate'])}" for p, m in evals.items()) + "."]
     pipeline = report_dir / "pipeline" / "report.md"
     if pipeline.is_file():
         body = pipeline.read_text().split("\n", 2)[2]  # without its title

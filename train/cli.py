@@ -171,8 +171,9 @@ def _show_anomaly_validation(config: dict) -> None:
     click.echo(f"synthetic-anomaly AUROC {val['synthetic_auroc']:.4f} (held-out good images with pasted anomalies; "
                "real defects: edge-eval)")
     if "bad_auroc" in val:
-        click.echo(f"--bad AUROC {val['bad_auroc']:.4f}, false reject {val['bad']['false_reject_rate']:.3f}, "
-                   f"escape {val['bad']['escape_rate']:.3f}")
+        rates = val["bad"]
+        click.echo(f"--bad AUROC {figure(val['bad_auroc'])}, false reject {figure(rates['false_reject_rate'], '.3f')}, "
+                   f"escape {figure(rates['escape_rate'], '.3f')}")
 
 
 @edge_train.command()
