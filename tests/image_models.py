@@ -47,7 +47,7 @@ def image_model(folder: Path) -> Path:
     return _save(Path(folder) / "image.onnx", nodes, info)
 
 
-def red_spot_model(path: Path) -> Path:
+def red_spot_model(path: Path, threshold: float = 0.5) -> Path:
     """classify good/red: P(red) = sigmoid(0.2 (max over pixels of R - G, minus 60)) — max-pooled like DefectNet."""
     from onnx import TensorProto, helper
 
@@ -65,7 +65,7 @@ def red_spot_model(path: Path) -> Path:
         helper.make_node("Unsqueeze", ["p_good", "axis"], ["g"]), helper.make_node("Unsqueeze", ["p_red", "axis"], ["b"]),
         helper.make_node("Concat", ["g", "b"], ["probs"], axis=1),
     ]
-    info = ModelInfo(task="classify", labels=["good", "red"], threshold=0.5, precision="fp32")
+    info = ModelInfo(task="classify", labels=["good", "red"], threshold=threshold, precision="fp32")
     return _save(Path(path), nodes, info, classes=2)
 
 
@@ -97,3 +97,4 @@ def nan_classifier(folder: Path) -> Path:
              helper.make_node("Concat", ["g", "b"], ["probs"], axis=1)]
     info = ModelInfo(task="classify", labels=["good", "bad"], threshold=0.5, precision="fp32")
     return _save(Path(folder) / "nan_classifier.onnx", nodes, info, classes=2)
+

@@ -90,3 +90,35 @@ def test_edge_run_explain_rejects_maps_saved_rejects_off_the_frame_loop(artifact
                                   str(image_model(tmp_path)), "--save-defects", str(tmp_path / "r2"),
                                   "--explain-rejects"))
     assert "saves its own heat map with each reject" in line
+
+
+def test_reject_maps_follow_a_hot_swap_and_skip_a_reject_of_a_model_no_longer_on_disk(tmp_path):
+    import os
+
+    from edge_runtime.reject_maps import RejectMaps
+    from edge_runtime.sources import Frame
+
+    live, folder = tmp_path / "part.onnx", tmp_path / "rejects"
+    folder.mkdir()
+    red_spot_model(live)
+    first = EdgeModel(live).sha256
+    staged = red_spot_model(tmp_path / "part.onnx.new", threshold=0.4)  # another file: the next delivery
+    spotted = np.full((128, 128, 3), 120, np.uint8)
+    cv2.circle(spotted, (30, 90), 3, (40, 40, 230), -1)
+    frame = Frame(spotted, 0, 0.0, 0.0, "test")
+    record = lambda frame_id, sha: {"frame_id": frame_id, "label": "red", "verdict": "defect",  # noqa: E731
+                                    "score": 0.9, "model_sha256": sha, "flags": [], "latency_ms": {}}
+    with RejectMaps(folder, live, roi=None, live=False) as maps:
+        maps(record(1, first), frame)
+        assert maps.wait(30)
+        os.replace(staged, live)  # delivered as edge-run's --watch-model expects: written beside, then renamed
+        second = EdgeModel(live).sha256
+        maps(record(2, second), frame)  # judged by the new model: the worker loads it
+        maps(record(3, first), frame)  # judged by the old one, now gone: no map rather than another model's
+        assert maps.wait(30)
+    assert maps.stats() == {"delivered": 2, "dropped": 1, "failed": 0, "pending": 0, "last_error": None}
+    assert sorted(p.name for p in folder.glob("*_heatmap.png")) == ["00000001_red_heatmap.png",
+                                                                     "00000002_red_heatmap.png"]
+    heat = cv2.imread(str(folder / "00000002_red_heatmap.png"), cv2.IMREAD_GRAYSCALE)
+    y, x = np.unravel_index(np.argmax(heat), heat.shape)
+    assert abs(x - 30) <= 13 and abs(y - 90) <= 13  # the new model's map, of the spot
