@@ -118,7 +118,7 @@ def edge_run(ctx, config_path, **options):
       edge-run --sensor udp://0.0.0.0:9000 --model vibration.onnx --jsonl windows.jsonl   # sensor windows
       edge-run --sensor csv:spindle.csv?rate=max --model vibration.onnx
       edge-run --camera 0 --model part.onnx --web 0.0.0.0:8080    # operator view in a browser
-      edge-run --camera 0 --model part.onnx --mqtt mqtt://broker:1883/lineside/line1/st3 \
+      edge-run --camera 0 --model part.onnx --mqtt mqtt://broker:1883/lineside/line1/st3 \\
                --modbus-reject 192.168.0.10:502/16 --metrics-port 9108 --watch-model
       edge-run install-service --config /srv/lineside/st3/line.yaml
       edge-run doctor --model part.onnx
