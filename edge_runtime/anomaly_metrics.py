@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge_runtime.metrics import wilson
+
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve (ties count half, NaN ranks as +inf); None when one class is absent."""
@@ -86,4 +88,5 @@ def line_rates(is_bad: np.ndarray, scores: np.ndarray, threshold: float) -> dict
         "recall": recall,
         "f1": f1,
         "accuracy": float((rejected == is_bad).mean()) if len(is_bad) else None,
+        "interval_95": {"false_reject_rate": wilson(fp, goods), "escape_rate": wilson(fn, bads)},
     }

@@ -14,6 +14,25 @@ def confusion_matrix(true: list[int], pred: list[int], n_classes: int) -> np.nda
     return matrix
 
 
+def wilson(hits: int, n: int, z: float = 1.959964) -> list[float] | None:
+    """The Wilson score interval (95 % at the default z) of the rate hits / n; None when n is 0.
+
+    Why: a test set holds tens of parts per class, so "escape 0.000 on 30 defects" still allows up to 11 % on
+    the line. Wilson stays inside 0..1 and is not empty at 0 or n, where the textbook p ± z·se interval is."""
+    if n == 0:
+        return None
+    p, zz = hits / n, z * z / n
+    centre, half = (p + zz / 2) / (1 + zz), z * np.sqrt(p * (1 - p) / n + zz / (4 * n)) / (1 + zz)
+    return [round(max(0.0, float(centre - half)), 6), round(min(1.0, float(centre + half)), 6)]
+
+
+def with_interval(value, interval, spec: str = ".4f") -> str:
+    """A rate and its 95 % interval for a table: "0.0000 [0.000-0.116]", or "-" where it is undefined."""
+    if value is None:
+        return "-"
+    return format(value, spec) + ("" if interval is None else f" [{interval[0]:.3f}-{interval[1]:.3f}]")
+
+
 def classification_metrics(true: list[str], pred: list[str], labels: list[str], good: str = "good") -> dict:
     """Accuracy, per-class accuracy (recall), the confusion matrix, and the line's two rates.
 
@@ -26,7 +45,8 @@ def classification_metrics(true: list[str], pred: list[str], labels: list[str], 
     matrix = confusion_matrix(true_index[decided], [index[p] for p in pred if p != NO_VERDICT], len(labels))
     support = np.bincount(true_index, minlength=len(labels))
     per_class = {
-        name: {"accuracy": float(matrix[i, i] / support[i]) if support[i] else None, "support": int(support[i])}
+        name: {"accuracy": float(matrix[i, i] / support[i]) if support[i] else None, "support": int(support[i]),
+               "interval_95": wilson(int(matrix[i, i]), int(support[i]))}
         for i, name in enumerate(labels)
     }
     result = {
@@ -36,12 +56,16 @@ def classification_metrics(true: list[str], pred: list[str], labels: list[str], 
         "confusion_matrix": matrix.tolist(),
         "count": len(true),
         "no_verdict": int((~decided).sum()),
+        "interval_95": {"accuracy": wilson(int(np.trace(matrix)), len(true))},
     }
     if good in index:
         g = index[good]
         good_total, bad_total = int(support[g]), int(support.sum() - support[g])
         result["false_reject_rate"] = float((support[g] - matrix[g, g]) / good_total) if good_total else None
-        result["escape_rate"] = float(matrix[:, g].sum() - matrix[g, g]) / bad_total if bad_total else None
+        escapes = int(matrix[:, g].sum() - matrix[g, g])
+        result["escape_rate"] = escapes / bad_total if bad_total else None
+        result["interval_95"].update(false_reject_rate=wilson(int(support[g] - matrix[g, g]), good_total),
+                                     escape_rate=wilson(escapes, bad_total))
     return result
 
 
@@ -49,19 +73,21 @@ def format_table(metrics: dict) -> str:
     """Per-class accuracy and the confusion matrix as plain text for a terminal."""
     labels = metrics["labels"]
     width = max(8, *(len(n) for n in labels)) + 2
-    lines = [f"accuracy {metrics['accuracy']:.4f} on {metrics['count']} {metrics.get('unit', 'images')}"]
+    intervals = metrics.get("interval_95", {})
+    lines = [f"accuracy {with_interval(metrics['accuracy'], intervals.get('accuracy'))} on {metrics['count']} "
+             f"{metrics.get('unit', 'images')} (95 % intervals in brackets)"]
     for key in ("false_reject_rate", "escape_rate"):
         if metrics.get(key) is not None:
-            lines.append(f"{key.replace('_', ' ')} {metrics[key]:.4f}")
+            lines.append(f"{key.replace('_', ' ')} {with_interval(metrics[key], intervals.get(key))}")
     if metrics.get("no_verdict"):
         lines.append(f"no verdict {metrics['no_verdict']} (the model output NaN or infinity: counted as missed and "
                      "rejected; check the model and its inputs)")
     lines.append("")
-    lines.append("class".ljust(width) + "accuracy  support")
+    lines.append("class".ljust(width) + "accuracy [95 % interval]  support")
     for name in labels:
         row = metrics["per_class"][name]
-        acc = "   -    " if row["accuracy"] is None else f"{row['accuracy']:.4f}  "
-        lines.append(name.ljust(width) + acc + f"{row['support']:7d}")
+        lines.append(name.ljust(width) + with_interval(row["accuracy"], row.get("interval_95")).ljust(24)
+                     + f"{row['support']:9d}")
     lines.append("")
     lines.append("confusion (rows true, columns predicted)")
     lines.append("".ljust(width) + "".join(n[:width - 1].rjust(width) for n in labels))

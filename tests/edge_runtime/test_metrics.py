@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score, mean_absolute_error, r2_score, roc_auc_sco
 
 from edge_runtime.anomaly_metrics import auroc, line_rates, pro_score
 from edge_runtime.evaluate_sensor import format_sensor_table
-from edge_runtime.metrics import regression_metrics
+from edge_runtime.metrics import classification_metrics, format_table, regression_metrics, wilson
 
 
 def test_auroc_rates_and_regression_match_sklearn_on_random_data():
@@ -24,6 +24,24 @@ def test_auroc_rates_and_regression_match_sklearn_on_random_data():
         reg = regression_metrics(true, pred)
         assert reg["r2"] == pytest.approx(r2_score(true, pred)) and reg["mae"] == pytest.approx(
             mean_absolute_error(true, pred))
+
+
+def test_rates_carry_wilson_intervals_that_match_scipy_and_tables_print_them():
+    from scipy.stats import binomtest
+
+    for hits, n in ((0, 30), (30, 30), (8, 10), (1, 3), (57, 120)):
+        ci = binomtest(hits, n).proportion_ci(method="wilson")
+        assert wilson(hits, n) == pytest.approx([ci.low, ci.high], abs=1e-6)
+    assert wilson(0, 0) is None
+    m = classification_metrics(["good"] * 30 + ["crack"] * 10, ["good"] * 30 + ["crack"] * 9 + ["good"],
+                               ["good", "crack"])
+    assert m["interval_95"]["escape_rate"] == wilson(1, 10) and m["interval_95"]["false_reject_rate"] == wilson(0, 30)
+    assert m["interval_95"]["accuracy"] == wilson(39, 40) and m["per_class"]["crack"]["interval_95"] == wilson(9, 10)
+    assert wilson(0, 30)[1] > 0.1  # no false reject in 30 good parts still allows 11 % on the line
+    table = format_table(m)
+    assert "false reject rate 0.0000 [0.000-0.114]" in table and "crack     0.9000 [0.596-0.982]" in table
+    rates = line_rates([0] * 20 + [1] * 5, [0.1] * 19 + [0.9] + [0.9] * 5, 0.5)
+    assert rates["interval_95"] == {"false_reject_rate": wilson(1, 20), "escape_rate": wilson(0, 5)}
 
 
 def test_undefined_figures_are_none_and_tables_say_so():
