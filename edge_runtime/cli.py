@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from edge_runtime.cli_support import OutPath, parse_roi, run_cli
+from edge_runtime.cli_support import Finite, OutPath, parse_roi, run_cli
 from edge_runtime.frame_checks import FrameLimits
 from edge_runtime.line_config import load_line_config
 from edge_runtime.errors import InputFileError, ServiceError, SourceError
@@ -48,9 +48,9 @@ _CTX = {"help_option_names": ["-h", "--help"]}
               help="Execution provider; a demanded one that is not active is an error, never a silent fallback.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime intra-op threads.")
 @click.option("--roi", default=None, help="Inspection window x,y,w,h in frame pixels (default: whole frame).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Override the model's reject threshold.")
+@click.option("--threshold", type=Finite(0, 1), default=None, help="Override the model's reject threshold.")
 @click.option("--jsonl", default=None, type=OutPath(dir_okay=False), help="Append one JSON record per frame here.")
-@click.option("--jsonl-max-mb", type=click.FloatRange(min=0.001), default=None, help="Rotate the JSONL at this size.")
+@click.option("--jsonl-max-mb", type=Finite(min=0.001), default=None, help="Rotate the JSONL at this size.")
 @click.option("--save-defects", default=None, type=OutPath(file_okay=False), help="Save each rejected frame here.")
 @click.option("--explain-rejects", is_flag=True,
               help="Image classifier: beside each saved reject, a heat map of where it saw the defect (made off the "
@@ -63,16 +63,16 @@ _CTX = {"help_option_names": ["-h", "--help"]}
               help="Stop after this many decisions (frames, or windows with --sensor).")
 @click.option("--width", type=int, default=None, help="Camera capture width (csi:// too).")
 @click.option("--height", type=int, default=None, help="Camera capture height (csi:// too).")
-@click.option("--fps", type=float, default=None, help="Camera capture rate (csi:// too).")
+@click.option("--fps", type=Finite(), default=None, help="Camera capture rate (csi:// too).")
 @click.option("--fourcc", default=None, help="Camera pixel format, e.g. MJPG.")
-@click.option("--exposure", type=float, default=None, help="Camera exposure, in the driver's units.")
+@click.option("--exposure", type=Finite(), default=None, help="Camera exposure, in the driver's units.")
 @click.option("--frozen-frames", type=click.IntRange(min=0), default=5, show_default=True,
               help="Flag a frame identical to the previous N (0: off).")
-@click.option("--max-age-ms", type=click.FloatRange(min=0), default=500, show_default=True,
+@click.option("--max-age-ms", type=Finite(min=0), default=500, show_default=True,
               help="Flag a frame older than this at decision (0: off).")
 @click.option("--reconnect/--no-reconnect", default=True, show_default=True,
               help="Reopen a camera or stream that drops, with backoff.")
-@click.option("--max-outage-s", type=click.FloatRange(min=0), default=None, help="Give up after this long without frames.")
+@click.option("--max-outage-s", type=Finite(min=0), default=None, help="Give up after this long without frames.")
 @click.option("--web", default=None,
               help="Serve the operator's view at [HOST]:PORT (':8080' = localhost only; '0.0.0.0:8080' for the network).")
 @click.option("--web-auth", default=None, type=click.Path(dir_okay=False),
@@ -84,7 +84,7 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--mqtt-qos", type=click.IntRange(0, 2), default=1, show_default=True)
 @click.option("--mqtt-retain", is_flag=True, help="Publish records retained.")
 @click.option("--modbus-reject", default=None, help="On a reject, pulse this PLC coil: HOST:PORT/COIL.")
-@click.option("--modbus-pulse-ms", type=click.FloatRange(min=1), default=100, show_default=True)
+@click.option("--modbus-pulse-ms", type=Finite(min=1), default=100, show_default=True)
 @click.option("--modbus-id-register", type=click.IntRange(min=0), default=None,
               help="Also write the frame id into this holding register and the next (high word first).")
 @click.option("--modbus-serve", default=None,
@@ -99,7 +99,7 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--watch-model", is_flag=True, help="Swap in a new model file when it changes on disk (SIGHUP too).")
 @click.option("--manifest", default=None, type=click.Path(dir_okay=False),
               help="edge-export's manifest.json: refuse a model whose sha256 it does not list.")
-@click.option("--model-check-s", type=click.FloatRange(min=0.1), default=None,
+@click.option("--model-check-s", type=Finite(min=0.1), default=None,
               help="Load and run each model file (the first and every swapped-in one) in a separate process first; "
                    "refuse it if that takes longer or crashes. For model files that arrive over the network.")
 @click.option("--quiet", is_flag=True, help="No live line, only the summary.")

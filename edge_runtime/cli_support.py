@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
 from edge_runtime.errors import LinesideError
+
+
+class Finite(click.FloatRange):
+    """A float option (optionally bounded) that refuses NaN and infinity, which click's FloatRange lets through:
+    every comparison with NaN is False, so `--threshold nan` had passed every part as good."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number: give a number", param, ctx)
+        return value
 
 
 class OutPath(click.Path):
@@ -18,6 +31,12 @@ class OutPath(click.Path):
         blocker = next((p for p in Path(value).parents if p.exists() and not p.is_dir()), None)
         if blocker is not None:
             self.fail(f"{blocker} is a file, so {value} cannot be written: choose another path", param, ctx)
+        # Where it will be written: try it (a read-only mount, permissions), as os.access misjudges root and mounts
+        folder = next(p for p in (Path(value), *Path(value).absolute().parents) if p.is_dir())
+        try:
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as exc:
+            self.fail(f"{value} cannot be written ({folder}: {exc.strerror}): choose another path", param, ctx)
         return value
 
 

@@ -31,5 +31,9 @@ class ProviderError(LinesideError):
     """An execution provider the user demanded is not active."""
 
 
+class TrainingError(LinesideError):
+    """Training went wrong in a way its settings can fix (it diverged)."""
+
+
 class ServiceError(LinesideError):
     """A service the runtime offers (web view, ...) cannot start."""

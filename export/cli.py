@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from edge_runtime.cli_support import OutPath, comma_list, run_cli
+from edge_runtime.cli_support import Finite, OutPath, comma_list, run_cli
 from edge_runtime.errors import InputFileError
 
 
@@ -27,9 +27,9 @@ from edge_runtime.errors import InputFileError
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for parity and speed checks (default: all cores).")
-@click.option("--max-int8-flip-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+@click.option("--max-int8-flip-rate", type=Finite(0, 1), default=0.01, show_default=True,
               help="Gate: share of validation decisions INT8 (and FP16) may change against torch.")
-@click.option("--max-int8-metric-drop", type=click.FloatRange(0, 1), default=0.005, show_default=True,
+@click.option("--max-int8-metric-drop", type=Finite(0, 1), default=0.005, show_default=True,
               help="Gate: accuracy (classifier), AUROC (anomaly) or R² (quality) INT8 may lose against fp32 "
                    "(0.005 = half a point).")
 @click.option("--max-excluded-layers", type=click.IntRange(min=0), default=3, show_default=True,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from edge_runtime.anomaly_metrics import auroc, line_rates
-from edge_runtime.decision import decide, spec_call
+from edge_runtime.decision import NO_VERDICT, decide, spec_call
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics, regression_metrics
 from edge_runtime.model import EdgeModel
@@ -76,6 +76,8 @@ def compare(reference, outputs, info: ModelInfo, truth: list[str], masks: np.nda
         "mean_abs_error": float(errors[0].mean()),
         "flips": int(flips),
         "flip_rate": flips / max(len(truth), 1),
+        # inputs whose decision output holds a NaN or an infinity: a diverged training, or an export that broke it
+        "non_finite_outputs": int(sum(d.label == NO_VERDICT for d in got)),
         **task_metrics(info, truth, got, np.array([d.score for d in got])),
     }
     if len(errors) > 1:  # e.g. the heat map; decisions come from the first output

@@ -60,6 +60,9 @@ class Gate:
     def check(self, precision: str, figures: dict, fp32: dict | None) -> list[str]:
         """Reasons the figures break the gate (empty: passes). FP16 is held to the INT8 limits."""
         fails = []
+        if figures.get("non_finite_outputs") or not np.isfinite(figures.get("max_abs_error", 0.0)):
+            fails.append(f"output NaN or infinite on {figures.get('non_finite_outputs', 0)} of {figures['count']} "
+                         "validation inputs (a diverged training: train again, e.g. with a lower --lr)")
         if precision == "fp32":
             if figures["max_rel_error"] > self.fp32_max_rel_error:
                 fails.append(f"max relative error {figures['max_rel_error']:.2e} > {self.fp32_max_rel_error:.0e}")

@@ -29,6 +29,7 @@ from train.anomaly_synth import add_anomalies
 from train.augment import JPEG_QUALITIES, geometric, photometric
 from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
+from train.fit import check_finite
 from train.images import aspect_warning, files_sha256, load_image_set
 from train.init_weights import load_init
 from train.models import create_model
@@ -228,6 +229,8 @@ def train_anomaly(cfg: AnomalyConfig, echo=print) -> dict:
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
+            if (step + 1) % 250 == 0 or step + 1 == cfg.steps:
+                check_finite(model, f"by step {step + 1}", cfg.lr)
             if (step + 1) % 250 == 0:
                 echo(f"step {step + 1}: loss {np.mean(losses[-250:]):.4f}")
     model = model.cpu().eval()

@@ -18,6 +18,7 @@ from edge_runtime.datasets import GOOD, labeled_images, ordered_labels
 from edge_runtime.errors import DatasetLayoutError
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics
+from train.fit import check_finite
 from train import distributed
 from train.augment import augment
 from train.checkpoint import save_checkpoint
@@ -99,6 +100,7 @@ def fit_classifier(train_set: ImageSet, cfg: ClassifyConfig, ctx: distributed.Di
                 scaler.update()
                 scheduler.step()
                 losses.append(loss.item())
+        check_finite(net, f"in epoch {epoch + 1}", cfg.lr)
         echo(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}")
     seconds = time.perf_counter() - started
     return model, model_args, seconds

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from edge_runtime.cli_support import OutPath, run_cli
+from edge_runtime.cli_support import Finite, OutPath, run_cli
 from edge_runtime.metrics import figure, format_table
 
 
@@ -52,9 +52,9 @@ def edge_train():
 @edge_train.command()
 @common_options
 @click.option("--image-size", type=click.IntRange(min=32), default=128, show_default=True, help="Model input side (pixels).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
-@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+@click.option("--lr", type=Finite(min=0, max=1, min_open=True), default=3e-3, show_default=True)
+@click.option("--val-fraction", type=Finite(0.05, 0.5), default=0.2, show_default=True)
+@click.option("--threshold", type=Finite(0.0, 1.0), default=0.5, show_default=True,
               help="Reject when P(not good) reaches this.")
 def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fraction, threshold):
     """Defect classifier (good vs defect kinds) from DATA/train/<class>/ images.
@@ -85,12 +85,12 @@ def classify(data, out, epochs, batch_size, seed, device, image_size, lr, val_fr
 @click.option("--image-size", type=click.IntRange(min=32), default=256, show_default=True, help="Model input side (pixels).")
 @click.option("--crop", type=click.IntRange(min=32), default=128, show_default=True,
               help="Training crop side; the network is fully convolutional, so it judges whole images.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True,
+@click.option("--lr", type=Finite(min=0, max=1, min_open=True), default=2e-3, show_default=True)
+@click.option("--target-frr", type=Finite(0.0, 0.5), default=0.01, show_default=True,
               help="Threshold from the score this share of held-out good images reaches (plus --margin).")
-@click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True,
+@click.option("--margin", type=Finite(min=0.0), default=2.0, show_default=True,
               help="Threshold = that quantile + MARGIN x (quantile - median of the good scores).")
-@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
+@click.option("--val-fraction", type=Finite(0.05, 0.5), default=0.2, show_default=True,
               help="Share of good images held out to calibrate the threshold.")
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
 @click.option("--score", type=click.Choice(["auto", "line", "gauss"]), default="auto", show_default=True,
@@ -139,8 +139,8 @@ def anomaly(data, out, steps, batch_size, image_size, crop, lr, target_frr, marg
 @click.option("--good", default=None, type=click.Path(file_okay=False),
               help="Good images from the real camera (default: the run's held-out good images). Keep them: "
                    "edge-export judges the run on them and fits a --refit run's INT8 on them.")
-@click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True)
-@click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
+@click.option("--target-frr", type=Finite(0.0, 0.5), default=0.01, show_default=True)
+@click.option("--margin", type=Finite(min=0.0), default=2.0, show_default=True)
 @click.option("--bad", default=None, type=click.Path(file_okay=False), help="Known-bad images, only to report AUROC.")
 @click.option("--refit", is_flag=True, help="A --score gauss run: fit its Gaussian on the first 4/5 of the --good "
                                            "images (by name) too; the threshold comes from the last fifth.")
@@ -252,17 +252,17 @@ def gan(data, defect, out, k, steps, batch_size, patch, width, sample_every, jud
 @click.option("--fit", "fit_how", type=click.Choice(["resample", "pad"]), default="resample", show_default=True,
               help="How series of other lengths meet the window: resample, or crop/pad (keeps the time scale).")
 @click.option("--good-label", default=None, help="The label that means normal (default: normal/good/ok if present).")
-@click.option("--sample-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--sample-rate", type=Finite(min=0, min_open=True), default=None,
               help="Samples per second of the live source (recorded in the model, for edge-run's gap checks).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Default: 40, and a cnn/lstm/gru classifier at least 600 optimizer steps (a small set gets more "
                    "epochs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
-@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
-@click.option("--target-frr", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True,
+@click.option("--lr", type=Finite(min=0, max=1, min_open=True), default=3e-3, show_default=True)
+@click.option("--val-fraction", type=Finite(0.05, 0.5), default=0.2, show_default=True)
+@click.option("--target-frr", type=Finite(0.0, 0.5), default=0.01, show_default=True,
               help="anomaly: threshold from the score this share of held-out normal windows reaches (+ --margin).")
-@click.option("--margin", type=click.FloatRange(min=0.0), default=2.0, show_default=True)
+@click.option("--margin", type=Finite(min=0.0), default=2.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 def sensor(task, data, out, arch, ignore_offset, label_column, window, stride, fit_how, good_label, sample_rate, epochs,
@@ -310,15 +310,15 @@ def sensor(task, data, out, arch, ignore_offset, label_column, window, stride, f
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="CSV with one row per part.")
 @click.option("--target", required=True, help="Column to predict: a measured value or a pass/fail word.")
 @run_folder_options
-@click.option("--spec-lower", type=float, default=None, help="Lower spec limit of a measured target.")
-@click.option("--spec-upper", type=float, default=None, help="Upper spec limit of a measured target.")
+@click.option("--spec-lower", type=Finite(), default=None, help="Lower spec limit of a measured target.")
+@click.option("--spec-upper", type=Finite(), default=None, help="Upper spec limit of a measured target.")
 @click.option("--spec", "spec_file", default=None, type=click.Path(dir_okay=False),
               help='spec.json with {"lower": .., "upper": ..} instead of the two flags.')
 @click.option("--good-label", default=None, help="Passing value of a word target (default: pass/in_spec/ok/good).")
 @click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
-@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
+@click.option("--lr", type=Finite(min=0, max=1, min_open=True), default=3e-3, show_default=True)
+@click.option("--val-fraction", type=Finite(0.05, 0.5), default=0.2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 def quality(data, target, out, spec_lower, spec_upper, spec_file, good_label, epochs, batch_size, lr, val_fraction,

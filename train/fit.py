@@ -8,6 +8,15 @@ import numpy as np
 import torch
 
 from edge_runtime.cli_support import progress
+from edge_runtime.errors import TrainingError
+
+
+def check_finite(model: torch.nn.Module, when: str, lr: float) -> None:
+    """Stop a training whose weights went NaN or infinite (too high a learning rate): every later step stays NaN,
+    and a saved NaN model exports and deploys as a model that judges nothing."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingError(f"training diverged: the weights became NaN or infinite {when} with --lr {lr:g}; "
+                            "train again with a lower --lr (nothing was saved)")
 
 
 def fit(model: torch.nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, lr: float,
@@ -31,6 +40,7 @@ def fit(model: torch.nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, epochs: i
                 optimizer.step()
                 scheduler.step()
                 losses.append(loss.item())
+            check_finite(model, f"in epoch {epoch + 1}", lr)
             if epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 5) == 0:
                 echo(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}")
     model.cpu().eval()

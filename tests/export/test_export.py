@@ -170,6 +170,21 @@ def test_gate_blocks_flips_and_metric_loss():
     heat = {**fp32, "metric_name": "auroc", "pixel_auroc": 0.97}
     assert gate.check("int8", {**heat, "pixel_auroc": 0.966}, heat) == []
     assert "pixel_auroc" in gate.check("int8", {**heat, "pixel_auroc": 0.96}, heat)[0]
+    # a diverged model: torch and ONNX agree on NaN, so there is no flip and no finite error, yet nothing is judged
+    nan = {**fp32, "max_abs_error": float("nan"), "max_rel_error": float("nan"), "non_finite_outputs": 12,
+           "count": 12}
+    assert "output NaN or infinite on 12 of 12" in gate.check("fp32", nan, None)[0]
+    assert gate.check("int8", {**nan, "non_finite_outputs": 0}, fp32)  # a NaN error alone fails too
+
+
+def test_parity_counts_non_finite_outputs():
+    from edge_runtime.metadata import ModelInfo
+    from export.parity import compare
+
+    info = ModelInfo(task="classify", labels=["good", "bad"], threshold=0.5, precision="fp32")
+    outputs = np.array([[0.9, 0.1], [np.nan, np.nan], [0.2, 0.8]])
+    figures = compare(outputs, outputs, info, ["good", "bad", "bad"])
+    assert figures["non_finite_outputs"] == 1 and figures["flips"] == 0 and figures["accuracy"] == 2 / 3
 
 
 def test_flips_count_each_side_at_the_threshold_it_deploys():
