@@ -38,8 +38,9 @@ from edge_runtime.errors import InputFileError
               help="A layer that alone adds >= 20 dB of INT8 error: float keeps it in float; auto too, unless "
                    "quantizing it makes INT8 >= 1.1x faster on this CPU and the gate passes (anomaly models: always float).")
 @click.option("--force", is_flag=True, help="Write artifacts that fail the gate, stamped as failed.")
+@click.option("--overwrite", is_flag=True, help="Replace another run's export in OUT (refused without it).")
 def edge_export(run, out, precision, data, calib, calib_method, calib_count, target, opset, threads,
-                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force):
+                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force, overwrite):
     """Export RUN (from edge-train) to OUT/model.<precision>.onnx with a parity report.
 
     \b
@@ -52,7 +53,7 @@ def edge_export(run, out, precision, data, calib, calib_method, calib_count, tar
         _refuse_int8_options(click.get_current_context())
     try:
         _export(run, out, precisions, data, calib, calib_method, calib_count, target, opset, threads,
-                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force)
+                max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force, overwrite)
     except OSError as exc:  # the output folder under a file, read-only, a folder where a file goes; or an input
         where = Path(exc.filename or "")
         if where == Path(out) or Path(out) in where.parents:
@@ -74,13 +75,13 @@ def _refuse_int8_options(ctx: click.Context) -> None:
 
 
 def _export(run, out, precisions, data, calib, calib_method, calib_count, target, opset, threads,
-            max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force) -> None:
+            max_int8_flip_rate, max_int8_metric_drop, max_excluded_layers, dominant_layer, force, overwrite) -> None:
     from export.report import write_export_report
     from export.run_export import Gate, GateError, run_export
 
     report = run_export(run, out, precisions, data=data, calib=calib, calib_method=calib_method,
                         calib_count=calib_count, target=target, opset=opset, threads=threads, force=force, max_excluded_layers=max_excluded_layers,
-                        dominant_layer=dominant_layer,
+                        dominant_layer=dominant_layer, overwrite=overwrite,
                         gate=Gate(int8_max_flip_rate=max_int8_flip_rate, int8_max_metric_drop=max_int8_metric_drop),
                         echo=lambda m: click.echo(m, err=True))
     write_export_report(report, Path(out))

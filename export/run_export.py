@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -131,10 +132,30 @@ def model_info(config: dict, precision: str, extra: dict) -> ModelInfo:
                      channel_order=pre["channel_order"], mean=pre["mean"], std=pre["std"], extra=extra)
 
 
+def check_out_folder(out: Path, run: Path) -> None:
+    """An export replaces the models in `out` and removes the ones it does not write: refused when they are another
+    run's export (a line may be running it) or models this tool did not write, as edge-train refuses an existing run."""
+    report = out / "export_report.json"
+    models = sorted(out.glob("model.*.onnx")) if out.is_dir() else []
+    if report.is_file():
+        try:
+            previous = json.loads(report.read_text())
+            earlier = Path(previous.get("run_path") or previous["run"]).resolve()
+        except (ValueError, KeyError, TypeError, OSError):
+            earlier = None
+        if earlier != run.resolve():
+            raise InputFileError(f"{out} holds the export of another run ({earlier or 'unreadable report'}), which a "
+                                 "line may be running: give another --out, or --overwrite to replace it")
+    elif models:
+        raise InputFileError(f"{out} holds {models[0].name}, which edge-export did not write (no export_report.json): "
+                             "give another --out, or --overwrite to replace it")
+
+
 def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, data: str | None = None, calib: str | None = None,
                calib_method: str | None = None, calib_count: int = 128, target: str = "auto",
                opset: int = DEFAULT_OPSET, threads: int | None = None, gate: Gate = Gate(), force: bool = False,
-               max_excluded_layers: int = 3, dominant_layer: str = "auto", echo=print) -> dict:
+               max_excluded_layers: int = 3, dominant_layer: str = "auto", overwrite: bool = False,
+               echo=print) -> dict:
     """Export `run` into `out`; returns the export report.
 
     An artifact that fails the gate is only written with `force` (stamped as
@@ -158,6 +179,8 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     if missing:
         raise InputFileError(f"{Path(run) / 'config.json'} lacks {', '.join(missing)}: it was cut short or edited; "
                              "re-run edge-train")
+    if not overwrite:
+        check_out_folder(Path(out), Path(run))
     model, config = load_checkpoint(run)
     precisions = precisions or (("fp32",) if config["model"]["name"] in FP32_ONLY_MODELS else DEFAULT_PRECISIONS)
     if calib and "int8" in precisions:  # checked before the fp32 export, not after it
@@ -185,7 +208,7 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     }
     if "threshold_rule" in config:  # how the threshold was calibrated travels with it
         common["threshold_rule"] = config["threshold_rule"]
-    report = {"run": str(run), "data_is_the_runs": same_data, "toolkit_version": __version__,
+    report = {"run": str(run), "run_path": str(Path(run).resolve()), "data_is_the_runs": same_data, "toolkit_version": __version__,
               "versions": _versions(), "threads": threads,
               "validation_count": len(truth), "camera_copies": config["task"] not in SENSOR_TASKS, "gate": asdict(gate),
               "artifacts": {}}

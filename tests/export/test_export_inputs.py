@@ -74,6 +74,7 @@ def test_an_export_into_an_earlier_ones_folder_keeps_only_its_own_files(trained_
     out.mkdir()
     (out / "model.int8.onnx").write_bytes(b"an earlier export's INT8")
     (out / "manifest.json").write_text('{"artifacts": [{"file": "model.int8.onnx"}]}')
+    (out / "export_report.json").write_text(json.dumps({"run": str(trained_run)}))  # this run's earlier export
     shutil.copytree(demo_data / "brick", moved)  # the training data, moved: the same data, no warning
     proc = run_cli("edge-export", str(trained_run), "--out", str(out), "--precision", "fp32", "--data", str(moved))
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr[-2000:]
@@ -83,6 +84,24 @@ def test_an_export_into_an_earlier_ones_folder_keeps_only_its_own_files(trained_
     assert "removed" in proc.stderr and "model.int8.onnx" in proc.stderr
     assert json.loads((out / "export_report.json").read_text())["data_is_the_runs"] is True
 
+
+
+def test_an_export_never_replaces_another_runs_models_without_overwrite(trained_run, tmp_path):
+    other, out = tmp_path / "other-run", tmp_path / "line3"
+    shutil.copytree(trained_run, other)
+    out.mkdir()
+    (out / "model.int8.onnx").write_bytes(b"what line 3 runs")
+    (out / "export_report.json").write_text(json.dumps({"run": "runs/line3-part", "run_path": "/srv/runs/line3-part"}))
+    line = one_line_error(run_cli("edge-export", str(other), "--out", str(out), "--precision", "fp32"))
+    assert "holds the export of another run (/srv/runs/line3-part)" in line and "--overwrite" in line
+    (out / "export_report.json").unlink()  # models edge-export did not write at all
+    line = one_line_error(run_cli("edge-export", str(other), "--out", str(out), "--precision", "fp32"))
+    assert "holds model.int8.onnx, which edge-export did not write" in line
+    assert (out / "model.int8.onnx").read_bytes() == b"what line 3 runs"  # nothing lost
+    proc = run_cli("edge-export", str(other), "--out", str(out), "--precision", "fp32", "--overwrite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["model.fp32.onnx"]
+    assert json.loads((out / "export_report.json").read_text())["run_path"] == str(other.resolve())
 
 
 def test_data_other_than_the_runs_is_said_and_recorded(trained_run, demo_data, tmp_path):
