@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.environment import environment
-from edge_runtime.errors import ModelFileError
+from edge_runtime.errors import ModelFileError, SourceError
 from edge_runtime.model import EdgeModel
 from edge_runtime.sensor_udp import encode_datagram
 from edge_runtime.stats import percentile
@@ -73,21 +73,26 @@ def bench_sensor_stream(model_path: str, out: str | Path, seconds: float = 20.0,
     cmd = [str(Path(sys.executable).parent / "edge-run"), "--sensor", f"udp://127.0.0.1:{port}", "--model",
            str(model_path), "--jsonl", str(jsonl), "--quiet", "--threads", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    said = []
-    for line in proc.stderr:
-        said.append(line)
-        if "→" in line:
-            break
-    else:
-        raise RuntimeError(f"edge-run did not start: {''.join(said)}")
-    threading.Thread(target=lambda: said.extend(proc.stderr), daemon=True).start()
-    echo(f"sending {seconds:g} s of {rate:g} Hz x {channels} channels ({per_datagram} sample(s) a datagram) "
-         f"to edge-run on udp port {port}")
-    lateness: list[float] = []
-    sent = _send(port, rate, channels, seconds, per_datagram, lateness)
-    time.sleep(0.5)  # let the last windows be decided
-    proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=30)
+    try:  # whatever happens here (Ctrl-C, an error), edge-run is not left running on its own
+        said = []
+        for line in proc.stderr:
+            said.append(line)
+            if "→" in line:
+                break
+        else:
+            raise SourceError(f"edge-run did not start: {' '.join(''.join(said).split()) or 'no output'}")
+        threading.Thread(target=lambda: said.extend(proc.stderr), daemon=True).start()
+        echo(f"sending {seconds:g} s of {rate:g} Hz x {channels} channels ({per_datagram} sample(s) a datagram) "
+             f"to edge-run on udp port {port}")
+        lateness: list[float] = []
+        sent = _send(port, rate, channels, seconds, per_datagram, lateness)
+        time.sleep(0.5)  # let the last windows be decided
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     summary = json.loads(stdout.strip().splitlines()[-1])
     verdicts = [json.loads(line) for line in jsonl.read_text().splitlines() if '"type":"verdict"' in line]
     ages = [v["age_ms"] for v in verdicts]

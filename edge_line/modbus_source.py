@@ -12,6 +12,7 @@ return is an outage record. Reconnects back off from 0.25 s to 8 s.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from urllib.parse import urlsplit
 
@@ -56,8 +57,9 @@ class ModbusSource:
         kind = options.get("kind", "holding")
         if kind not in ("holding", "input"):
             raise SourceError(f"--sensor {spec}: kind={kind}, expected holding or input")
-        if not parts.hostname or not rate > 0 or start < 0 or not 1 <= count <= 125:
-            raise SourceError(f"--sensor {spec}: expected modbus://HOST:PORT?start=N&count=C (1-125)&rate=HZ (> 0)")
+        if not parts.hostname or not 0 < rate < math.inf or not math.isfinite(scale) or start < 0 or not 1 <= count <= 125:
+            raise SourceError(f"--sensor {spec}: expected modbus://HOST:PORT?start=N&count=C (1-125)&rate=HZ (> 0)"
+                              "&scale=X (a finite number)")
         if count != len(channels):
             raise SourceError(f"--sensor {spec}: count={count} registers, but the model takes {len(channels)} "
                               f"channels ({','.join(channels)})")

@@ -61,9 +61,9 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 @click.option("--loop", is_flag=True, help="Repeat an image folder or a video file forever.")
 @click.option("--max-frames", "--max-windows", "max_frames", type=click.IntRange(min=1), default=None,
               help="Stop after this many decisions (frames, or windows with --sensor).")
-@click.option("--width", type=int, default=None, help="Camera capture width (csi:// too).")
-@click.option("--height", type=int, default=None, help="Camera capture height (csi:// too).")
-@click.option("--fps", type=Finite(), default=None, help="Camera capture rate (csi:// too).")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Camera capture width (csi:// too).")
+@click.option("--height", type=click.IntRange(min=1), default=None, help="Camera capture height (csi:// too).")
+@click.option("--fps", type=Finite(min=0, min_open=True), default=None, help="Camera capture rate (csi:// too).")
 @click.option("--fourcc", default=None, help="Camera pixel format, e.g. MJPG.")
 @click.option("--exposure", type=Finite(), default=None, help="Camera exposure, in the driver's units.")
 @click.option("--frozen-frames", type=click.IntRange(min=0), default=5, show_default=True,
@@ -201,7 +201,7 @@ def _station_options(ctx: click.Context, config_path: str | None, options: dict)
     typed = {n for n in options if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
     # `mqtt_retain: false` in line.yaml asks for nothing
     _check_dependent_options(opts, {n for n in from_config | typed if opts[n] is not False})
-    _check_source_options(opts)
+    _check_source_options(opts, from_config | typed)
     for name in ("web", "metrics_port", "modbus_serve"):  # addresses: checked here, served only much later
         if opts[name]:
             parse_address(opts[name], f"--{name.replace('_', '-')}")
@@ -232,16 +232,34 @@ def _check_dependent_options(opts: dict, given: set[str]) -> None:
 
 
 # Options for frames (camera, video, images); a --sensor run has none, so they would be dropped without a word.
-_FRAME_ONLY = ("roi", "record", "save_defects", "explain_rejects", "show", "realtime", "loop", "width", "height",
-               "fps", "fourcc", "exposure")
+_CAMERA_SETTINGS = ("width", "height", "fps", "fourcc", "exposure")  # passed to a camera (or csi://) only
+_FRAME_ONLY = ("roi", "record", "save_defects", "explain_rejects", "show", "realtime", "loop", *_CAMERA_SETTINGS)
 
 
-def _check_source_options(opts: dict) -> None:
+def _check_source_options(opts: dict, given: set[str]) -> None:
+    """Options the chosen source would ignore without a word are refused (`given`: set on the command line or in
+    line.yaml, so an option at its default counts too)."""
     if opts["sensor"]:
-        given = [f"--{n.replace('_', '-')}" for n in _FRAME_ONLY if opts[n] not in (None, False)]
-        if given:
-            raise click.UsageError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for camera and video "
-                                   f"sources, not --sensor: drop {'it' if len(given) == 1 else 'them'}")
+        frame_only = [f"--{n.replace('_', '-')}" for n in _FRAME_ONLY if opts[n] not in (None, False)]
+        frame_only += ["--frozen-frames"] * ("frozen_frames" in given)
+        if frame_only:
+            raise click.UsageError(f"{', '.join(frame_only)} {'is' if len(frame_only) == 1 else 'are'} for camera "
+                                   f"and video sources, not --sensor: drop {'it' if len(frame_only) == 1 else 'them'}")
+        return
+    source = opts["source"] or ""
+    camera = opts["camera"] is not None or source.startswith("csi://")
+    stream = "://" in source or " ! " in source
+    kind = ("a camera" if camera else "a stream" if stream else "an image folder" if Path(source).is_dir()
+            else "a video file")
+    which = f"--camera {opts['camera']}" if opts["camera"] is not None else f"--source {source}"
+    unused = [name for name, applies in (*((n, camera) for n in _CAMERA_SETTINGS),
+                                         ("realtime", kind == "a video file"), ("loop", not (camera or stream)),
+                                         ("max_outage_s", camera or stream)) if not applies and name in given
+              and opts[name] not in (None, False)]
+    if unused:
+        flags = ", ".join(f"--{n.replace('_', '-')}" for n in unused)
+        raise click.UsageError(f"{flags} {'does' if len(unused) == 1 else 'do'} nothing for {which} ({kind}): "
+                               f"drop {'it' if len(unused) == 1 else 'them'}")
 
 
 def _merge_config(ctx: click.Context, config_path: str | None, options: dict) -> tuple[dict, set[str]]:

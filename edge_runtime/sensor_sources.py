@@ -8,6 +8,8 @@ What a source's `read` returns (`Samples`, `Problem`, `WAIT`) is `sensor_samples
 
 from __future__ import annotations
 
+import math
+
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -57,7 +59,7 @@ class CsvSensorSource:
                 hz = float(rate)
             except ValueError:
                 hz = 0.0
-            if not hz > 0:
+            if not 0 < hz < math.inf:
                 raise SourceError(f"{self.name}: rate={rate} is not HZ > 0, 'recorded' or 'max'")
             rate = hz
         self._pace = rate

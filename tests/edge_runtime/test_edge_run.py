@@ -98,6 +98,21 @@ def test_missing_camera_is_one_line(artifacts):
     assert "--camera" in line  # OpenCV crashed the process (SIGSEGV) on a negative index
 
 
+def test_options_the_source_would_ignore_are_refused(artifacts, demo_data, tmp_path):
+    # each had been accepted and done nothing: --width on a file, --realtime on a folder, --loop on a camera
+    model, folder = str(artifacts / "model.int8.onnx"), str(demo_data / "brick" / "test" / "good")
+    for source, extra, said in (
+            (("--source", str(demo_data / "line_clip.mp4")), ("--width", "640", "--exposure", "-4"),
+             "--width, --exposure do nothing for --source"),
+            (("--source", folder), ("--realtime", "--max-outage-s", "5"), "(an image folder): drop them"),
+            (("--camera", "7"), ("--loop",), "--loop does nothing for --camera 7 (a camera)"),
+            (("--source", "rtsp://127.0.0.1:1/x"), ("--realtime",), "(a stream)")):
+        assert said in one_line_error(run_cli("edge-run", *source, "--model", model, *extra))
+    config = tmp_path / "line.yaml"  # from line.yaml too
+    config.write_text(f"source: {folder}\nmodel: {model}\nfps: 30\n")
+    assert "--fps does nothing" in one_line_error(run_cli("edge-run", "--config", str(config)))
+
+
 def test_not_an_onnx_file_is_one_line(tmp_path, demo_data):
     fake = tmp_path / "model.onnx"
     fake.write_text("hello")

@@ -141,6 +141,7 @@ def test_wrong_sources_and_models_are_one_line(models, tmp_path):
     assert "--roi, --save-defects are for camera and video sources" in line and not (tmp_path / "rejects").exists()
     for spec, expected in ((f"csv:{csv}?rat=max", "unknown option rat (this source reads rate)"),
                            (f"csv:{csv}?rate=max&rate=1", "rate is given more than once"),  # the last one won
+                           (f"csv:{csv}?rate=inf", "rate=inf is not HZ > 0"),  # had been an OverflowError
                            (f"udp://127.0.0.1:{free_port()}?foo=1", "unknown option foo"), ("csv:", "name the file")):
         line = one_line_error(run_cli("edge-run", "--sensor", spec, "--model", str(models["anomaly"])))
         assert expected in line, spec
