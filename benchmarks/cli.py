@@ -171,11 +171,13 @@ def compare(old, new, tolerance):
     cpus = [(r.get("environment") or {}).get("cpu") for r in (old_report, new_report)]
     if cpus[0] != cpus[1]:
         click.echo("warning: the reports come from different CPUs; compare timings from one machine only", err=True)
-    regressed = [f"{r['name']} (batch {r['batch']})" for r in rows if r["regressed"]]
-    if not rows:
+    regressed = [f"{r['name']} (batch {r['batch']})" for r in rows if r["regressed"] and not r.get("missing")]
+    missing = [f"{r['name']} (batch {r['batch']})" for r in rows if r.get("missing")]
+    if not rows or len(missing) == len(rows):
         raise BenchmarkFailed("the two reports share no variant to compare")
-    if regressed:
-        raise BenchmarkFailed(f"regressed beyond {tolerance:.0%}: {', '.join(regressed)}")
+    if regressed or missing:
+        raise BenchmarkFailed("; ".join([f"regressed beyond {tolerance:.0%}: {', '.join(regressed)}"] * bool(regressed)
+                                        + [f"not timed in {new}: {', '.join(missing)}"] * bool(missing)))
 
 
 @edge_bench.command()

@@ -12,7 +12,7 @@ from edge_runtime.errors import InputFileError
 def load_report(path: str | Path) -> dict:
     try:
         report = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all (UnicodeDecodeError)
         raise InputFileError(f"cannot read benchmark report {path}: {exc}") from exc
     kind = report.get("kind") if isinstance(report, dict) else None
     if kind not in (None, "model"):  # sweep, pipeline, sensor_stream, augment reports have no variants to compare
@@ -61,16 +61,21 @@ def check_comparable(old: dict, new: dict, old_path, new_path) -> list[str]:
 
 
 def compare_reports(old: dict, new: dict, tolerance: float) -> list[dict]:
-    """One row per (variant, batch) in both reports: p50 change and whether it regressed."""
-    before = {(v["name"], v["batch"]): v for v in old["variants"] if "p50_ms" in v}
+    """One row per (variant, batch) timed in the old report: p50 change and whether it regressed. A variant the new
+    report lacks, or skipped or failed, is a row marked missing: an INT8 that no longer builds must not pass."""
+    after = {(v.get("name"), v.get("batch")): v for v in new["variants"] if "p50_ms" in v}
     rows = []
-    for v in new["variants"]:
+    for v in old["variants"]:
         key = (v.get("name"), v.get("batch"))
-        if key not in before or "p50_ms" not in v:
+        if "p50_ms" not in v:
             continue
-        ratio = v["p50_ms"] / before[key]["p50_ms"]
-        agreement_drop = before[key]["agreement"] - v["agreement"]
-        rows.append({"name": key[0], "batch": key[1], "old_p50_ms": before[key]["p50_ms"], "new_p50_ms": v["p50_ms"],
+        if key not in after:
+            rows.append({"name": key[0], "batch": key[1], "old_p50_ms": v["p50_ms"], "missing": True,
+                         "regressed": True})
+            continue
+        ratio = after[key]["p50_ms"] / v["p50_ms"]
+        agreement_drop = v["agreement"] - after[key]["agreement"]
+        rows.append({"name": key[0], "batch": key[1], "old_p50_ms": v["p50_ms"], "new_p50_ms": after[key]["p50_ms"],
                      "ratio": round(ratio, 3), "agreement_drop": round(agreement_drop, 6),
                      "regressed": ratio > 1 + tolerance or agreement_drop > 0})
     return rows
@@ -79,6 +84,9 @@ def compare_reports(old: dict, new: dict, tolerance: float) -> list[dict]:
 def format_rows(rows: list[dict]) -> str:
     lines = ["| variant | batch | old p50 ms | new p50 ms | change | |", "|---|---:|---:|---:|---:|---|"]
     for r in rows:
+        if r.get("missing"):
+            lines.append(f"| {r['name']} | {r['batch']} | {r['old_p50_ms']:.3f} | - | - | MISSING |")
+            continue
         lines.append(f"| {r['name']} | {r['batch']} | {r['old_p50_ms']:.3f} | {r['new_p50_ms']:.3f} | "
                      f"{(r['ratio'] - 1):+.1%} | {'REGRESSED' if r['regressed'] else 'ok'} |")
     return "\n".join(lines)

@@ -24,7 +24,8 @@ def edge_data():
 @click.option("--train-defect", type=click.IntRange(min=0), default=60, show_default=True, help="Per defect kind.")
 @click.option("--test-good", type=click.IntRange(min=1), default=60, show_default=True)
 @click.option("--test-defect", type=click.IntRange(min=1), default=30, show_default=True, help="Per defect kind.")
-@click.option("--size", type=click.IntRange(min=32), default=128, show_default=True, help="Part image side (px).")
+@click.option("--size", type=click.IntRange(min=32, max=2048), default=128, show_default=True,
+              help="Part image side (px).")
 @click.option("--clip-parts", type=click.IntRange(min=0), default=16, show_default=True, help="Parts in the line clip.")
 @click.option("--no-clip", is_flag=True, help="Skip the line clip.")
 def demo(out, seed, surfaces, train_good, train_defect, test_good, test_defect, size, clip_parts, no_clip):

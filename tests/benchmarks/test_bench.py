@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from clitools import BIN, one_line_error, run_cli
@@ -97,6 +99,15 @@ def test_compare_flags_a_regression_and_passes_noise(tmp_path):
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(_report(0.5, agreement=0.97)))
     assert run_cli("edge-bench", "compare", str(old), str(changed)).returncode == 4
+    gone = tmp_path / "gone.json"  # the INT8 no longer built: it had compared only fp32 and passed
+    gone.write_text(json.dumps({**_report(0.5), "variants": [_report(0.5)["variants"][0],
+                                                             {"name": "onnxruntime int8", "skipped": "no artifact"}]}))
+    proc = run_cli("edge-bench", "compare", str(old), str(gone))
+    assert proc.returncode == 4 and "| onnxruntime int8 | 1 | 0.500 | - | - | MISSING |" in proc.stdout
+    assert f"not timed in {gone}: onnxruntime int8 (batch 1)" in proc.stderr
+    image = tmp_path / "report.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0 not text")  # had been a UnicodeDecodeError traceback
+    assert "cannot read benchmark report" in one_line_error(run_cli("edge-bench", "compare", str(image), str(old)))
 
 
 def test_pipeline_report_measures_lineside_against_the_reference_loop(demo_data, artifacts, tmp_path):
@@ -214,6 +225,11 @@ def test_pipeline_refuses_a_sensor_model_and_an_roi_outside_the_frames(demo_data
     proc = run_cli("edge-bench", "pipeline", "--source", clip, "--model", str(artifacts / "model.int8.onnx"),
                    "--roi", "2000,2000,10,10", "--frames", "10", "--out", str(out))
     assert "does not fit in the 1280x720 frames" in one_line_error(proc)
+    still = tmp_path / "part.png"
+    cv2.imwrite(str(still), np.zeros((64, 64, 3), np.uint8))  # a still image opens as a one-frame video
+    proc = run_cli("edge-bench", "pipeline", "--source", str(still), "--model", str(artifacts / "model.int8.onnx"),
+                   "--frames", "10", "--out", str(out))
+    assert "frame(s): the pipeline benchmark plays a video clip" in one_line_error(proc)  # FFmpeg says 0 or 1
     assert not out.exists()
 
 
