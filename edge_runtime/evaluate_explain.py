@@ -65,8 +65,8 @@ def explain_classifier(model: EdgeModel, root: Path, pairs: list[tuple[Path, str
     hits = [h for row in rows.values() for h in row["hits"]]
     aurocs = [a for row in rows.values() for a in row["auroc"]]
     return {
-        "method": "reveal: one patch shown sharp on the part blurred to its local colour; the defect "
-                  "probability it brings back",
+        "method": "reveal: one patch shown sharp on the part with its defect taken away (blurred, flat or grey: "
+                  "the canvas the model reads as most good); the defect probability it brings back",
         "patch_px": patch, "step_px": step, "pointing_tolerance_px": tolerance,
         "maps": str(out), "maps_written": written,
         "false_rejects_explained": false_rejects,

@@ -1,6 +1,6 @@
 """`edge-run --explain-rejects`: beside each reject `--save-defects` keeps, a map of where the classifier saw it.
 
-A map costs about 170 inferences (`explain.evidence_map`: ~0.1-0.2 s on two cores), too much for the frame loop.
+A map costs about 175 inferences (`explain.evidence_map`: ~0.1-0.2 s on two cores), too much for the frame loop.
 So rejects go into a small queue and a worker makes their maps on its own single-thread session of the same
 model file: a live line is not held up; when rejects come faster than maps can be made, the extra ones get none
 and are counted. A file or folder replayed as fast as it decodes (not live) waits for the worker instead, so

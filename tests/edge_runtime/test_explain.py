@@ -11,7 +11,7 @@ import numpy as np
 
 from clitools import one_line_error, run_cli
 from edge_runtime.evaluate_explain import peak
-from edge_runtime.explain import evidence_map, patch_grid
+from edge_runtime.explain import blank_canvases, evidence_map, patch_grid
 from edge_runtime.model import EdgeModel
 from image_models import image_model, red_spot_model
 
@@ -30,6 +30,10 @@ def test_the_map_lights_the_spot_that_made_the_call_and_stays_dark_elsewhere(tmp
     flat = np.zeros((96, 160), np.float32)
     flat[:40, 50:90] = 0.8  # a max-pooled model's flat top, reaching the border: argmax took its corner (0, 50)
     assert np.abs(np.subtract(peak(flat), (19.5, 69.5))).max() <= 0.5
+    canvases = blank_canvases(model.prepare(spotted), 53)  # blurred, flat, and both in grey: the spot gone in all
+    assert canvases.shape == (4, 128, 128, 3) and (canvases[1] == canvases[1, 0, 0]).all()
+    assert all((c[..., 0] == c[..., 1]).all() and (c[..., 1] == c[..., 2]).all() for c in canvases[2:])
+    assert model.infer(canvases)[:, 1].max() < 0.01
     patch, starts = patch_grid(128)
     assert patch == 26 and starts[0] == 0 and starts[-1] == 128 - patch  # the last patch ends at the edge
 
