@@ -27,6 +27,9 @@ def test_bad_inputs_are_one_line(tmp_path, trained_run):
     for key in ("metrics", "task"):
         (other / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != key}))
         assert f"lacks {key}" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
+    (other / "config.json").write_text(json.dumps({**config, "labels": "good"}))  # a hand edit: had been a KeyError
+    line = one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
+    assert 'labels is "good", not a list of class names' in line
     (other / "config.json").write_bytes(b"\xff\xfe\x00x")
     assert "not UTF-8" in one_line_error(run_cli("edge-export", str(other), "--out", str(tmp_path / "e")))
     export = lambda *args: run_cli("edge-export", str(trained_run), "--precision", "fp32", *args)  # noqa: E731
