@@ -39,18 +39,30 @@ def _parse_error(exc: Exception, path: Path) -> str:
     number, what = int(found.group(1)), re.sub(r"'\)?$", "", found.group(2)).strip()
     lines = path.read_text(errors="replace").splitlines()
     line = lines[number - 1] if 0 < number <= len(lines) else ""
-    quote = ': quote a value that holds ":", e.g. mqtt: "mqtt://broker:1883/line1"' if line.count(":") > 1 else ""
-    return f"line {number}: {what}{quote}"
+    if line.count(":") > 1:
+        hint = ': quote a value that holds ":", e.g. mqtt: "mqtt://broker:1883/line1"'
+    elif re.match(r"\s*[\w-]+\s*:\s*[^\s\"'\[].*,", line):  # OpenCV reads `roi: 1,2,3,4` as a broken list
+        key, value = (part.strip() for part in line.split(":", 1))
+        hint = f": quote a comma list or write it in brackets, e.g. {key}: [{value}]"
+    else:
+        hint = ""
+    return f"line {number}: {what}{hint}"
 
 
 def _refuse_repeated_keys(path: Path) -> None:
     """OpenCV keeps one of two equal keys without a word (and `max-frames` beside `max_frames` is two keys to it):
-    a station file that says two things about one option is refused, naming the lines."""
+    a station file that says two things about one option is refused, naming the lines. So is a key without a value,
+    which OpenCV reads as the text '...'."""
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    lines = path.read_text(errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
         match = re.match(r"([A-Za-z_][\w-]*)\s*:", line)  # top-level keys start in the first column
         if not match:
             continue
+        below = next((n for n in lines[number:] if n.strip() and not n.lstrip().startswith("#")), "")
+        if re.fullmatch(r"\s*(#.*)?", line[match.end():]) and not below[:1].isspace() and not below.startswith("-"):
+            raise InputFileError(f"--config {path}: {match.group(1)!r} on line {number} has no value: give one, or "
+                                 "delete the line to keep the default")
         name = match.group(1).replace("-", "_")
         if name in seen:
             raise InputFileError(f"--config {path}: {match.group(1)!r} on line {number} repeats the key of line "

@@ -143,7 +143,10 @@ def test_line_yaml_with_flags_winning_and_unknown_keys_refused(demo_data, artifa
     ("metrics_port: 70000\n", "port 70000 is not between 1 and 65535"),
     ("roi: [1, 2, 3]\n", "line.yaml: roi: Invalid value: '1,2,3' is not x,y,w,h"),
     ("mqtt: mqtt://broker:1883/x\n", "(line 3: Incorrect indentation: quote a value that holds \":\""),
-], ids=["float-int", "list", "bool", "repeated", "port", "roi", "unquoted-url"])
+    ("roi: 512,232,256,256\n", "quote a comma list or write it in brackets, e.g. roi: [512,232,256,256]"),
+    ("threshold:\n", "'threshold' on line 3 has no value"),  # OpenCV had read '...', refused as no float
+    ("threshold: .nan\n", "threshold: Invalid value for '--threshold': nan is not a finite number"),
+], ids=["float-int", "list", "bool", "repeated", "port", "roi", "unquoted-url", "unquoted-list", "empty", "nan"])
 def test_a_line_yaml_value_that_cannot_be_meant_is_refused(demo_data, artifacts, tmp_path, text, expected):
     config = tmp_path / "line.yaml"
     config.write_text(f"source: {demo_data / 'line_clip.mp4'}\nmodel: {artifacts / 'model.int8.onnx'}\n{text}")
