@@ -50,6 +50,19 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert any((tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes() for f in files)
 
 
+def test_a_smaller_run_into_the_same_folder_leaves_no_earlier_image(tmp_path):
+    out = tmp_path / "demo"
+    assert run_cli("edge-data", "demo", "--out", str(out), *SMALL).returncode == 0
+    smaller = ["--surfaces", "gravel", "--train-good", "1", "--train-defect", "0", "--test-good", "2",
+               "--test-defect", "1", "--no-clip", "--seed", "1"]
+    assert run_cli("edge-data", "demo", "--out", str(out), *smaller).returncode == 0
+    on_disk = {(p.parent.relative_to(out).as_posix(), p.name) for p in out.rglob("*.png")}
+    assert ("gravel/train/good", "000.png") in on_disk and ("gravel/train/good", "001.png") not in on_disk
+    assert not (out / "gravel" / "train" / "crack").exists()  # an empty class folder reads as a class
+    assert ("gravel/test/crack", "001.png") not in on_disk and ("gravel/ground_truth/crack", "001_mask.png") not in on_disk
+    assert len([f for f in on_disk if f[0].startswith("gravel/test/")]) == 2 + len(DEFECTS)  # as demo.json says
+
+
 def test_train_and_test_crops_come_from_disjoint_columns():
     assert TRAIN_REGION[1] <= TEST_REGION[0]
     rng = np.random.default_rng(0)

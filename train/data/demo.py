@@ -38,6 +38,18 @@ def _write(path: Path, image: np.ndarray) -> None:
         raise InputFileError(f"cannot write {path}: check the disk and permissions")
 
 
+def _remove_beyond(folder: Path, n: int, suffix: str) -> None:
+    """An earlier, larger run's images in this folder (NNN<suffix>, NNN >= n): left, they would mix into this
+    data set, which demo.json says holds n."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob(f"[0-9][0-9][0-9]{suffix}"):
+        if int(path.name[:3]) >= n:
+            path.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()  # an empty class folder would read as a class without images
+
+
 def make_demo(out: Path, seed: int = 0, surfaces=SURFACES, train_good: int = 200, train_defect: int = 60,
               test_good: int = 60, test_defect: int = 30, size: int = 128, clip_parts: int = 16,
               clip_surface: str = "brick", progress: Callable[[int], None] | None = None) -> dict:
@@ -56,12 +68,14 @@ def make_demo(out: Path, seed: int = 0, surfaces=SURFACES, train_good: int = 200
         for split, (n_good, n_defect) in plan.items():
             for label in ("good", *DEFECTS):
                 n = n_good if label == "good" else n_defect
+                masks = out / surface / ("ground_truth" if split == "test" else "train_ground_truth") / label
                 for i in range(n):
                     image, mask = make_part(surface, split, label, i, seed, size)
                     _write(out / surface / split / label / f"{i:03d}.png", image)
                     if mask is not None:
-                        masks = "ground_truth" if split == "test" else "train_ground_truth"
-                        _write(out / surface / masks / label / f"{i:03d}_mask.png", mask)
+                        _write(masks / f"{i:03d}_mask.png", mask)
+                _remove_beyond(out / surface / split / label, n, ".png")
+                _remove_beyond(masks, n, "_mask.png")
                 if progress:
                     progress(n)
                 counts.setdefault(surface, {}).setdefault(split, {})[label] = n
