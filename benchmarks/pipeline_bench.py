@@ -158,11 +158,11 @@ def _check_inputs(clip: str, model_path: str, roi: Roi | None) -> None:
     shape = source.frame_shape
     source.close()
     capture = cv2.VideoCapture(clip)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # a still image opens as a one-frame video
-    capture.release()
-    if count < 2:
-        raise SourceError(f"--source {clip} holds {max(count, 0)} frame(s): the pipeline benchmark plays a video "
-                          "clip (e.g. data/demo/line_clip.mp4)")
+    frames = sum(capture.read()[0] for _ in range(2))  # a still image opens as a one-frame video; read, as many
+    capture.release()  # containers report no frame count
+    if frames < 2:
+        raise SourceError(f"--source {clip} holds {frames} frame(s): the pipeline benchmark plays a video clip "
+                          "(e.g. data/demo/line_clip.mp4)")
     if roi is not None and shape is not None and not roi_fits(roi, shape):
         refuse_roi(roi, shape, source.name)
 

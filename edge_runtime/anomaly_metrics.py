@@ -18,7 +18,7 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve (ties count half, NaN ranks as +inf); None when one class is absent."""
     labels = np.asarray(labels).astype(bool).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
-    scores = np.where(np.isnan(scores), np.inf, scores)  # rejected on the line (flagged invalid): the top rank, tied
+    scores = np.where(np.isfinite(scores), scores, np.inf)  # rejected on the line (flagged invalid): the top rank, tied
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return None
@@ -70,10 +70,23 @@ def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3) -> floa
     return area / end
 
 
+def passed(scores, threshold: float) -> np.ndarray:
+    """Which scores pass as good: under the threshold and finite (NaN or ±inf is rejected: the line flags it
+    invalid, and the rule makes it no_verdict)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return (scores < threshold) & np.isfinite(scores)
+
+
+def kind_escapes(scores, threshold: float) -> dict:
+    """The escape rate of one defect kind's scores, with its 95 % interval (a kind has the fewest parts)."""
+    escapes, count = int(passed(scores, threshold).sum()), len(scores)
+    return {"escape_rate": escapes / count if count else None, "interval_95": {"escape_rate": wilson(escapes, count)}}
+
+
 def line_rates(is_bad: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """What the stored threshold does on the line: false rejects, escapes, precision/recall/F1."""
     is_bad = np.asarray(is_bad, dtype=bool)
-    rejected = ~(np.asarray(scores) < threshold)  # a NaN score is rejected, as the line flags it invalid
+    rejected = ~passed(scores, threshold)
     tp, fp = int((rejected & is_bad).sum()), int((rejected & ~is_bad).sum())
     fn = int((~rejected & is_bad).sum())
     precision = tp / (tp + fp) if tp + fp else None

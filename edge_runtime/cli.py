@@ -241,7 +241,7 @@ def _check_source_options(opts: dict, given: set[str]) -> None:
     line.yaml, so an option at its default counts too)."""
     if opts["sensor"]:
         frame_only = [f"--{n.replace('_', '-')}" for n in _FRAME_ONLY if opts[n] not in (None, False)]
-        frame_only += ["--frozen-frames"] * ("frozen_frames" in given)
+        frame_only += ["--frozen-frames"] * ("frozen_frames" in given and opts["frozen_frames"] != 0)  # 0: off
         if frame_only:
             raise click.UsageError(f"{', '.join(frame_only)} {'is' if len(frame_only) == 1 else 'are'} for camera "
                                    f"and video sources, not --sensor: drop {'it' if len(frame_only) == 1 else 'them'}")
@@ -252,10 +252,11 @@ def _check_source_options(opts: dict, given: set[str]) -> None:
     kind = ("a camera" if camera else "a stream" if stream else "an image folder" if Path(source).is_dir()
             else "a video file")
     which = f"--camera {opts['camera']}" if opts["camera"] is not None else f"--source {source}"
+    # max_outage_s: how long reconnecting goes on, so nothing without --reconnect either
     unused = [name for name, applies in (*((n, camera) for n in _CAMERA_SETTINGS),
                                          ("realtime", kind == "a video file"), ("loop", not (camera or stream)),
-                                         ("max_outage_s", camera or stream)) if not applies and name in given
-              and opts[name] not in (None, False)]
+                                         ("max_outage_s", (camera or stream) and opts["reconnect"]))
+              if not applies and name in given and opts[name] is not None and opts[name] is not False]
     if unused:
         flags = ", ".join(f"--{n.replace('_', '-')}" for n in unused)
         raise click.UsageError(f"{flags} {'does' if len(unused) == 1 else 'do'} nothing for {which} ({kind}): "

@@ -16,6 +16,14 @@ class Finite(click.FloatRange):
     """A float option (optionally bounded) that refuses NaN and infinity, which click's FloatRange lets through:
     every comparison with NaN is False, so `--threshold nan` had passed every part as good."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.min is None and self.max is None:
+            self.name = "float"  # help shows FLOAT, not a range with no bounds
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
     def convert(self, value, param, ctx):
         value = super().convert(value, param, ctx)
         if not math.isfinite(value):
@@ -28,15 +36,20 @@ class OutPath(click.Path):
 
     def convert(self, value, param, ctx):
         value = super().convert(value, param, ctx)
-        blocker = next((p for p in Path(value).parents if p.exists() and not p.is_dir()), None)
-        if blocker is not None:
-            self.fail(f"{blocker} is a file, so {value} cannot be written: choose another path", param, ctx)
-        # Where it will be written: try it (a read-only mount, permissions), as os.access misjudges root and mounts
-        folder = next(p for p in (Path(value), *Path(value).absolute().parents) if p.is_dir())
+        target = where = Path(value)
         try:
-            tempfile.TemporaryFile(dir=folder).close()
-        except OSError as exc:
-            self.fail(f"{value} cannot be written ({folder}: {exc.strerror}): choose another path", param, ctx)
+            blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+            if blocker is not None:
+                self.fail(f"{blocker} is a file, so {value} cannot be written: choose another path", param, ctx)
+            # Try writing where it goes (a read-only mount, permissions: os.access misjudges root and mounts). An
+            # existing file (a log to append to, /dev/stdout) needs only itself writable, not its folder.
+            if target.exists() and not target.is_dir():
+                open(target, "ab").close()  # opened, nothing written: not even its mtime changes
+            else:
+                where = next(p for p in (target, *target.absolute().parents) if p.is_dir())
+                tempfile.TemporaryFile(dir=where).close()
+        except OSError as exc:  # also a folder on the way that cannot be entered (exists() raises there)
+            self.fail(f"{value} cannot be written ({where}: {exc.strerror}): choose another path", param, ctx)
         return value
 
 

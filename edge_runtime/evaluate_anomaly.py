@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.anomaly_metrics import auroc, line_rates, pro_score
+from edge_runtime.anomaly_metrics import auroc, kind_escapes, line_rates, pro_score
 from edge_runtime.datasets import load_image
 from edge_runtime.disturb import DISTURBANCES
 from edge_runtime.errors import DatasetLayoutError, InputFileError
@@ -94,7 +94,7 @@ def anomaly_metrics(model: EdgeModel, root: Path, pairs, disturbance: str | None
     for kind in sorted(set(kinds) - {"good"}):
         pick = (kinds == kind) | ~is_bad
         row = {"count": int((kinds == kind).sum()), "image_auroc": auroc(is_bad[pick], scores[pick]),
-               "escape_rate": float((scores[kinds == kind] < threshold).mean())}
+               **kind_escapes(scores[kinds == kind], threshold)}
         chosen = pick & with_mask
         if maps is not None and chosen.any():
             truth = np.stack([masks[i] for i in np.flatnonzero(chosen)])
@@ -120,10 +120,10 @@ def format_anomaly_table(metrics: dict) -> str:
              f"PRO {f(metrics.get('pro'))}  on {metrics['count']} images",
              f"at threshold {metrics['threshold']:.4f}: false reject {rate(metrics, 'false_reject_rate')}  "
              f"escape {rate(metrics, 'escape_rate')}  F1 {f(metrics['f1'])}  (95 % intervals in brackets)",
-             "", f"{'kind':12s}{'images':>7s}  {'image AUROC':>11s}  {'pixel AUROC':>11s}  {'escape':>7s}"]
+             "", f"{'kind':12s}{'images':>7s}  {'image AUROC':>11s}  {'pixel AUROC':>11s}  escape"]
     for kind, row in metrics["per_kind"].items():
         lines.append(f"{kind:12s}{row['count']:7d}  {f(row['image_auroc']):>11s}  {f(row.get('pixel_auroc')):>11s}  "
-                     f"{f(row['escape_rate']):>7s}")
+                     f"{rate(row, 'escape_rate')}")
     if metrics.get("masks_missing"):
         lines.append(f"({metrics['masks_missing']} defect images have no mask, or an empty one: left out of the "
                      "pixel metrics)")

@@ -17,6 +17,7 @@ import numpy as np
 
 from edge_runtime.anomaly_metrics import auroc
 from edge_runtime.datasets import load_image
+from edge_runtime.decision import NO_VERDICT
 from edge_runtime.evaluate_anomaly import mask_for
 from edge_runtime.metrics import figure
 from edge_runtime.explain import evidence_map, patch_step
@@ -33,12 +34,13 @@ def explain_classifier(model: EdgeModel, root: Path, pairs: list[tuple[Path, str
     size = model.info.input_size
     tolerance = max(1, round(min(size) * POINTING_PX_AT_224 / 224))
     rows: dict[str, dict[str, list]] = {}
-    written = false_rejects = 0
+    written = false_rejects = no_verdict = 0
     for path, label in pairs:
         image = load_image(path)
         prepared = model.prepare(image)
         verdict = model.decide(model.infer(prepared[None]))[0].label
-        if label == good and verdict == good:
+        if (label == good and verdict == good) or verdict == NO_VERDICT:  # NO_VERDICT: the model output NaN here,
+            no_verdict += verdict == NO_VERDICT                         # so its map would be NaN too
             if progress:
                 progress(1)
             continue
@@ -70,6 +72,7 @@ def explain_classifier(model: EdgeModel, root: Path, pairs: list[tuple[Path, str
         "patch_px": patch, "step_px": step, "pointing_tolerance_px": tolerance,
         "maps": str(out), "maps_written": written,
         "false_rejects_explained": false_rejects,
+        "no_verdict_skipped": no_verdict,
         "pointing_hit_rate": float(np.mean(hits)) if hits else None,
         "pixel_auroc": float(np.mean(aurocs)) if aurocs else None,
         "images_with_masks": len(hits),

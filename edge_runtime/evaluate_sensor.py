@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_runtime.anomaly_metrics import auroc, line_rates
+from edge_runtime.anomaly_metrics import auroc, kind_escapes, line_rates
 from edge_runtime.decision import spec_call
 from edge_runtime.disturb import SIGNAL_DISTURBANCES
 from edge_runtime.errors import InputFileError
@@ -107,7 +107,7 @@ def anomaly_window_metrics(good: str, labels: list[str], scores: np.ndarray, thr
         pick = np.array([lbl in (good, kind) for lbl in labels])
         truth = np.array([lbl == kind for lbl in labels])[pick]
         per_kind[kind] = {"auroc": auroc(truth, scores[pick]), "count": int(truth.sum()),  # NaN: rejected
-                          "escape_rate": float((scores[pick][truth] < threshold).mean())}
+                          **kind_escapes(scores[pick][truth], threshold)}
     return {"auroc": auroc(is_bad, scores), **line_rates(is_bad, scores, threshold), "count": len(labels), "normal": int((~is_bad).sum()), "faults": int(is_bad.sum()), "per_kind": per_kind}
 
 
@@ -126,7 +126,8 @@ def format_sensor_table(metrics: dict) -> str:
              f"{with_interval(metrics['escape_rate'], intervals.get('escape_rate'))} at threshold "
              f"{metrics['threshold']:.4f} ({metrics['normal']} normal, {metrics['faults']} fault windows; 95 % "
              "intervals in brackets)", "",
-             "kind          AUROC   escape  count"]
+             "kind          AUROC  count  escape"]
     for kind, row in metrics["per_kind"].items():
-        lines.append(f"{kind[:12]:12s}  {figure(row['auroc']):>6s}  {figure(row['escape_rate']):>6s}  {row['count']:5d}")
+        escape = with_interval(row["escape_rate"], row.get("interval_95", {}).get("escape_rate"))
+        lines.append(f"{kind[:12]:12s}  {figure(row['auroc']):>6s}  {row['count']:5d}  {escape}")
     return "\n".join(lines)

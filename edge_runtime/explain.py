@@ -67,7 +67,7 @@ def evidence_map(model: EdgeModel, prepared: np.ndarray) -> np.ndarray:
     h, w = prepared.shape[:2]
     (ph, ys), (pw, xs) = patch_grid(h), patch_grid(w)
     canvases = blank_canvases(prepared, 2 * max(ph, pw) + 1)
-    chances = defect_probability(model, model.infer(canvases))
+    chances = np.nan_to_num(defect_probability(model, model.infer(canvases)), nan=np.inf)  # a NaN canvas: never
     blank, base = canvases[int(np.argmin(chances))], float(chances.min())
     boxes = [(y, x) for y in ys for x in xs]
     batch = np.repeat(blank[None], len(boxes), axis=0)

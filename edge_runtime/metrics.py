@@ -28,9 +28,8 @@ def wilson(hits: int, n: int, z: float = 1.959964) -> list[float] | None:
 
 def with_interval(value, interval, spec: str = ".4f") -> str:
     """A rate and its 95 % interval for a table: "0.0000 [0.000-0.116]", or "-" where it is undefined."""
-    if value is None:
-        return "-"
-    return format(value, spec) + ("" if interval is None else f" [{interval[0]:.3f}-{interval[1]:.3f}]")
+    return figure(value, spec) + ("" if value is None or interval is None else
+                                  f" [{interval[0]:.3f}-{interval[1]:.3f}]")
 
 
 def classification_metrics(true: list[str], pred: list[str], labels: list[str], good: str = "good") -> dict:

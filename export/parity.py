@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from edge_runtime.anomaly_metrics import auroc, line_rates
-from edge_runtime.decision import NO_VERDICT, decide, spec_call
+from edge_runtime.decision import decide, output_flags, spec_call
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics, regression_metrics
 from edge_runtime.model import EdgeModel
@@ -77,7 +77,7 @@ def compare(reference, outputs, info: ModelInfo, truth: list[str], masks: np.nda
         "flips": int(flips),
         "flip_rate": flips / max(len(truth), 1),
         # inputs whose decision output holds a NaN or an infinity: a diverged training, or an export that broke it
-        "non_finite_outputs": int(sum(d.label == NO_VERDICT for d in got)),
+        "non_finite_outputs": int(sum(bool(output_flags(row)) for row in outputs[0])),
         **task_metrics(info, truth, got, np.array([d.score for d in got])),
     }
     if len(errors) > 1:  # e.g. the heat map; decisions come from the first output

@@ -141,14 +141,16 @@ def check_out_folder(out: Path, run: Path) -> None:
         try:
             previous = json.loads(report.read_text())
             earlier = Path(previous.get("run_path") or previous["run"]).resolve()
-        except (ValueError, KeyError, TypeError, OSError):
-            earlier = None
-        if earlier != run.resolve():
+        except (ValueError, KeyError, TypeError, AttributeError, OSError):  # AttributeError: JSON, not an object
+            previous, earlier = {}, None
+        # a report older than run_path holds the run as it was given (runs/brick): from elsewhere, its name decides
+        same_name = "run_path" not in previous and earlier is not None and earlier.name == run.resolve().name
+        if earlier != run.resolve() and not same_name:
             raise InputFileError(f"{out} holds the export of another run ({earlier or 'unreadable report'}), which a "
                                  "line may be running: give another --out, or --overwrite to replace it")
     elif models:
-        raise InputFileError(f"{out} holds {models[0].name}, which edge-export did not write (no export_report.json): "
-                             "give another --out, or --overwrite to replace it")
+        raise InputFileError(f"{out} holds {models[0].name} but no export_report.json (not edge-export's, or an "
+                             "export cut short): give another --out, or --overwrite to replace it")
 
 
 def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, data: str | None = None, calib: str | None = None,

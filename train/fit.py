@@ -14,7 +14,8 @@ from edge_runtime.errors import TrainingError
 def check_finite(model: torch.nn.Module, when: str, lr: float) -> None:
     """Stop a training whose weights went NaN or infinite (too high a learning rate): every later step stays NaN,
     and a saved NaN model exports and deploys as a model that judges nothing."""
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
+    tensors = [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]  # BatchNorm's stats too
+    if not all(torch.isfinite(t).all() for t in tensors):
         raise TrainingError(f"training diverged: the weights became NaN or infinite {when} with --lr {lr:g}; "
                             "train again with a lower --lr (nothing was saved)")
 

@@ -9,6 +9,7 @@ sample, so `edge-run --sensor` feeds it a row at a time.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,9 +55,14 @@ def spec_from_file(path: str) -> tuple[float | None, float | None]:
     """`{"lower": .., "upper": ..}` (either may be null) from a spec.json."""
     try:
         spec = json.loads(Path(path).read_text())
-        return spec.get("lower"), spec.get("upper")
+        limits = spec.get("lower"), spec.get("upper")
     except (OSError, ValueError, AttributeError) as exc:
         raise InputFileError(f"{path} is not a spec file ({exc}): write {{\"lower\": 9.9, \"upper\": 10.1}}") from exc
+    for name, value in zip(("lower", "upper"), limits):  # NaN, Infinity (Python's JSON reads both) or a string
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise InputFileError(f"{path}: {name} is {json.dumps(value)}, not a finite number (or null for none)")
+    return limits
 
 
 def train_quality(cfg: QualityConfig, echo=print) -> dict:

@@ -104,9 +104,12 @@ def test_options_the_source_would_ignore_are_refused(artifacts, demo_data, tmp_p
     for source, extra, said in (
             (("--source", str(demo_data / "line_clip.mp4")), ("--width", "640", "--exposure", "-4"),
              "--width, --exposure do nothing for --source"),
-            (("--source", folder), ("--realtime", "--max-outage-s", "5"), "(an image folder): drop them"),
+            (("--source", folder), ("--realtime", "--max-outage-s", "5"),
+             "--realtime, --max-outage-s do nothing for --source"),
             (("--camera", "7"), ("--loop",), "--loop does nothing for --camera 7 (a camera)"),
-            (("--source", "rtsp://127.0.0.1:1/x"), ("--realtime",), "(a stream)")):
+            (("--source", "rtsp://127.0.0.1:1/x"), ("--realtime",), "--realtime does nothing for --source rtsp"),
+            (("--source", "rtsp://127.0.0.1:1/x"), ("--no-reconnect", "--max-outage-s", "5"), "--max-outage-s does"),
+            (("--source", folder), ("--exposure", "0"), "--exposure does nothing")):  # 0 had read as not given
         assert said in one_line_error(run_cli("edge-run", *source, "--model", model, *extra))
     config = tmp_path / "line.yaml"  # from line.yaml too
     config.write_text(f"source: {folder}\nmodel: {model}\nfps: 30\n")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score, roc_auc_score
 
-from edge_runtime.anomaly_metrics import auroc, line_rates, pro_score
+from edge_runtime.anomaly_metrics import auroc, kind_escapes, line_rates, pro_score
 from edge_runtime.evaluate_sensor import format_sensor_table
 from edge_runtime.metrics import classification_metrics, format_table, regression_metrics, wilson
 
@@ -56,6 +56,9 @@ def test_a_nan_score_counts_as_rejected_everywhere():
     rates = line_rates([0, 1], [np.nan, np.nan], 0.5)
     assert rates["false_reject_rate"] == 1.0 and rates["escape_rate"] == 0.0  # as the line flags it invalid
     assert auroc([0, 1, 1], [0.2, np.nan, np.nan]) == 1.0 and auroc([0, 1], [np.nan, np.nan]) == 0.5  # NaNs tie
+    # -inf too: the rule rejects every non-finite score (no_verdict), so no figure may count it as passed
+    assert line_rates([1, 0], [-np.inf, 0.1], 0.5)["escape_rate"] == 0.0 and auroc([1, 0], [-np.inf, 0.3]) == 1.0
+    assert kind_escapes(np.array([0.1, 0.9, -np.inf]), 0.5)["escape_rate"] == 1 / 3
 
 
 def test_a_nan_output_is_decided_as_no_verdict_and_rejected_by_every_task():

@@ -267,6 +267,7 @@ def test_every_artifact_is_also_timed_in_openvinos_own_runtime(artifacts):
 
 def test_failed_gate_exits_non_zero_and_writes_no_failing_artifact(trained_run, tmp_path):
     (tmp_path / "model.int8.onnx").write_bytes(b"an earlier export's INT8")  # must not outlive this export's gate
+    (tmp_path / "export_report.json").write_text(json.dumps({"run": str(trained_run)}))  # this run's, earlier
     gray = tmp_path / "gray"  # calibration on the wrong images: flat gray frames set ranges no brick fits in
     gray.mkdir()
     for level in range(16):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 from clitools import final_error, one_line_error, run_cli
 
@@ -99,12 +100,38 @@ def test_an_export_never_replaces_another_runs_models_without_overwrite(trained_
     assert "holds the export of another run (/srv/runs/line3-part)" in line and "--overwrite" in line
     (out / "export_report.json").unlink()  # models edge-export did not write at all
     line = one_line_error(run_cli("edge-export", str(other), "--out", str(out), "--precision", "fp32"))
-    assert "holds model.int8.onnx, which edge-export did not write" in line
+    assert "holds model.int8.onnx but no export_report.json" in line
     assert (out / "model.int8.onnx").read_bytes() == b"what line 3 runs"  # nothing lost
     proc = run_cli("edge-export", str(other), "--out", str(out), "--precision", "fp32", "--overwrite")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in out.glob("*.onnx")) == ["model.fp32.onnx"]
     assert json.loads((out / "export_report.json").read_text())["run_path"] == str(other.resolve())
+
+
+def test_an_older_report_without_run_path_and_a_broken_one(tmp_path):
+    import os
+
+    import pytest
+
+    from edge_runtime.errors import InputFileError
+    from export.run_export import check_out_folder
+
+    out, run = tmp_path / "artifacts" / "brick", tmp_path / "runs" / "brick"
+    out.mkdir(parents=True)
+    run.mkdir(parents=True)
+    (out / "export_report.json").write_text(json.dumps({"run": "runs/brick"}))  # as given, relative to its cwd
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        check_out_folder(Path("artifacts/brick"), Path("runs/brick"))  # the Makefile's way
+    finally:
+        os.chdir(cwd)
+    check_out_folder(out, run)  # the same run from elsewhere: an old report knows only its name
+    with pytest.raises(InputFileError, match="another run"):
+        check_out_folder(out, tmp_path / "runs" / "gravel")
+    (out / "export_report.json").write_text("[1]")
+    with pytest.raises(InputFileError, match="unreadable report"):
+        check_out_folder(out, run)
 
 
 def test_data_other_than_the_runs_is_said_and_recorded(trained_run, demo_data, tmp_path):

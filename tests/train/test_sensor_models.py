@@ -282,6 +282,11 @@ def test_training_refuses_what_it_cannot_learn_from_in_one_line(data, tmp_path):
                         (table("flat_input.csv", melt_temp_c="1"), "melt_temp_c (1) has one value on every row")):
         line = one_line_error(run_cli("edge-train", "quality", "--data", csv, *spec, "--out", str(tmp_path / "r")))
         assert expect in line and not (tmp_path / "r").exists(), line
+    nan_spec = tmp_path / "spec.json"
+    nan_spec.write_text('{"lower": NaN, "upper": 50.06}')  # Python's JSON reads NaN: the lower limit had been gone
+    line = one_line_error(run_cli("edge-train", "quality", "--data", table("ok.csv"), "--target", "quality", "--spec",
+                                  str(nan_spec), "--out", str(tmp_path / "r")))
+    assert "lower is NaN, not a finite number" in line and not (tmp_path / "r").exists()
     line = one_line_error(run_cli("edge-train", "quality", "--data", table("all_pass.csv", **{"pass": "in_spec"}),
                                   "--target", "pass", "--epochs", "1", "--out", str(tmp_path / "r")))
     assert "one class (in_spec): a classifier needs two or more" in line and not (tmp_path / "r").exists()

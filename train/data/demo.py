@@ -39,12 +39,13 @@ def _write(path: Path, image: np.ndarray) -> None:
 
 
 def _remove_beyond(folder: Path, n: int, suffix: str) -> None:
-    """An earlier, larger run's images in this folder (NNN<suffix>, NNN >= n): left, they would mix into this
+    """An earlier, larger run's images in this folder (<number><suffix>, number >= n): left, they would mix into this
     data set, which demo.json says holds n."""
     if not folder.is_dir():
         return
-    for path in folder.glob(f"[0-9][0-9][0-9]{suffix}"):
-        if int(path.name[:3]) >= n:
+    for path in folder.glob(f"*{suffix}"):
+        number = path.name[:-len(suffix)]
+        if number.isdigit() and int(number) >= n:  # 000.png ... 1499.png: the names _write gives
             path.unlink()
     if not any(folder.iterdir()):
         folder.rmdir()  # an empty class folder would read as a class without images
