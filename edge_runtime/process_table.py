@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputFileError
-from edge_runtime.csv_rows import numeric_columns, read_csv_rows
+from edge_runtime.csv_rows import is_number, numeric_columns, read_csv_rows
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,6 @@ class ProcessTable:
         if not np.isfinite(values).all():
             raise InputFileError(f"{self.origin}: the target column holds NaN or inf: clean those rows")
         return values
-
-
-def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_process_table(path: str | Path, target: str | None, features: list[str] | None = None) -> ProcessTable:

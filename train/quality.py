@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from edge_runtime import __version__
+from edge_runtime.csv_rows import is_number
 from edge_runtime.decision import decide, spec_call
 from edge_runtime.errors import InputFileError
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics, regression_metrics
 from edge_runtime.model import file_sha256
-from edge_runtime.process_table import is_number, read_process_table
+from edge_runtime.process_table import read_process_table
 from train.checkpoint import save_checkpoint
 from train.distributed import resolve_device
 from train.fit import fit, predict
