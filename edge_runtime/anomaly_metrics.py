@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge_runtime.decision import passes
 from edge_runtime.metrics import wilson
 
 
@@ -73,23 +74,16 @@ def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3) -> floa
     return area / end
 
 
-def passed(scores, threshold: float) -> np.ndarray:
-    """Which scores pass as good: under the threshold and finite (NaN or ±inf is rejected: the line flags it
-    invalid, and the rule makes it no_verdict)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    return (scores < threshold) & np.isfinite(scores)
-
-
 def kind_escapes(scores, threshold: float) -> dict:
     """The escape rate of one defect kind's scores, with its 95 % interval (a kind has the fewest parts)."""
-    escapes, count = int(passed(scores, threshold).sum()), len(scores)
+    escapes, count = int(passes(scores, threshold).sum()), len(scores)
     return {"escape_rate": escapes / count if count else None, "interval_95": {"escape_rate": wilson(escapes, count)}}
 
 
 def line_rates(is_bad: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """What the stored threshold does on the line: false rejects, escapes, precision/recall/F1."""
     is_bad = np.asarray(is_bad, dtype=bool)
-    rejected = ~passed(scores, threshold)
+    rejected = ~passes(scores, threshold)
     tp, fp = int((rejected & is_bad).sum()), int((rejected & ~is_bad).sum())
     fn = int((~rejected & is_bad).sum())
     precision = tp / (tp + fp) if tp + fp else None

@@ -55,11 +55,19 @@ def decide_classify(probs: np.ndarray, info: ModelInfo) -> list[Decision]:
     return out
 
 
+def passes(scores, threshold: float) -> np.ndarray:
+    """Which anomaly scores pass as good: under the threshold and finite. NaN or ±inf is rejected (no_verdict):
+    no comparison with NaN is true, so `score >= threshold` alone would pass it."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return (scores < threshold) & np.isfinite(scores)
+
+
 def decide_anomaly(scores: np.ndarray, info: ModelInfo) -> list[Decision]:
     """Decisions for a batch of anomaly scores (N): reject when the score reaches the calibrated threshold."""
-    return [Decision("defect", "anomaly" if np.isfinite(s) else NO_VERDICT, float(s))
-            if s >= info.threshold or not np.isfinite(s) else Decision("good", info.good_label, float(s))
-            for s in np.asarray(scores, dtype=np.float64).ravel()]
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    return [Decision("good", info.good_label, float(s)) if ok
+            else Decision("defect", "anomaly" if np.isfinite(s) else NO_VERDICT, float(s))
+            for s, ok in zip(scores, passes(scores, info.threshold))]
 
 
 def decide_quality(values: np.ndarray, info: ModelInfo) -> list[Decision]:
