@@ -19,7 +19,7 @@ from edge_runtime.anomaly_metrics import auroc, kind_escapes, line_rates, pro_sc
 from edge_runtime.datasets import load_image
 from edge_runtime.disturb import DISTURBANCES
 from edge_runtime.errors import DatasetLayoutError, InputFileError
-from edge_runtime.metrics import figure, with_interval
+from edge_runtime.metrics import figure, rate_cell
 from edge_runtime.model import EdgeModel
 
 
@@ -110,20 +110,17 @@ def format_anomaly_table(metrics: dict) -> str:
     def f(value):
         return f"{figure(value):>6s}"
 
-    def rate(row, key):
-        return with_interval(row[key], row.get("interval_95", {}).get(key))
-
     def delta(row, key):
         return "" if row.get(f"delta_{key}") is None else f" ({row[f'delta_{key}']:+.4f})"
 
     lines = [f"image AUROC {f(metrics['image_auroc'])}  pixel AUROC {f(metrics.get('pixel_auroc'))}  "
              f"PRO {f(metrics.get('pro'))}  on {metrics['count']} images",
-             f"at threshold {metrics['threshold']:.4f}: false reject {rate(metrics, 'false_reject_rate')}  "
-             f"escape {rate(metrics, 'escape_rate')}  F1 {f(metrics['f1'])}  (95 % intervals in brackets)",
+             f"at threshold {metrics['threshold']:.4f}: false reject {rate_cell(metrics, 'false_reject_rate')}  "
+             f"escape {rate_cell(metrics, 'escape_rate')}  F1 {f(metrics['f1'])}  (95 % intervals in brackets)",
              "", f"{'kind':12s}{'images':>7s}  {'image AUROC':>11s}  {'pixel AUROC':>11s}  escape"]
     for kind, row in metrics["per_kind"].items():
         lines.append(f"{kind:12s}{row['count']:7d}  {f(row['image_auroc']):>11s}  {f(row.get('pixel_auroc')):>11s}  "
-                     f"{rate(row, 'escape_rate')}")
+                     f"{rate_cell(row, 'escape_rate')}")
     if metrics.get("masks_missing"):
         lines.append(f"({metrics['masks_missing']} defect images have no mask, or an empty one: left out of the "
                      "pixel metrics)")

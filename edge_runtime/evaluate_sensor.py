@@ -16,7 +16,7 @@ from edge_runtime.anomaly_metrics import auroc, kind_escapes, line_rates
 from edge_runtime.decision import spec_call
 from edge_runtime.disturb import SIGNAL_DISTURBANCES
 from edge_runtime.errors import InputFileError
-from edge_runtime.metrics import classification_metrics, figure, regression_metrics, with_interval
+from edge_runtime.metrics import classification_metrics, figure, rate_cell, regression_metrics
 from edge_runtime.model import EdgeModel
 from edge_runtime.process_table import read_process_table
 from edge_runtime.sensor_files import fit_length, read_series
@@ -115,19 +115,15 @@ def format_sensor_table(metrics: dict) -> str:
     """Anomaly and quality metrics as a few lines for a terminal (classifiers use format_table)."""
     if "mae" in metrics:
         call = metrics["spec_call"]
-        calls = {key: with_interval(call[key], call.get("interval_95", {}).get(key))
-                 for key in ("accuracy", "false_reject_rate", "escape_rate")}
         return (f"MAE {metrics['mae']:.4g}, RMSE {metrics['rmse']:.4g}, R² {figure(metrics['r2'])} on "
-                f"{metrics['count']} parts; in/out-of-spec accuracy {calls['accuracy']}, false reject "
-                f"{calls['false_reject_rate']}, escape {calls['escape_rate']} (95 % intervals in brackets)")
-    intervals = metrics.get("interval_95", {})
+                f"{metrics['count']} parts; in/out-of-spec accuracy {rate_cell(call, 'accuracy')}, false reject "
+                f"{rate_cell(call, 'false_reject_rate')}, escape {rate_cell(call, 'escape_rate')} (95 % intervals "
+                "in brackets)")
     lines = [f"AUROC {figure(metrics['auroc'])}, F1 {figure(metrics['f1'])}, false reject "
-             f"{with_interval(metrics['false_reject_rate'], intervals.get('false_reject_rate'))}, escape "
-             f"{with_interval(metrics['escape_rate'], intervals.get('escape_rate'))} at threshold "
+             f"{rate_cell(metrics, 'false_reject_rate')}, escape {rate_cell(metrics, 'escape_rate')} at threshold "
              f"{metrics['threshold']:.4f} ({metrics['normal']} normal, {metrics['faults']} fault windows; 95 % "
              "intervals in brackets)", "",
              "kind          AUROC  count  escape"]
     for kind, row in metrics["per_kind"].items():
-        escape = with_interval(row["escape_rate"], row.get("interval_95", {}).get("escape_rate"))
-        lines.append(f"{kind[:12]:12s}  {figure(row['auroc']):>6s}  {row['count']:5d}  {escape}")
+        lines.append(f"{kind[:12]:12s}  {figure(row['auroc']):>6s}  {row['count']:5d}  {rate_cell(row, 'escape_rate')}")
     return "\n".join(lines)

@@ -32,6 +32,11 @@ def with_interval(value, interval, spec: str = ".4f") -> str:
                                   f" [{interval[0]:.3f}-{interval[1]:.3f}]")
 
 
+def rate_cell(row: dict, key: str) -> str:
+    """with_interval of row[key] and its interval, row["interval_95"][key], as every metrics dict holds them."""
+    return with_interval(row[key], row.get("interval_95", {}).get(key))
+
+
 def classification_metrics(true: list[str], pred: list[str], labels: list[str], good: str = "good") -> dict:
     """Accuracy, per-class accuracy (recall), the confusion matrix, and the line's two rates.
 
@@ -72,12 +77,11 @@ def format_table(metrics: dict) -> str:
     """Per-class accuracy and the confusion matrix as plain text for a terminal."""
     labels = metrics["labels"]
     width = max(8, *(len(n) for n in labels)) + 2
-    intervals = metrics.get("interval_95", {})
-    lines = [f"accuracy {with_interval(metrics['accuracy'], intervals.get('accuracy'))} on {metrics['count']} "
-             f"{metrics.get('unit', 'images')} (95 % intervals in brackets)"]
+    lines = [f"accuracy {rate_cell(metrics, 'accuracy')} on {metrics['count']} {metrics.get('unit', 'images')} "
+             "(95 % intervals in brackets)"]
     for key in ("false_reject_rate", "escape_rate"):
         if metrics.get(key) is not None:
-            lines.append(f"{key.replace('_', ' ')} {with_interval(metrics[key], intervals.get(key))}")
+            lines.append(f"{key.replace('_', ' ')} {rate_cell(metrics, key)}")
     if metrics.get("no_verdict"):
         lines.append(f"no verdict {metrics['no_verdict']} (the model output NaN or infinity: counted as missed and "
                      "rejected; check the model and its inputs)")
