@@ -52,23 +52,28 @@ def load_config(run_dir: str | Path) -> dict:
                              "re-run edge-train")
     if config.get("schema", 0) > SCHEMA_VERSION:
         raise InputFileError(f"{run_dir} was written by a newer lineside (schema {config['schema']}): upgrade lineside")
-    wrong = next((key for key, fits in _SHAPES.items() if key in config and not fits(config[key])), None)
-    if wrong:  # a hand edit: every reader indexes these, and a string where a list goes failed deep inside
-        raise InputFileError(f"{path}: {wrong} is {json.dumps(config[wrong])[:60]}, not {_SHAPE_NAMES[wrong]}: "
-                             "undo the edit or re-run edge-train")
+    for key, (fits, shape) in _SHAPES.items():
+        if key in config and not fits(config[key]):  # a hand edit: a string where a list goes failed deep inside
+            raise InputFileError(f"{path}: {key} is {json.dumps(config[key])[:60]}, not {shape}: "
+                                 "undo the edit or re-run edge-train")
     return config
 
 
-# The keys every reader of a run's config relies on, and the shape each must have.
+def is_finite_number(value) -> bool:
+    """A JSON number that is neither NaN nor infinite (Python's JSON reads both) nor a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# The keys every reader of a run's config relies on: the check each must pass, and the shape it names.
 _SHAPES = {
-    "task": lambda v: isinstance(v, str),
-    "labels": lambda v: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) for x in v),
-    "good_label": lambda v: v is None or isinstance(v, str),  # None: a model that names classes (PLAID)
-    "threshold": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-    "model": lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("args", {}), dict),
+    "task": (lambda v: isinstance(v, str), "a string"),
+    "labels": (lambda v: isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) for x in v),
+               "a list of class names"),
+    "good_label": (lambda v: v is None or isinstance(v, str), "a string or null"),  # None: PLAID names classes
+    "threshold": (is_finite_number, "a finite number"),
+    "model": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("args", {}), dict),
+              "an object with a name and args"),
 }
-_SHAPE_NAMES = {"task": "a string", "labels": "a list of class names", "good_label": "a string or null",
-                "threshold": "a finite number", "model": "an object with a name and args"}
 
 
 def load_checkpoint(run_dir: str | Path) -> tuple[nn.Module, dict]:

@@ -9,7 +9,6 @@ sample, so `edge-run --sensor` feeds it a row at a time.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics, regression_metrics
 from edge_runtime.model import file_sha256
 from edge_runtime.process_table import read_process_table
-from train.checkpoint import save_checkpoint
+from train.checkpoint import is_finite_number, save_checkpoint
 from train.distributed import resolve_device
 from train.fit import fit, predict
 from train.models import create_model
@@ -60,8 +59,7 @@ def spec_from_file(path: str) -> tuple[float | None, float | None]:
     except (OSError, ValueError, AttributeError) as exc:
         raise InputFileError(f"{path} is not a spec file ({exc}): write {{\"lower\": 9.9, \"upper\": 10.1}}") from exc
     for name, value in zip(("lower", "upper"), limits):  # NaN, Infinity (Python's JSON reads both) or a string
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value)):
+        if value is not None and not is_finite_number(value):
             raise InputFileError(f"{path}: {name} is {json.dumps(value)}, not a finite number (or null for none)")
     return limits
 
