@@ -56,8 +56,7 @@ def pro_score(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3) -> floa
     # Every pixel of the test set at once: kept in the map's own float type, summed per distinct value before the
     # running sums, so memory stays near that of pixel AUROC's sort.
     values = np.asarray(maps).ravel()
-    values = np.where(np.isfinite(values), values, np.inf).astype(values.dtype if values.dtype.kind == "f"
-                                                                  else np.float64, copy=False)
+    values = np.where(np.isfinite(values), values, np.inf)  # float32 stays float32; integers become float64
     order = np.argsort(values, kind="stable")[::-1]  # highest first
     ranked = values[order]
     del values
