@@ -1,4 +1,5 @@
-"""The export report (JSON + Markdown) and the manifest a line PC verifies its files against."""
+"""The export report (JSON + Markdown) and the manifest a line PC verifies its files against; whose export an
+output folder holds, read from its report."""
 
 from __future__ import annotations
 
@@ -8,12 +9,34 @@ import os
 from pathlib import Path
 
 from edge_runtime.cpu import cpu_info
+from edge_runtime.errors import InputFileError
 from edge_runtime.metrics import figure
 
 
 def speed_key(device: str) -> str:
     """The parity figure that holds an artifact's batch-1 p50 on `device`."""
     return "p50_ms_batch1" if device == "cpu" else f"p50_ms_batch1_{device}"
+
+
+def check_out_folder(out: Path, run: Path) -> None:
+    """An export replaces the models in `out` and removes the ones it does not write: refused when they are another
+    run's export (a line may be running it) or models this tool did not write, as edge-train refuses an existing run."""
+    report = out / "export_report.json"
+    models = sorted(out.glob("model.*.onnx")) if out.is_dir() else []
+    if report.is_file():
+        try:
+            previous = json.loads(report.read_text())
+            earlier = Path(previous.get("run_path") or previous["run"]).resolve()
+        except (ValueError, KeyError, TypeError, AttributeError, OSError):  # AttributeError: JSON, not an object
+            previous, earlier = {}, None
+        # a report older than run_path holds the run as it was given (runs/brick): from elsewhere, its name decides
+        same_name = "run_path" not in previous and earlier is not None and earlier.name == run.resolve().name
+        if earlier != run.resolve() and not same_name:
+            raise InputFileError(f"{out} holds the export of another run ({earlier or 'unreadable report'}), which a "
+                                 "line may be running: give another --out, or --overwrite to replace it")
+    elif models:
+        raise InputFileError(f"{out} holds {models[0].name} but no export_report.json (not edge-export's, or an "
+                             "export cut short): give another --out, or --overwrite to replace it")
 
 
 def write_export_report(report: dict, out_dir: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from export.parity import compare, onnx_outputs, torch_outputs
 from export.gauss_int8 import REFIT_IMAGES, int8_threshold, quantize_gauss
 from export.int8_debug import layer_errors
 from export.quantize import prepare, quantize_int8
-from export.report import speed_key
+from export.report import check_out_folder, speed_key
 from train.anomaly import RECALIBRATE, good_images, recorded_paths
 from train.checkpoint import load_checkpoint, load_config
 from train.images import files_sha256
@@ -132,27 +131,6 @@ def model_info(config: dict, precision: str, extra: dict) -> ModelInfo:
                      channel_order=pre["channel_order"], mean=pre["mean"], std=pre["std"], extra=extra)
 
 
-def check_out_folder(out: Path, run: Path) -> None:
-    """An export replaces the models in `out` and removes the ones it does not write: refused when they are another
-    run's export (a line may be running it) or models this tool did not write, as edge-train refuses an existing run."""
-    report = out / "export_report.json"
-    models = sorted(out.glob("model.*.onnx")) if out.is_dir() else []
-    if report.is_file():
-        try:
-            previous = json.loads(report.read_text())
-            earlier = Path(previous.get("run_path") or previous["run"]).resolve()
-        except (ValueError, KeyError, TypeError, AttributeError, OSError):  # AttributeError: JSON, not an object
-            previous, earlier = {}, None
-        # a report older than run_path holds the run as it was given (runs/brick): from elsewhere, its name decides
-        same_name = "run_path" not in previous and earlier is not None and earlier.name == run.resolve().name
-        if earlier != run.resolve() and not same_name:
-            raise InputFileError(f"{out} holds the export of another run ({earlier or 'unreadable report'}), which a "
-                                 "line may be running: give another --out, or --overwrite to replace it")
-    elif models:
-        raise InputFileError(f"{out} holds {models[0].name} but no export_report.json (not edge-export's, or an "
-                             "export cut short): give another --out, or --overwrite to replace it")
-
-
 def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, data: str | None = None, calib: str | None = None,
                calib_method: str | None = None, calib_count: int = 128, target: str = "auto",
                opset: int = DEFAULT_OPSET, threads: int | None = None, gate: Gate = Gate(), force: bool = False,
@@ -210,7 +188,8 @@ def run_export(run: str, out: str, precisions: tuple[str, ...] | None = None, da
     }
     if "threshold_rule" in config:  # how the threshold was calibrated travels with it
         common["threshold_rule"] = config["threshold_rule"]
-    report = {"run": str(run), "run_path": str(Path(run).resolve()), "data_is_the_runs": same_data, "toolkit_version": __version__,
+    report = {"run": str(run), "run_path": str(Path(run).resolve()), "data_is_the_runs": same_data,
+              "toolkit_version": __version__,
               "versions": _versions(), "threads": threads,
               "validation_count": len(truth), "camera_copies": config["task"] not in SENSOR_TASKS, "gate": asdict(gate),
               "artifacts": {}}

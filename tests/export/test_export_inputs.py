@@ -114,7 +114,7 @@ def test_an_older_report_without_run_path_and_a_broken_one(tmp_path):
     import pytest
 
     from edge_runtime.errors import InputFileError
-    from export.run_export import check_out_folder
+    from export.report import check_out_folder
 
     out, run = tmp_path / "artifacts" / "brick", tmp_path / "runs" / "brick"
     out.mkdir(parents=True)
