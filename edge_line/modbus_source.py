@@ -57,7 +57,8 @@ class ModbusSource:
         kind = options.get("kind", "holding")
         if kind not in ("holding", "input"):
             raise SourceError(f"--sensor {spec}: kind={kind}, expected holding or input")
-        if not parts.hostname or not 0 < rate < math.inf or not math.isfinite(scale) or start < 0 or not 1 <= count <= 125:
+        if (not parts.hostname or not 0 < rate < math.inf or not math.isfinite(scale) or start < 0
+                or not 1 <= count <= 125):
             raise SourceError(f"--sensor {spec}: expected modbus://HOST:PORT?start=N&count=C (1-125)&rate=HZ (> 0)"
                               "&scale=X (a finite number)")
         if count != len(channels):

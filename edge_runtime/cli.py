@@ -248,13 +248,14 @@ def _check_source_options(opts: dict, given: set[str]) -> None:
         return
     source = opts["source"] or ""
     camera = opts["camera"] is not None or source.startswith("csi://")
-    stream = "://" in source or " ! " in source
-    kind = ("a camera" if camera else "a stream" if stream else "an image folder" if Path(source).is_dir()
-            else "a video file")
+    stream = not camera and ("://" in source or " ! " in source)
+    folder = not (camera or stream) and Path(source).is_dir()
+    video_file = not (camera or stream or folder)
+    kind = "a camera" if camera else "a stream" if stream else "an image folder" if folder else "a video file"
     which = f"--camera {opts['camera']}" if opts["camera"] is not None else f"--source {source}"
     # max_outage_s: how long reconnecting goes on, so nothing without --reconnect either
     unused = [name for name, applies in (*((n, camera) for n in _CAMERA_SETTINGS),
-                                         ("realtime", kind == "a video file"), ("loop", not (camera or stream)),
+                                         ("realtime", video_file), ("loop", folder or video_file),
                                          ("max_outage_s", (camera or stream) and opts["reconnect"]))
               if not applies and name in given and opts[name] is not None and opts[name] is not False]
     if unused:

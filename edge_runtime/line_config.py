@@ -49,7 +49,7 @@ def _parse_error(exc: Exception, path: Path) -> str:
     return f"line {number}: {what}{hint}"
 
 
-def _refuse_repeated_keys(path: Path) -> None:
+def _check_keys(path: Path) -> None:
     """OpenCV keeps one of two equal keys without a word (and `max-frames` beside `max_frames` is two keys to it):
     a station file that says two things about one option is refused, naming the lines. So is a key without a value,
     which OpenCV reads as the text '...'."""
@@ -90,7 +90,7 @@ def load_line_config(path: str | Path, known: set[str]) -> dict:
     if not root.isMap():  # a list or a bare value at the top (found by fuzzing: a file holding "-")
         storage.release()
         raise InputFileError(f"--config {path} must be `key: value` lines, one per option")
-    _refuse_repeated_keys(path)
+    _check_keys(path)
     values = {}
     for key in root.keys():
         name = key.replace("-", "_")

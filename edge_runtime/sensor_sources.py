@@ -9,7 +9,6 @@ What a source's `read` returns (`Samples`, `Problem`, `WAIT`) is `sensor_samples
 from __future__ import annotations
 
 import math
-
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit

@@ -18,10 +18,10 @@ from edge_runtime.datasets import GOOD, labeled_images, ordered_labels
 from edge_runtime.errors import DatasetLayoutError
 from edge_runtime.metadata import ModelInfo
 from edge_runtime.metrics import classification_metrics
-from train.fit import check_finite
 from train import distributed
 from train.augment import augment
 from train.checkpoint import save_checkpoint
+from train.fit import check_finite
 from train.images import ImageSet, aspect_warning, files_sha256, load_image_set, split_train_val
 from train.models import create_model
 
